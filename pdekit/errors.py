@@ -1,0 +1,37 @@
+"""The error types pdekit raises on bad input. Each message names what is wrong and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class PdekitError(Exception):
+    """Base class of pdekit's own errors."""
+
+
+class UnknownNameError(PdekitError, ValueError):
+    """An unknown problem, solver, parameter or option name; the message lists the valid ones."""
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+        self.kind, self.name, self.valid = kind, name, sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or '(none)'}")
+
+
+class ParameterError(PdekitError, ValueError):
+    """A parameter or config value out of its allowed range or of the wrong type."""
+
+
+class UnsupportedPairError(PdekitError, ValueError):
+    """A solver that cannot solve the requested problem; the message says why and who can."""
+
+
+class CheckpointError(PdekitError, ValueError):
+    """A checkpoint that is missing, corrupt, of another format, problem or solver."""
+
+
+class MeshError(PdekitError, ValueError):
+    """A mesh file that is missing, corrupt or unsupported."""
+
+
+class DivergenceError(PdekitError, RuntimeError):
+    """Training diverged and could not be recovered; the last good checkpoint is intact."""

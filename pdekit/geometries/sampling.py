@@ -1,0 +1,46 @@
+"""Point samplers on the unit hypercube: quasi-random (scipy.stats.qmc) and uniform random.
+
+Every sampler draws its randomness from a ``numpy.random.Generator`` that the caller owns, so a
+training run that saves the generator's state resumes with the same points.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.stats import qmc
+
+from pdekit.errors import UnknownNameError
+
+METHODS = ("sobol", "halton", "lhs", "uniform")
+
+
+def unit_samples(n: int, dim: int, method: str = "sobol", rng=None) -> np.ndarray:
+    """``n`` points in [0, 1)^dim.
+
+    Parameters
+    ----------
+    method:
+        ``"sobol"`` (scrambled Sobol, Owen 1998), ``"halton"`` (scrambled), ``"lhs"`` (Latin
+        hypercube) or ``"uniform"`` (i.i.d. uniform).
+    rng:
+        ``numpy.random.Generator`` or seed; the scrambling and the uniform draws use it.
+    """
+    if n < 0:
+        raise ValueError(f"number of points must be >= 0; got {n}")
+    rng = np.random.default_rng(rng)
+    if n == 0:
+        return np.zeros((0, dim))
+    if method == "uniform":
+        return rng.random((n, dim))
+    if method == "sobol":
+        engine = qmc.Sobol(dim, scramble=True, seed=rng)
+        with warnings.catch_warnings():  # balance properties need powers of two: not required
+            warnings.simplefilter("ignore", UserWarning)
+            return engine.random(n)
+    if method == "halton":
+        return qmc.Halton(dim, scramble=True, seed=rng).random(n)
+    if method == "lhs":
+        return qmc.LatinHypercube(dim, seed=rng).random(n)
+    raise UnknownNameError("sampling method", method, METHODS)

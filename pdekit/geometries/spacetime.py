@@ -1,0 +1,79 @@
+"""Time domains and space-time products: points are (x[, y[, z]], t), time in the last column."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pdekit.errors import ParameterError
+from pdekit.geometries.base import Geometry
+from pdekit.geometries.sampling import unit_samples
+
+
+class TimeDomain:
+    """The time interval [t0, t1]."""
+
+    def __init__(self, t0: float, t1: float):
+        if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
+            raise ParameterError(f"need finite t0 < t1; got t0={t0}, t1={t1}")
+        self.t0, self.t1 = float(t0), float(t1)
+
+    def __repr__(self) -> str:
+        return f"TimeDomain({self.t0}, {self.t1})"
+
+
+class SpaceTime:
+    """The product of a spatial :class:`Geometry` and a :class:`TimeDomain`.
+
+    Interior points are drawn jointly in (space, time); boundary points are spatial boundary
+    points at random times, with the spatial outward normal; initial points lie at ``t0``.
+    """
+
+    def __init__(self, space: Geometry, time: TimeDomain):
+        self.space, self.time = space, time
+        self.dim = space.dim + 1
+
+    @property
+    def bounds(self) -> np.ndarray:
+        b = self.space.bounds
+        return np.concatenate([b, [[self.time.t0], [self.time.t1]]], axis=1)
+
+    @property
+    def periodic(self) -> tuple[bool, ...]:
+        return tuple(self.space.periodic) + (False,)
+
+    @property
+    def boundary_tags(self) -> tuple[str, ...]:
+        return self.space.boundary_tags
+
+    def volume(self) -> float:
+        return self.space.volume() * (self.time.t1 - self.time.t0)
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(x)
+        t = x[:, -1]
+        return self.space.contains(x[:, :-1]) & (t >= self.time.t0) & (t <= self.time.t1)
+
+    def sample_times(self, n: int, rng=None, method: str = "sobol") -> np.ndarray:
+        u = unit_samples(n, 1, method, rng)[:, 0]
+        return self.time.t0 + (self.time.t1 - self.time.t0) * u
+
+    def sample_interior(self, n: int, rng=None, method: str = "sobol") -> np.ndarray:
+        rng = np.random.default_rng(rng)
+        # one joint (space, time) draw keeps the quasi-random structure in all dimensions
+        xs = self.space.sample_interior(n, rng, method)
+        return np.concatenate([xs, self.sample_times(n, rng, method)[:, None]], axis=1)
+
+    def sample_boundary(
+        self, n: int, tag: str | None = None, rng=None, method: str = "sobol"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(rng)
+        xs, normals = self.space.sample_boundary(n, tag, rng, method)
+        t = self.sample_times(len(xs), rng, method)
+        return np.concatenate([xs, t[:, None]], axis=1), normals
+
+    def sample_initial(self, n: int, rng=None, method: str = "sobol") -> np.ndarray:
+        xs = self.space.sample_interior(n, rng, method)
+        return np.concatenate([xs, np.full((len(xs), 1), self.time.t0)], axis=1)
+
+    def __repr__(self) -> str:
+        return f"SpaceTime({self.space!r}, {self.time!r})"

@@ -1,0 +1,3 @@
+"""Convection-diffusion family: linear convection, Burgers, Allen-Cahn, ..."""
+
+from pdekit.problems.convection_diffusion import convection  # noqa: F401

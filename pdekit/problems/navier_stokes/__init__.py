@@ -1,0 +1,3 @@
+"""Incompressible Navier-Stokes family: Kovasznay, Taylor-Green, lid-driven cavity, ..."""
+
+from pdekit.problems.navier_stokes import kovasznay  # noqa: F401

@@ -1,0 +1,3 @@
+"""Generalised porous medium family u_t = div(k(u) grad u): heat, PME, Stefan, ..."""
+
+from pdekit.problems.porous_medium import heat  # noqa: F401

@@ -1,0 +1,54 @@
+"""The problem registry: ``@register("family/name")`` and lookup by name."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pdekit.errors import UnknownNameError
+from pdekit.problems.base import Problem
+
+_REGISTRY: dict[str, type[Problem]] = {}
+
+
+def register(name: str):
+    """Class decorator: register a Problem subclass under ``"family/name"``."""
+    if name.count("/") != 1:
+        raise ValueError(f"problem names are 'family/name'; got {name!r}")
+
+    def deco(cls: type[Problem]) -> type[Problem]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"problem {name!r} is already registered to {_REGISTRY[name]}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def names() -> list[str]:
+    """All registered problem names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_class(name: str) -> type[Problem]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("problem", name, names()) from None
+
+
+def get(name: str, **params: Any) -> Problem:
+    """The problem ``name`` with its parameters (the literature's defaults where not given).
+
+    Raises
+    ------
+    UnknownNameError: an unknown problem or parameter name (lists the valid ones).
+    ParameterError: a parameter of the wrong type or out of range (names the range).
+    """
+    cls = get_class(name)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key in params:
+        if key not in valid:
+            raise UnknownNameError(f"parameter of {name}", key, valid)
+    return cls(**params)
