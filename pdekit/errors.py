@@ -1,4 +1,4 @@
-"""The error types pdekit raises on bad input. Each message names what is wrong and what is allowed."""
+"""Errors pdekit raises on bad input; each message names what is wrong and what is allowed."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ class Fields:
         return self._cache[key]
 
     def d(self, field: str, spec: Spec) -> torch.Tensor:
-        """Derivative of ``field`` named by ``spec`` (``"x"``, ``"xx"``, ``"xy"``, ``("x", "t")``)."""
+        """Derivative of ``field`` named by ``spec``: ``"x"``, ``"xx"``, ``"xy"``."""
         self._check_field(field)
         key = parse_spec(spec, self.coordinates)
         if self._declared is not None and key not in self._declared.get(field, frozenset()):

@@ -39,7 +39,7 @@ class TensorGrid:
 
 
 def uniform_axis(lo: float, hi: float, n: int, periodic: bool = False) -> np.ndarray:
-    """``n`` equispaced values on [lo, hi]; on a periodic axis the duplicate endpoint hi is left out."""
+    """``n`` equispaced values on [lo, hi]; a periodic axis leaves out the duplicate endpoint hi."""
     if periodic:
         return lo + (hi - lo) * np.arange(n) / n
     return np.linspace(lo, hi, n)

@@ -1,4 +1,4 @@
-"""Axis-aligned primitives: interval, rectangle, box (any dimension, periodic directions allowed)."""
+"""Axis-aligned primitives: interval, rectangle, box (any dimension, periodic axes allowed)."""
 
 from __future__ import annotations
 

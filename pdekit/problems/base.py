@@ -60,7 +60,7 @@ def param(
 
 
 def describe_range(meta: Mapping[str, Any]) -> str:
-    """Human-readable allowed range of a parameter (``"(0, 1)"``, ``"[1, 6]"``, ``"one of ..."``)."""
+    """Human-readable allowed range of a parameter: ``"(0, 1)"``, ``"[1, 6]"``, ``"one of ..."``."""
     if meta.get("choices") is not None:
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
     low, high = meta.get("low"), meta.get("high")
