@@ -2,10 +2,10 @@
 
 A space-time solution on a tensor grid is written as one ``.vts`` structured grid per time step
 (``<stem>/<stem>_0000.vts``, ...) in a folder beside a ``.pvd`` file listing them with their
-physical times; a steady solution as one ``.vts`` plus a ``.pvd`` with the single time 0. Point arrays carry the
-problem's field names, ``{field}_reference`` and ``{field}_error``; velocity components
-(u, v[, w]) are also written as one 3-component vector ``U`` (and ``U_reference``) so ParaView's
-glyph and stream-tracer filters work directly.
+physical times; a steady solution as one ``.vts`` plus a ``.pvd`` with the single time 0.
+Point arrays carry the problem's field names, ``{field}_reference`` and ``{field}_error``;
+velocity components (u, v[, w]) are also written as one 3-component vector ``U`` (and
+``U_reference``) so ParaView's glyph and stream-tracer filters work directly.
 """
 
 from __future__ import annotations
