@@ -10,5 +10,17 @@ from pdekit.core.fields import (
     parse_spec,
     spec_name,
 )
+from pdekit.core.spectral import SpectralFields
+from pdekit.core.stencil import Boundary, Side, StencilFields
 
-__all__ = ["AutogradFields", "Fields", "UndeclaredDerivativeError", "parse_spec", "spec_name"]
+__all__ = [
+    "AutogradFields",
+    "Boundary",
+    "Fields",
+    "Side",
+    "SpectralFields",
+    "StencilFields",
+    "UndeclaredDerivativeError",
+    "parse_spec",
+    "spec_name",
+]
