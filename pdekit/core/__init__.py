@@ -12,14 +12,17 @@ from pdekit.core.fields import (
 )
 from pdekit.core.spectral import SpectralFields
 from pdekit.core.stencil import Boundary, Side, StencilFields
+from pdekit.core.taylor import Jet, TaylorFields
 
 __all__ = [
     "AutogradFields",
     "Boundary",
     "Fields",
+    "Jet",
     "Side",
     "SpectralFields",
     "StencilFields",
+    "TaylorFields",
     "UndeclaredDerivativeError",
     "parse_spec",
     "spec_name",
