@@ -9,7 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+if "OMP_NUM_THREADS" not in os.environ:  # respect an explicit setting (shared machines)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pdekit.core.fields import AutogradFields, Fields
+from pdekit.core.fields import AutogradFields, Fields, parse_spec
+from pdekit.core.taylor import TaylorFields
 from pdekit.geometries.sampling import METHODS
 from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import Problem
 from pdekit.solvers.config import check
 
-ENGINES = ("autograd",)
+ENGINES = ("auto", "taylor", "autograd")
 
 
 @dataclass
@@ -64,11 +65,28 @@ class WeightsConfig:
 
 
 def make_fields(
-    model: torch.nn.Module, points: torch.Tensor, problem: Problem, engine: str = "autograd"
+    model: torch.nn.Module, points: torch.Tensor, problem: Problem, engine: str = "auto"
 ) -> Fields:
-    """The fields of ``model`` at ``points`` through the chosen engine of the core."""
-    if engine != "autograd":
+    """The fields of ``model`` at ``points`` through an engine of the core.
+
+    ``"taylor"``: forward Taylor propagation (networks with ``forward_taylor``); ``"autograd"``:
+    nested reverse mode (any network); ``"auto"``: Taylor where the network supports it and the
+    problem declares second derivatives, else autograd. Measured on 1 CPU thread, 4x64 tanh MLP,
+    2048 points per step: Kovasznay (u, v, p; 2nd derivatives) 34 ms/step Taylor vs 73
+    autograd; linear convection (1st derivatives only) 25 ms/step Taylor vs 14.5 autograd.
+    """
+    if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; available: {ENGINES}")
+    second = any(
+        len(parse_spec(s, problem.coordinates)) > 1
+        for specs in problem.derivatives.values()
+        for s in specs
+    )
+    want_taylor = engine == "taylor" or (engine == "auto" and second)
+    if want_taylor and TaylorFields.supports(model):
+        return TaylorFields(model, points, problem.coordinates, problem.fields, problem.derivatives)
+    if engine == "taylor":
+        raise ValueError(f"{type(model).__name__} has no forward_taylor: use engine 'autograd'")
     pts = points.detach().requires_grad_(True)
     out = model(pts)
     values = {name: out[:, i] for i, name in enumerate(problem.fields)}
@@ -122,7 +140,7 @@ class PhysicsLoss:
         device: torch.device,
         dtype: torch.dtype,
         periodic_by_loss: bool = False,
-        engine: str = "autograd",
+        engine: str = "auto",
     ):
         self.problem = problem
         self.sampling = sampling

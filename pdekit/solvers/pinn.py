@@ -35,8 +35,9 @@ class PINNConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    #: derivative engine of the core used for residuals
-    engine: str = "autograd"
+    #: derivative engine of the core for residuals: auto (Taylor where the network supports
+    #: it), taylor, or autograd
+    engine: str = "auto"
 
     def __post_init__(self):
         check(self, "engine", self.engine, choices=ENGINES)
