@@ -92,3 +92,28 @@ def test_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         GridReference(description="d", accuracy="a", **args)
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_interpolation_error_estimate_tracks_true_error(order):
+    ref = make(32, order)
+    pts = np.random.default_rng(2).uniform(0, 1, (4000, 3))
+    true = np.abs(ref(pts)["u"] - smooth(*pts.T)).max()
+    est = ref.interpolation_error_estimate()
+    # an asymptotic estimate from the 2h grid: right to within a factor 3 on this smooth field
+    assert true / 3 < est < 3 * true, (est, true)
+
+
+def test_short_axis_uses_all_its_nodes():
+    t = np.array([0.0, 0.5, 1.0])
+    x = uniform_axis(0, 1, 8, periodic=True)
+    X, T = np.meshgrid(x, t, indexing="ij")
+    ref = GridReference(
+        {"x": x, "t": t},
+        {"u": 1 + T - 2 * T**2 + 0 * X},
+        (True, False),
+        description="d",
+        accuracy="a",
+    )
+    # three nodes in t: quadratic interpolation, exact for a quadratic
+    assert ref(np.array([[0.3, 0.7]]))["u"][0] == pytest.approx(1 + 0.7 - 2 * 0.49, abs=1e-14)

@@ -1,3 +1,3 @@
 """Incompressible Navier-Stokes family: Kovasznay, Taylor-Green, lid-driven cavity, ..."""
 
-from pdekit.problems.navier_stokes import kovasznay  # noqa: F401
+from pdekit.problems.navier_stokes import kolmogorov, kovasznay, taylor_green  # noqa: F401
