@@ -29,6 +29,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from pdekit.core import spectral
 from pdekit.problems.references import etdrk4
 
 #: the time order of :func:`solve` (ETDRK4)
@@ -39,10 +40,11 @@ Forcing = torch.Tensor | Callable[[float], torch.Tensor] | None
 
 @dataclass(frozen=True)
 class SpectralGrid:
-    """An n x n periodic grid on [0, length)^2 and its rfft2 wavenumbers.
+    """An n x n periodic grid on [0, length)^2 and its Fourier multipliers (cached).
 
     Arrays are indexed [i, j] with x = i h along axis 0 and y = j h along axis 1 ('ij').
     In Fourier space axis 0 holds all kx, axis 1 the non-negative ky (``torch.fft.rfft2``).
+    The multipliers come from the core's spectral operators (:mod:`pdekit.core.spectral`).
     """
 
     n: int
@@ -58,75 +60,46 @@ class SpectralGrid:
     def h(self) -> float:
         return self.length / self.n
 
+    @property
+    def lengths(self) -> tuple[float, float]:
+        return (self.length, self.length)
+
     def axis(self) -> np.ndarray:
         """The node coordinates 0, h, ..., length - h."""
         return self.length * np.arange(self.n) / self.n
 
-    @cached_property
-    def _int_wavenumbers(self) -> tuple[torch.Tensor, torch.Tensor]:
-        kx = torch.fft.fftfreq(self.n, 1.0 / self.n, dtype=self.dtype, device=self.device)
-        ky = torch.fft.rfftfreq(self.n, 1.0 / self.n, dtype=self.dtype, device=self.device)
-        return kx[:, None], ky[None, :]
-
-    @cached_property
-    def wavenumbers(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Angular wavenumbers (kx (n, 1), ky (1, n//2 + 1)) = 2 pi m / length."""
-        kx, ky = self._int_wavenumbers
-        scale = 2 * math.pi / self.length
-        return kx * scale, ky * scale
-
-    @cached_property
-    def odd_wavenumbers(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The wavenumbers of odd derivatives: the Nyquist mode |m| = n/2 set to zero, so the
-        derivative of a real field stays real."""
-        return tuple(
-            torch.where(m.abs() == self.n // 2, torch.zeros_like(k), k)
-            for m, k in zip(self._int_wavenumbers, self.wavenumbers)
+    def _multiplier(self, orders: tuple[int, int]) -> torch.Tensor:
+        return spectral.multiplier(
+            (self.n, self.n), self.lengths, orders, dtype=self.dtype, device=self.device
         )
 
     @cached_property
     def laplacian_symbol(self) -> torch.Tensor:
         """The Fourier symbol -|k|^2 of the Laplacian, shape (n, n//2 + 1)."""
-        kx, ky = self.wavenumbers
+        kx, ky = spectral.wavenumbers(
+            (self.n, self.n), self.lengths, dtype=self.dtype, device=self.device
+        )
         return -(kx**2 + ky**2)
 
     @cached_property
     def dealias_mask(self) -> torch.Tensor:
-        """2/3 rule: True for the modes kept, |m_x| < n/3 and |m_y| < n/3."""
-        kx, ky = self._int_wavenumbers
-        return (kx.abs() < self.n / 3) & (ky.abs() < self.n / 3)
+        """2/3 rule (Orszag 1971): 1 on the kept modes |m_x|, |m_y| < n/3, else 0."""
+        return spectral.dealias_mask((self.n, self.n), dtype=self.dtype, device=self.device)
 
     @cached_property
     def advection_symbols(self) -> torch.Tensor:
         """Fourier multipliers (4, n, n//2 + 1) taking w to (u, v, w_x, w_y) = (psi_y, -psi_x,
         w_x, w_y) with -lap psi = w (the mean mode maps to zero)."""
-        kx, ky = self.odd_wavenumbers
         k2 = -self.laplacian_symbol
-        inv = torch.where(k2 == 0, torch.zeros_like(k2), 1 / torch.where(k2 == 0, 1, k2))
-        return torch.stack(
-            torch.broadcast_tensors(
-                1j * ky * inv, -1j * kx * inv, 1j * kx + 0 * ky, 1j * ky + 0 * kx
-            )
-        )
-
-
-def derivative(w_hat: torch.Tensor, grid: SpectralGrid, axis: int) -> torch.Tensor:
-    """Fourier coefficients of d/dx (axis 0) or d/dy (axis 1) of a field given by ``w_hat``."""
-    return 1j * grid.odd_wavenumbers[axis] * w_hat
-
-
-def streamfunction(w_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
-    """psi_hat with -lap psi = w and zero mean (the mean of w must vanish on the torus)."""
-    k2 = -grid.laplacian_symbol
-    psi = w_hat / torch.where(k2 == 0, torch.ones_like(k2), k2)
-    psi[..., 0, 0] = 0
-    return psi
+        inv = torch.where(k2 > 0, 1 / torch.where(k2 > 0, k2, torch.ones_like(k2)), 0.0)
+        dx, dy = self._multiplier((1, 0)), self._multiplier((0, 1))
+        return torch.stack(torch.broadcast_tensors(dy * inv, -dx * inv, dx, dy))
 
 
 def velocity(w_hat: torch.Tensor, grid: SpectralGrid) -> tuple[torch.Tensor, torch.Tensor]:
     """Fourier coefficients of (u, v) = (psi_y, -psi_x) from the vorticity's."""
-    psi = streamfunction(w_hat, grid)
-    return derivative(psi, grid, 1), -derivative(psi, grid, 0)
+    sym = grid.advection_symbols
+    return sym[0] * w_hat, sym[1] * w_hat
 
 
 def advection(w_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
@@ -148,10 +121,6 @@ def max_speed(w_hat: torch.Tensor, grid: SpectralGrid) -> float:
 def to_fourier(w: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
     """Dealiased Fourier coefficients of a physical field (n, n)."""
     return grid.dealias_mask * torch.fft.rfft2(w.to(grid.dtype))
-
-
-def to_physical(w_hat: torch.Tensor, grid: SpectralGrid) -> torch.Tensor:
-    return torch.fft.irfft2(w_hat, s=(grid.n, grid.n))
 
 
 @dataclass
@@ -223,12 +192,5 @@ def solve(
 def velocity_from_vorticity(w: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray]:
     """Physical (u, v) from physical vorticity snapshots (..., n, n) on [0, length)^2 (spectral)."""
     wt = torch.as_tensor(np.asarray(w, dtype=np.float64))
-    grid = SpectralGrid(wt.shape[-1], length)
-    if wt.shape[-2] != grid.n:
-        raise ValueError(f"vorticity must be square in its last two axes; got {tuple(wt.shape)}")
-    u_hat, v_hat = velocity(torch.fft.rfft2(wt), grid)
-    n = grid.n
-    return (
-        torch.fft.irfft2(u_hat, s=(n, n)).numpy(),
-        torch.fft.irfft2(v_hat, s=(n, n)).numpy(),
-    )
+    u, v = spectral.velocity_from_vorticity(wt, (length, length))
+    return u.numpy(), v.numpy()
