@@ -79,6 +79,10 @@ class Jet:
     data:
         Tensor ``(1 + k + m, n, h)``: slot 0 the value, slots 1..k the first derivatives along
         the k directions, then one slot per second-derivative pair.
+    offset:
+        None, or a feature vector (h,) still to be added to the value slot: an affine layer's
+        bias is kept aside until the next elementwise function, so no full-size tensor is
+        rewritten (or sliced in the backward pass) to add it.
     nfirst:
         k, the number of first-derivative directions.
     pairs:
@@ -86,14 +90,20 @@ class Jet:
         derivative is carried.
     """
 
-    __slots__ = ("data", "nfirst", "pairs", "_ia", "_ib")
+    __slots__ = ("data", "offset", "nfirst", "pairs", "_diag")
 
-    def __init__(self, data: torch.Tensor, nfirst: int, pairs: Sequence[tuple[int, int]]):
+    def __init__(
+        self,
+        data: torch.Tensor,
+        nfirst: int,
+        pairs: Sequence[tuple[int, int]],
+        offset: torch.Tensor | None = None,
+    ):
         self.data = data
+        self.offset = offset
         self.nfirst = nfirst
         self.pairs = tuple((int(a), int(b)) for a, b in pairs)
-        self._ia = [a for a, _ in self.pairs]
-        self._ib = [b for _, b in self.pairs]
+        self._diag = _diagonal_run(self.pairs)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -108,29 +118,39 @@ class Jet:
         second = points.new_zeros(len(pairs), n, d)
         return cls(torch.cat([points[None], first, second]), len(directions), pairs)
 
-    def like(self, data: torch.Tensor) -> Jet:
+    def like(self, data: torch.Tensor, offset: torch.Tensor | None = None) -> Jet:
+        """A jet with the same directions and pairs holding ``data`` (+ ``offset``)."""
         out = Jet.__new__(Jet)
-        out.data, out.nfirst, out.pairs, out._ia, out._ib = (
-            data,
-            self.nfirst,
-            self.pairs,
-            self._ia,
-            self._ib,
-        )
+        out.data, out.offset, out.nfirst = data, offset, self.nfirst
+        out.pairs, out._diag = self.pairs, self._diag
         return out
 
     # -- views -------------------------------------------------------------------------------
+    def parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(value (n, h), first (k, n, h), second (m, n, h)), the offset added to the value."""
+        k = self.nfirst
+        v, g, s = self.data.split([1, k, self.data.shape[0] - 1 - k])
+        v = v.squeeze(0)  # a view: indexing v[0] would scatter into zeros in the backward
+        return (v if self.offset is None else v + self.offset), g, s
+
     @property
     def value(self) -> torch.Tensor:
-        return self.data[0]
+        return self.parts()[0]
 
     @property
     def first(self) -> torch.Tensor:
-        return self.data[1 : 1 + self.nfirst]
+        return self.parts()[1]
 
     @property
     def second(self) -> torch.Tensor:
-        return self.data[1 + self.nfirst :]
+        return self.parts()[2]
+
+    def stacked(self) -> torch.Tensor:
+        """``data`` with the offset applied: (1 + k + m, n, h)."""
+        if self.offset is None:
+            return self.data
+        v, rest = self.data.split([1, self.data.shape[0] - 1])
+        return torch.cat([v + self.offset, rest])
 
     @property
     def width(self) -> int:
@@ -139,70 +159,93 @@ class Jet:
     # -- linear operations -------------------------------------------------------------------
     def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Jet:
         """``x W^T + b`` (``torch.nn.Linear`` convention): one matmul over all slots."""
-        out = torch.matmul(self.data, weight.t())
-        if bias is not None:
-            out[0].add_(bias)  # the bias enters the value only; matmul keeps no output for backward
-        return self.like(out)
+        return self.like(torch.matmul(self.stacked(), weight.t()), bias)
 
     def affine(self, scale, shift=None) -> Jet:
         """Featurewise ``scale * x + shift`` (scale, shift broadcast over the feature axis)."""
-        out = self.data * scale
+        offset = None if self.offset is None else self.offset * scale
         if shift is not None:
-            out[0].add_(shift)
-        return self.like(out)
+            offset = shift if offset is None else offset + shift
+        return self.like(self.data * scale, offset)
 
     def select(self, columns: Sequence[int]) -> Jet:
         """The features ``columns`` (a copy)."""
-        return self.like(self.data[..., list(columns)])
+        cols = list(columns)
+        return self.like(self.data[..., cols], None if self.offset is None else self.offset[cols])
 
     def narrow(self, start: int, length: int) -> Jet:
         """The features ``start .. start + length - 1`` (a view)."""
-        return self.like(self.data.narrow(-1, start, length))
+        off = None if self.offset is None else self.offset.narrow(-1, start, length)
+        return self.like(self.data.narrow(-1, start, length), off)
 
     def __add__(self, other: Jet) -> Jet:
-        return self.like(self.data + other.data)
+        return self.like(self.data + other.data, _add(self.offset, other.offset))
 
     def __sub__(self, other: Jet) -> Jet:
-        return self.like(self.data - other.data)
+        neg = None if other.offset is None else -other.offset
+        return self.like(self.data - other.data, _add(self.offset, neg))
 
     def __neg__(self) -> Jet:
-        return self.like(-self.data)
+        return self.like(-self.data, None if self.offset is None else -self.offset)
 
     def add_constant(self, c) -> Jet:
         """``x + c``: the value shifts, derivatives do not."""
-        out = self.data.clone()
-        out[0].add_(c)
-        return self.like(out)
+        return self.like(self.data, _add(self.offset, torch.as_tensor(c, dtype=self.data.dtype)))
 
     # -- nonlinear operations ----------------------------------------------------------------
+    def _pair_products(self, g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``g_a * h_b`` for every carried pair (a, b): (m, n, w)."""
+        m = len(self.pairs)
+        if self._diag is not None:  # pure second derivatives of consecutive directions
+            cut = [self._diag, m, g.shape[0] - self._diag - m]  # split: no slice-backward scatter
+            gd = g.split(cut)[1]
+            return gd * gd if h is g else gd * h.split(cut)[1]
+        gs = g.unbind(0)
+        hs = gs if h is g else h.unbind(0)
+        return torch.stack([gs[a] * hs[b] for a, b in self.pairs])
+
     def apply(self, name: str) -> Jet:
         """Elementwise function ``name`` (tanh, sin, cos, gelu, softplus) by the chain rule."""
         try:
             fn = ELEMENTWISE[name]
         except KeyError:
             raise UnknownNameError("Taylor-mode elementwise function", name, ELEMENTWISE) from None
-        s0, s1, s2 = fn(self.data[0])
-        rest = s1 * self.data[1:]
+        v, g, s = self.parts()
+        s0, s1, s2 = fn(v)
+        out = [s0[None], s1 * g]
         if self.pairs:
-            g = self.first
-            rest[self.nfirst :].add_(s2 * g[self._ia] * g[self._ib])
-        return self.like(torch.cat([s0[None], rest]))
+            out.append(torch.addcmul(s1 * s, s2, self._pair_products(g, g)))
+        return self.like(torch.cat(out))
 
     def __mul__(self, other: Jet) -> Jet:
         """Elementwise product by the Leibniz rule."""
-        a, b = self.data, other.data
-        k = self.nfirst
-        va, vb = a[0], b[0]
-        rest = a[1:] * vb + va * b[1:]
+        va, ga, sa = self.parts()
+        vb, gb, sb = other.parts()
+        out = [(va * vb)[None], ga * vb + va * gb]
         if self.pairs:
-            ga, gb = a[1 : 1 + k], b[1 : 1 + k]
-            rest[k:].add_(ga[self._ia] * gb[self._ib] + ga[self._ib] * gb[self._ia])
-        return self.like(torch.cat([(va * vb)[None], rest]))
+            cross = self._pair_products(ga, gb)
+            cross = cross + (cross if self._diag is not None else self._pair_products(gb, ga))
+            out.append(sa * vb + va * sb + cross)
+        return self.like(torch.cat(out))
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _diagonal_run(pairs: tuple[tuple[int, int], ...]) -> int | None:
+    """First slot a if pairs are (a, a), (a+1, a+1), ...; else None."""
+    if not pairs or any(a != b for a, b in pairs):
+        return None
+    first = pairs[0][0]
+    return first if all(p[0] == first + i for i, p in enumerate(pairs)) else None
 
 
 def concat(jets: Sequence[Jet]) -> Jet:
     """Features of several jets side by side (same points, directions and pairs)."""
-    return jets[0].like(torch.cat([j.data for j in jets], dim=-1))
+    return jets[0].like(torch.cat([j.stacked() for j in jets], dim=-1))
 
 
 def supports(model) -> bool:
@@ -257,24 +300,28 @@ class TaylorFields(Fields):
         k = len(self.directions)
         for j, (a, b) in enumerate(self.pairs):
             self._slot[(self.directions[a], self.directions[b])] = 1 + k + j
-        self._out: torch.Tensor | None = None
+        self._out: dict[str, tuple[torch.Tensor, ...]] | None = None
 
     @staticmethod
     def supports(model) -> bool:
         """Whether ``model`` can be evaluated by this engine."""
         return supports(model)
 
-    def _outputs(self) -> torch.Tensor:
+    def _outputs(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Per field, its slots (value, first..., second...) as (n,) tensors."""
         if self._out is None:
             jet = Jet.input(self.points, self.directions, self.pairs)
             out = self.model.forward_taylor(jet)
             if out.width != len(self.fields):
                 raise ValueError(f"model has {out.width} outputs but fields are {self.fields}")
-            self._out = out.data
+            # unbind (not indexing): its backward stacks the used slots instead of scattering
+            # each into a zero tensor of the full output size
+            columns = out.stacked().unbind(-1)
+            self._out = {f: c.unbind(0) for f, c in zip(self.fields, columns)}
         return self._out
 
     def _value(self, field: str) -> torch.Tensor:
-        return self._outputs()[0, :, self.fields.index(field)]
+        return self._outputs()[field][0]
 
     def _derivative(self, field: str, key: Key) -> torch.Tensor:
         slot = self._slot.get(key)
@@ -282,7 +329,7 @@ class TaylorFields(Fields):
             raise ParameterError(
                 f"TaylorFields was not set up for d{field}/d{spec_name(key, self.coordinates)}"
             )
-        return self._outputs()[slot, :, self.fields.index(field)]
+        return self._outputs()[field][slot]
 
     def _coord(self, index: int) -> torch.Tensor:
         return self.points[:, index]
