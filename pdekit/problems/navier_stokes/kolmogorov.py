@@ -79,7 +79,8 @@ class Kolmogorov(Problem):
     function, -lap psi = w, u = psi_y, v = -psi_x.
 
     The FNO evolves to T = 50 (nu = 1e-3), 30 (1e-4) and 20 (1e-5); the default t_end = 10 keeps
-    the reference cheap (about 10 s on one CPU core at nu = 1e-3; 128^2 grid). The reference is
+    the reference cheap (a few seconds on one CPU core at nu = 1e-3 and 1e-4, 128^2 grid; about
+    20 s at nu = 1e-5, 256^2). The reference is
     our pseudo-spectral solver (:mod:`~pdekit.problems.references.spectral_ns`), cached.
     """
 
