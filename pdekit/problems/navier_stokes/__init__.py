@@ -1,3 +1,8 @@
 """Incompressible Navier-Stokes family: Kovasznay, Taylor-Green, lid-driven cavity, ..."""
 
-from pdekit.problems.navier_stokes import kovasznay  # noqa: F401
+from pdekit.problems.navier_stokes import (  # noqa: F401
+    kolmogorov,
+    kovasznay,
+    lid_driven_cavity,
+    taylor_green,
+)
