@@ -419,8 +419,8 @@ def _axis_fluxes_torch(phi, u, d, a, h, flux_lo, flux_hi, periodic, upwind, dim)
     a = torch.as_tensor(a, dtype=phi.dtype, device=phi.device)
     face_shape = list(phi.shape)
     face_shape[dim] = n + 1
-    d = d.expand(face_shape) if d.ndim == 0 else d
-    a = a.expand(face_shape) if a.ndim == 0 else a
+    d = torch.broadcast_to(d, face_shape)  # scalars, or face arrays shared by a batch
+    a = torch.broadcast_to(a, face_shape)
 
     def sl(lo, hi):
         return phi.narrow(dim, lo, hi - lo), u.narrow(dim, lo, hi - lo)
