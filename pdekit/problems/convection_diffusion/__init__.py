@@ -1,3 +1,8 @@
 """Convection-diffusion family: linear convection, Burgers, Allen-Cahn, ..."""
 
-from pdekit.problems.convection_diffusion import allen_cahn, convection  # noqa: F401
+from pdekit.problems.convection_diffusion import (  # noqa: F401
+    allen_cahn,
+    burgers,
+    convection,
+    gaussian_pulse,
+)
