@@ -40,6 +40,9 @@ class Check:
     |reference - boundary data|. t_min: the residual is checked for t >= t0 + t_min.
     wall_cells: residual skipped within this many cells of non-periodic spatial boundaries.
     exclude: points (n, ncoords) -> mask of points where the residual is not checked.
+    resolution: sample the reference on this evaluation grid (default: its own uniform grid).
+    bc_t_min: boundary data are compared for t >= t0 + bc_t_min (where initial and boundary
+    data disagree at t0, the corner is a discontinuity of the problem itself).
     """
 
     residual: float
@@ -49,6 +52,8 @@ class Check:
     t_min: float = 0.0
     wall_cells: int = 0
     exclude: Callable[[np.ndarray], np.ndarray] | None = None
+    resolution: dict[str, int] | None = None
+    bc_t_min: float = 0.0
 
 
 EXACT = Check(residual=1e-8, reason="closed form in float64 through autograd: round-off")
@@ -63,6 +68,25 @@ def near_lid_corners(radius: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 CHECKS: dict[str, Check] = {
+    "convection_diffusion/burgers": Check(
+        residual=2e-5,
+        resolution={"x": 1025, "t": 201},
+        exclude=lambda p: np.abs(p[:, 0]) < 0.1,
+        reason="Cole-Hopf quadrature sampled on 1025 x 201 points: measured 5.1e-6 outside "
+        "|x| < 0.1, and 3.3e-7 on 2049 x 401 (16x less per halving: the 4th-order stencil's "
+        "own truncation error, the quadrature is below it). Inside the shock layer (slope -152, "
+        "width ~ 3e-3) the stencil's differences are O(0.25) and say nothing of the reference.",
+    ),
+    "porous_medium/diffusion_sorption": Check(
+        residual=2e-4,
+        t_min=20.0,
+        bc_t_min=1.0,
+        reason="FV reference (1024 cells) resampled on the 1024 x 101 evaluation grid (dt = 5 s): "
+        "measured 5.5e-5 for t >= 20 s; before, the boundary layer from the initial jump "
+        "(u = 1 at x = 0 against u0 = 0.11) is thinner than the 5 s time differences resolve "
+        "(0.03 at t >= 1 s). Boundary data compared for t >= 1 s: at (0, 0) the initial and "
+        "boundary data disagree (a corner discontinuity of the problem); 0.0 measured after.",
+    ),
     "navier_stokes/kolmogorov": Check(
         residual=1e-3,
         t_min=1.0,
@@ -126,7 +150,7 @@ def test_reference_satisfies_residual(case):
         fields = AutogradFields(x, problem.exact(x), problem.coordinates, problem.derivatives)
         res = {k: v.detach().numpy() for k, v in problem.residual(fields).items()}
     else:
-        grid = _as_grid(problem, ref)
+        grid = _as_grid(problem, ref, check.resolution)
         fields = grid_fields(problem, grid, declared=problem.derivatives)
         mesh = _mesh(grid)
         keep = _keep(problem, check, mesh.reshape(-1, mesh.shape[-1])).reshape(mesh.shape[:-1])
@@ -148,7 +172,7 @@ def test_reference_matches_initial_condition(case):
     if isinstance(ref, ExactReference):
         pts = dom.sample_initial(256, rng=np.random.default_rng(1))
     else:
-        grid = _as_grid(problem, ref)
+        grid = _as_grid(problem, ref, check.resolution)
         t = grid.axes["t"]
         assert t[0] == pytest.approx(dom.time.t0, abs=1e-12), "the reference must start at t0"
         spatial = np.stack(
@@ -173,10 +197,14 @@ def test_reference_matches_boundary_conditions(case):
             pts, normals = dom.sample_boundary(128, bc.tag, rng=np.random.default_rng(2))
             got = _exact_boundary_values(problem, pts, normals, bc.kind)
         else:
-            pts, got = _grid_boundary_values(problem, _as_grid(problem, ref), bc)
+            pts, got = _grid_boundary_values(problem, _as_grid(problem, ref, check.resolution), bc)
         want = bc.value(torch.as_tensor(pts, dtype=torch.float64))
+        late = np.ones(len(pts), dtype=bool)
+        if problem.time_dependent:
+            late = pts[:, -1] >= dom.time.t0 + check.bc_t_min
         for f in bc.fields:
-            dev[(bc.tag, f)] = float(np.abs(got[f] - want[f].detach().numpy()).max())
+            diff = np.abs(np.asarray(got[f]) - want[f].detach().numpy())
+            dev[(bc.tag, f)] = float(diff[late].max())
     assert max(dev.values()) <= check.bc, (dev, check.reason)
 
 
@@ -188,10 +216,14 @@ class Grid:
     periodic: tuple[bool, ...]
 
 
-def _as_grid(problem, ref) -> Grid:
-    if isinstance(ref, GridReference):
+def _uniform(axes: dict[str, np.ndarray]) -> bool:
+    return all(np.allclose(np.diff(a), np.diff(a).mean(), rtol=1e-9, atol=0) for a in axes.values())
+
+
+def _as_grid(problem, ref, resolution=None) -> Grid:
+    if isinstance(ref, GridReference) and resolution is None and _uniform(ref.axes):
         return Grid(ref.axes, ref.values, ref.periodic)
-    g = problem.evaluation_grid()
+    g = problem.evaluation_grid(resolution)
     vals = ref(g.points())
     return Grid(
         g.axes, {k: v.reshape(g.shape) for k, v in vals.items()}, tuple(problem.domain().periodic)

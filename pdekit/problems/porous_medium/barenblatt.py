@@ -28,9 +28,10 @@ class Barenblatt(Problem):
         a = d / (d (m - 1) + 2),  b = a / d,  kappa = a (m - 1) / (2 m d),
 
     is a compactly supported pulse of constant mass whose edge |x| = sqrt(C/kappa) tau^b moves at
-    finite speed. We take C = kappa: the support has radius 1 at t = 0 and 2^b <= 2^(1/3) at t = 1,
-    well inside the box, so the zero Dirichlet data on the box are exact. The amplitude at t = 0
-    is kappa^(1/(m-1)) (0.083 for m = 2 in 1D).
+    finite speed. We take C = kappa: the support has radius 1 at t = 0 and 2^b < 2^(1/2) at
+    t = 1 (b < 1/2 for m > 1; 2^(1/3) for m = 2 in 1D), well inside the box, so the zero
+    Dirichlet data on the box are exact. The amplitude at t = 0 is kappa^(1/(m-1)) (0.083 for
+    m = 2 in 1D).
 
     Conservation form u_t + div F = 0, F = -k(u) grad u; the mass (:meth:`total_mass`) is
     constant.
