@@ -2,7 +2,7 @@
 
 from pdekit.geometries.base import Geometry
 from pdekit.geometries.csg import Ball, Difference, Disk, Intersection, Polygon, Sphere, Union
-from pdekit.geometries.grid import TensorGrid, uniform_axis
+from pdekit.geometries.grid import Grid, TensorGrid, uniform_axis
 from pdekit.geometries.mesh import MeshGeometry
 from pdekit.geometries.primitives import Box, Hyperrectangle, Interval, Rectangle
 from pdekit.geometries.sampling import unit_samples
@@ -14,6 +14,7 @@ __all__ = [
     "Difference",
     "Disk",
     "Geometry",
+    "Grid",
     "Hyperrectangle",
     "Intersection",
     "Interval",
