@@ -28,6 +28,8 @@ import numpy as np
 #: barycentric tolerance: a point whose smallest barycentric coordinate is >= -BARY_TOL in some
 #: simplex is located there (it lies on the closed simplex up to round-off of the affine map)
 BARY_TOL = 1e-10
+#: longest walk before falling back to testing every simplex of the point's grid cell
+MAX_STEPS = 64
 
 
 @numba.njit(cache=True)
@@ -86,9 +88,34 @@ def _build_bins(cell_lo, cell_hi, lo, inv_h, nb):
     return offsets, members, strides
 
 
+@numba.njit(inline="always")
+def _barycentric(x, s, origin, inverse, lam):
+    """Barycentric coordinates of x in simplex s (into lam); returns the smallest."""
+    d = x.size
+    total = 0.0
+    smallest = np.inf
+    for r in range(d):
+        acc = 0.0
+        for c in range(d):
+            acc += inverse[s, r, c] * (x[c] - origin[s, c])
+        lam[r + 1] = acc
+        total += acc
+        smallest = min(smallest, acc)
+    lam[0] = 1.0 - total
+    return min(smallest, lam[0])
+
+
 @numba.njit(parallel=True, cache=True)
-def _locate(points, lo, hi, inv_h, nb, strides, offsets, members, origin, inverse, tol):
-    """Simplex index (-1 outside) and barycentric coordinates of every point."""
+def _locate(
+    points, lo, hi, inv_h, nb, strides, offsets, members, start, neighbors, origin, inverse, tol
+):
+    """Simplex index (-1 outside) and barycentric coordinates of every point.
+
+    First a visibility walk (Lawson 1977; Devillers, Pion & Teillaud 2002) from the simplex
+    nearest the centre of the point's grid cell: step across the face opposite the most
+    negative barycentric coordinate until none is negative. It stops at the mesh boundary or
+    after MAX_STEPS steps; then every simplex listed in the grid cell is tested.
+    """
     n, d = points.shape
     found = np.full(n, -1, np.int64)
     bary = np.full((n, d + 1), np.nan)
@@ -102,35 +129,94 @@ def _locate(points, lo, hi, inv_h, nb, strides, offsets, members, origin, invers
                 break
             i = int(math.floor((x[k] - lo[k]) * inv_h[k]))
             flat += min(i, nb[k] - 1) * strides[k]
-        if outside:
+        if outside or start[flat] < 0:
+            continue
+        lam = np.empty(d + 1)
+        s = start[flat]
+        for _ in range(MAX_STEPS):
+            smallest = _barycentric(x, s, origin, inverse, lam)
+            if smallest >= -tol:
+                found[p] = s
+                bary[p] = lam
+                break
+            worst = 0
+            for r in range(1, d + 1):
+                if lam[r] < lam[worst]:
+                    worst = r
+            nxt = neighbors[s, worst]
+            if nxt < 0:
+                break
+            s = nxt
+        if found[p] >= 0:
             continue
         best = -1
         best_min = -np.inf
-        lam = np.empty(d + 1)
         best_lam = np.empty(d + 1)
         for j in range(offsets[flat], offsets[flat + 1]):
             s = members[j]
-            total = 0.0
-            smallest = np.inf
-            for r in range(d):
-                acc = 0.0
-                for c in range(d):
-                    acc += inverse[s, r, c] * (x[c] - origin[s, c])
-                lam[r + 1] = acc
-                total += acc
-                smallest = min(smallest, acc)
-            lam[0] = 1.0 - total
-            smallest = min(smallest, lam[0])
-            if smallest > best_min:
+            smallest = _barycentric(x, s, origin, inverse, lam)
+            if smallest > best_min and smallest >= -tol:
                 best_min = smallest
                 best = s
                 best_lam[:] = lam
                 if smallest >= 0.0:
                     break
-        if best >= 0 and best_min >= -tol:
+        if best >= 0:
             found[p] = best
             bary[p] = best_lam
     return found, bary
+
+
+@numba.njit(cache=True)
+def _nearest_members(offsets, members, centroid, lo, inv_h, nb):
+    """For each grid cell, its listed simplex with the centroid nearest the cell centre."""
+    d = lo.size
+    start = np.full(offsets.size - 1, -1, np.int64)
+    centre = np.empty(d)
+    for b in range(offsets.size - 1):
+        rem = b
+        for k in range(d - 1, -1, -1):  # C-order unravel of the flat grid-cell index
+            centre[k] = lo[k] + (rem % nb[k] + 0.5) / inv_h[k]
+            rem //= nb[k]
+        best = np.inf
+        for j in range(offsets[b], offsets[b + 1]):
+            s = members[j]
+            dist = 0.0
+            for k in range(d):
+                dist += (centroid[s, k] - centre[k]) ** 2
+            if dist < best:
+                best = dist
+                start[b] = s
+    return start
+
+
+def row_keys(rows: np.ndarray) -> np.ndarray:
+    """One comparable key per row of integers, independent of the order of its entries.
+
+    Rows of small non-negative integers are packed into one int64 (fast to sort); otherwise each
+    row becomes one opaque byte string.
+    """
+    rows = np.ascontiguousarray(np.sort(rows, axis=1).astype(np.int64))
+    bits = min(63 // max(rows.shape[1], 1), 62)
+    if rows.size and rows.min() >= 0 and rows.max() < 2**bits:
+        weights = (2**bits) ** np.arange(rows.shape[1] - 1, -1, -1, dtype=np.int64)
+        return rows @ weights
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
+
+
+def face_neighbors(simplices: np.ndarray) -> np.ndarray:
+    """(n, d + 1): the simplex across the face opposite each vertex (-1 on the boundary)."""
+    n, k = simplices.shape
+    opposite = np.array([[j for j in range(k) if j != i] for i in range(k)])
+    faces = simplices[:, opposite].reshape(-1, k - 1)  # face i of simplex s at row s * k + i
+    keys = row_keys(faces)
+    order = np.argsort(keys, kind="stable")
+    same = keys[order[1:]] == keys[order[:-1]]
+    a, b = order[:-1][same], order[1:][same]
+    neighbors = np.full(n * k, -1, dtype=np.int64)
+    neighbors[a] = b // k
+    neighbors[b] = a // k
+    return neighbors.reshape(n, k)
 
 
 class SimplexLocator:
@@ -181,9 +267,25 @@ class SimplexLocator:
         per_axis = per_axis * (budget / total) ** (1.0 / d)
         self.nb = np.clip(np.ceil(per_axis), 1, None).astype(np.int64)
         self.inv_h = self.nb / span
+        # number simplices bin by bin (by the bin of their centroid), so that the candidates of
+        # one grid cell lie close together in memory; `order` maps back to the caller's numbers
+        centroid = vert.mean(axis=1)
+        cell = np.minimum(((centroid - self.lo) * self.inv_h).astype(np.int64), self.nb - 1)
+        self.order = np.argsort(np.ravel_multi_index(tuple(cell.T), tuple(self.nb)), kind="stable")
+        self.origin = np.ascontiguousarray(self.origin[self.order])
+        self.inverse = np.ascontiguousarray(self.inverse[self.order])
         self.offsets, self.members, self.strides = _build_bins(
-            cell_lo, cell_hi, self.lo, self.inv_h, self.nb
+            cell_lo[self.order], cell_hi[self.order], self.lo, self.inv_h, self.nb
         )
+        rank = np.empty_like(self.order)
+        rank[self.order] = np.arange(n)
+        across = face_neighbors(simplices)[self.order]  # caller's numbers
+        self.neighbors = np.ascontiguousarray(np.where(across >= 0, rank[across], -1))
+        self.start = self._walk_starts(centroid[self.order])
+
+    def _walk_starts(self, centroid):
+        """Per grid cell: the listed simplex whose centroid is nearest the cell's centre."""
+        return _nearest_members(self.offsets, self.members, centroid, self.lo, self.inv_h, self.nb)
 
     def locate(self, points: np.ndarray, tol: float = BARY_TOL) -> tuple[np.ndarray, np.ndarray]:
         """Simplex holding each point and its barycentric coordinates.
@@ -199,7 +301,7 @@ class SimplexLocator:
         pts = np.ascontiguousarray(np.atleast_2d(points), dtype=np.float64)
         if pts.shape[1] != self.dim:
             raise ValueError(f"points must have {self.dim} columns; got shape {pts.shape}")
-        return _locate(
+        index, bary = _locate(
             pts,
             self.lo,
             self.hi,
@@ -208,10 +310,15 @@ class SimplexLocator:
             self.strides,
             self.offsets,
             self.members,
+            self.start,
+            self.neighbors,
             self.origin,
             self.inverse,
             float(tol),
         )
+        inside = index >= 0
+        index[inside] = self.order[index[inside]]
+        return index, bary
 
     def interpolate(self, values: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Piecewise-linear (barycentric) interpolation of nodal ``values`` at ``points``.

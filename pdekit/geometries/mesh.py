@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pdekit.core.locate import SimplexLocator, interpolate_barycentric
+from pdekit.core.locate import SimplexLocator, interpolate_barycentric, row_keys
 from pdekit.errors import MeshError, ParameterError, UnknownNameError
 from pdekit.geometries import simplex
 from pdekit.geometries.mesh_read import convert, read_meshio
@@ -200,7 +200,7 @@ class MeshGeometry:
         for face_type, chunks in faces.items():
             verts = np.concatenate([v for v, _ in chunks])
             owner = np.concatenate([o for _, o in chunks])
-            keys = _row_keys(verts)
+            keys = row_keys(verts)
             uniq, first, inverse, counts = np.unique(
                 keys, return_index=True, return_inverse=True, return_counts=True
             )
@@ -254,7 +254,7 @@ class MeshGeometry:
                         f"cell has {facet_type} faces"
                     )
                 uniq, number, _ = self._face_keys[facet_type]
-                keys = _row_keys(verts)
+                keys = row_keys(verts)
                 pos = np.clip(np.searchsorted(uniq, keys), 0, len(uniq) - 1)
                 missing = uniq[pos] != keys
                 if np.any(missing):
@@ -407,12 +407,6 @@ def _merge_blocks(blocks):
     for t, c in blocks:
         merged.setdefault(t, []).append(c)
     return {t: np.concatenate(c) for t, c in merged.items()}
-
-
-def _row_keys(rows: np.ndarray) -> np.ndarray:
-    """One comparable key per row, independent of the order of its entries."""
-    rows = np.ascontiguousarray(np.sort(rows, axis=1).astype(np.int64))
-    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
 
 
 def _check_count(n):
