@@ -74,6 +74,10 @@ class Hyperrectangle(CSGOperators):
     def sample_interior(self, n: int, rng=None, method: str = "sobol") -> np.ndarray:
         return self.lo + (self.hi - self.lo) * unit_samples(n, self.dim, method, rng)
 
+    def facet(self, tag: str) -> tuple[int, int]:
+        """(axis, side) of a boundary tag: side -1 at the lower bound, +1 at the upper."""
+        return self._tags[self._resolve(tag)]
+
     def facet_area(self, tag: str) -> float:
         axis, _ = self._tags[self._resolve(tag)]
         span = np.delete(self.hi - self.lo, axis)

@@ -1,0 +1,1 @@
+"""Output: VTK for ParaView (pyvista), HDF5 fields, matplotlib plots."""

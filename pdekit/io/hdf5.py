@@ -1,0 +1,49 @@
+"""Fields on a grid as HDF5, in a layout close to PDEBench's.
+
+Layout::
+
+    /grid/x, /grid/y, /grid/z   spatial axes present in the problem (1D arrays)
+    /grid/t                     times (time-dependent problems only)
+    /<field>                    prediction, shape (nt, nx[, ny[, nz]]) -- time first, as PDEBench
+    /<field>_reference          reference on the same grid (when the problem has one)
+    /<field>_error              prediction minus reference
+    attrs: problem, problem_params (JSON), solver, coordinates, fields, pdekit_version
+
+Steady problems drop the time axis: ``/<field>`` has shape (nx[, ny[, nz]]).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pdekit._version import __version__
+from pdekit.geometries.grid import TensorGrid
+from pdekit.io.grids import solution_arrays
+
+
+def write_fields(solution, path: str | os.PathLike, grid: TensorGrid | None = None) -> Path:
+    grid = grid or solution.problem.evaluation_grid()
+    arrays = solution_arrays(solution, grid)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["problem"] = solution.problem.name
+        f.attrs["problem_params"] = json.dumps(solution.problem.params())
+        f.attrs["solver"] = solution.solver
+        f.attrs["coordinates"] = json.dumps(list(grid.coordinates))
+        f.attrs["fields"] = json.dumps(list(solution.problem.fields))
+        f.attrs["pdekit_version"] = __version__
+        g = f.create_group("grid")
+        for name, axis in grid.axes.items():
+            g.create_dataset(name, data=axis)
+        for name, values in arrays.items():
+            data = np.moveaxis(values, -1, 0) if "t" in grid.axes else values
+            f.create_dataset(name, data=data)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,138 @@
+"""Solution: a trained model of one problem, evaluated anywhere, scored, exported and saved."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdekit.checkpoints import Checkpoint, save_checkpoint
+from pdekit.geometries.grid import TensorGrid
+from pdekit.metrics import field_errors
+from pdekit.problems.base import Problem
+
+Predictor = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+class Solution:
+    """The answer of a solver for one problem.
+
+    Called as ``sol(points)`` with points (n, len(problem.coordinates)) in the problem's
+    coordinate order, it returns ``{field: array (n,)}`` like the problem's reference.
+
+    Parameters
+    ----------
+    problem: the solved problem.
+    solver: the solver's registered name.
+    config: the solver's config (a dataclass).
+    predict: function points (n, d) -> {field: (n,)} (numpy in, numpy out).
+    model: the trained network (torch module), if any; its state is saved in checkpoints.
+    trainer_state: optimizer/scheduler/sampler/RNG state to resume training exactly.
+    history: loss history, ``{"step": [...], "loss": [...], "loss/<term>": [...], ...}``.
+    extras: solver-specific state kept with the solution (e.g. causal weight history).
+    step: number of training steps taken.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        solver: str,
+        config: Any,
+        predict: Predictor,
+        *,
+        model=None,
+        trainer_state: dict | None = None,
+        history: dict | None = None,
+        extras: dict | None = None,
+        step: int = 0,
+    ):
+        self.problem = problem
+        self.solver = solver
+        self.config = config
+        self._predict = predict
+        self.model = model
+        self.trainer_state = trainer_state
+        self.history = history or {}
+        self.extras = extras or {}
+        self.step = step
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def __call__(self, points: np.ndarray) -> dict[str, np.ndarray]:
+        pts = np.asarray(points, dtype=float)
+        ncols = len(self.problem.coordinates)
+        if pts.ndim == 1 and ncols == 1:
+            pts = pts[:, None]
+        if pts.ndim != 2 or pts.shape[1] != ncols:
+            raise ValueError(
+                f"points must have shape (n, {ncols}) with columns {self.problem.coordinates}; "
+                f"got {pts.shape}"
+            )
+        return {k: np.asarray(v).reshape(-1) for k, v in self._predict(pts).items()}
+
+    def on(self, grid: TensorGrid | None = None) -> dict[str, np.ndarray]:
+        """Fields on a tensor grid (default: the problem's evaluation grid), grid-shaped."""
+        grid = grid or self.problem.evaluation_grid()
+        return {k: v.reshape(grid.shape) for k, v in self(grid.points()).items()}
+
+    def reference_on(self, grid: TensorGrid | None = None) -> dict[str, np.ndarray]:
+        """The reference solution on the same grid, grid-shaped."""
+        grid = grid or self.problem.evaluation_grid()
+        ref = self.problem.reference()(grid.points())
+        return {k: np.asarray(v).reshape(grid.shape) for k, v in ref.items()}
+
+    def errors(self, grid: TensorGrid | None = None) -> dict[str, float]:
+        """rel_l2, max_abs and nrmse against the problem's reference, joint and per field.
+
+        Evaluated on ``grid`` (default: the problem's evaluation grid).
+        """
+        grid = grid or self.problem.evaluation_grid()
+        pts = grid.points()
+        return field_errors(self(pts), self.problem.reference()(pts))
+
+    # -- output --------------------------------------------------------------------------------
+    def to_vtk(self, path: str | os.PathLike, grid: TensorGrid | None = None) -> Path:
+        """Write the solution for ParaView: ``.pvd`` time series (or one ``.vts`` when steady).
+
+        Prediction, reference and pointwise error (``u``, ``u_reference``, ``u_error``) are
+        written as named point arrays; velocity components also as one vector ``U``.
+        """
+        from pdekit.io.vtk import write_solution
+
+        return write_solution(self, path, grid)
+
+    def to_hdf5(self, path: str | os.PathLike, grid: TensorGrid | None = None) -> Path:
+        """Fields on a grid in the PDEBench-style layout of :mod:`pdekit.io.hdf5`."""
+        from pdekit.io.hdf5 import write_fields
+
+        return write_fields(self, path, grid)
+
+    def plot(self, path: str | os.PathLike, grid: TensorGrid | None = None) -> Path:
+        """PNG: prediction, reference and error side by side, and the loss history."""
+        from pdekit.io.plot import plot_solution
+
+        return plot_solution(self, path, grid)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_checkpoint(self) -> Checkpoint:
+        from pdekit.solvers.config import to_dict
+
+        return Checkpoint(
+            problem=self.problem.name,
+            problem_params=self.problem.params(),
+            solver=self.solver,
+            solver_config=to_dict(self.config),
+            step=self.step,
+            model=self.model.state_dict() if self.model is not None else {},
+            trainer=self.trainer_state,
+            extras={"history": self.history, **self.extras},
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """HDF5 checkpoint: ``pdekit.load(path)`` restores this solution (and can resume it)."""
+        return save_checkpoint(path, self.to_checkpoint())
+
+    def __repr__(self) -> str:
+        return f"Solution(problem={self.problem.name!r}, solver={self.solver!r}, step={self.step})"

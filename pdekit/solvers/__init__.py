@@ -1,0 +1,11 @@
+"""HOW to solve: solver backends, the shared trainer and networks.
+
+Backend modules register themselves with ``@register_solver``; heavy dependencies (DeepXDE) are
+imported only when their solver runs.
+"""
+
+from pdekit.solvers import deepxde_baseline, pinn  # noqa: F401  (registration)
+from pdekit.solvers.base import NetworkSolver, RunOptions, Solver
+from pdekit.solvers.registry import get, names, register_solver
+
+__all__ = ["NetworkSolver", "RunOptions", "Solver", "get", "names", "register_solver"]

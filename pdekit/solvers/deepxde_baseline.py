@@ -1,0 +1,286 @@
+"""The DeepXDE baseline: the same problem, solved as a vanilla PINN through DeepXDE's own API.
+
+The problem's residual (written once against pdekit's fields accessor) is evaluated with
+DeepXDE's derivative machinery (``dde.grad.jacobian`` / ``dde.grad.hessian``) inside a DeepXDE
+``pde(x, y)`` function; geometry, initial and boundary conditions become ``dde.geometry``,
+``dde.icbc.IC``, ``DirichletBC``, ``NeumannBC`` and ``PeriodicBC``; the network is
+``dde.nn.FNN``; training is ``dde.Model.compile/train`` with the same learning-rate schedule,
+collocation counts and loss weights as pdekit's ``pinn``, so the two are directly comparable.
+Periodic axes are enforced DeepXDE's way, by ``PeriodicBC`` losses on values and first
+derivatives (``network.periodic_harmonics`` is not used). DeepXDE redraws only the residual
+points when resampling (its ``PDEPointResampler`` needs a fixed number of boundary points);
+initial and boundary points are drawn once. Errors come from the same
+``Solution.errors()``.
+
+Resuming a DeepXDE run is not supported: its training loop is DeepXDE's, whose optimiser state
+pdekit does not own. Checkpoints still save and load the trained network.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pdekit.core.fields import Fields
+from pdekit.geometries.primitives import Hyperrectangle
+from pdekit.geometries.spacetime import SpaceTime
+from pdekit.problems.base import Problem
+from pdekit.solution import Solution
+from pdekit.solvers.base import RunOptions, Solver, network_predictor
+from pdekit.solvers.networks import NetworkConfig
+from pdekit.solvers.physics import SamplingConfig, WeightsConfig, residual_names
+from pdekit.solvers.registry import register_solver
+from pdekit.solvers.training import TrainConfig
+
+
+def _dde():
+    os.environ.setdefault("DDE_BACKEND", "pytorch")
+    import deepxde as dde
+
+    if dde.backend.backend_name != "pytorch":
+        raise RuntimeError(
+            f"DeepXDE was imported with backend {dde.backend.backend_name!r}; pdekit's baseline "
+            "needs DDE_BACKEND=pytorch (import pdekit before deepxde)"
+        )
+    return dde
+
+
+@dataclass
+class DeepXDEConfig:
+    """Configuration of the DeepXDE baseline (same fields and defaults as ``pinn``)."""
+
+    network: NetworkConfig = field(default_factory=lambda: NetworkConfig(periodic_harmonics=0))
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class DeepXDEFields(Fields):
+    """pdekit's fields accessor over DeepXDE's gradient API (first and second derivatives)."""
+
+    def __init__(self, x, y, coordinates, fields, declared):
+        super().__init__(coordinates, fields, declared)
+        self.x, self.y = x, y
+
+    def _value(self, f):
+        i = self.fields.index(f)
+        return self.y[:, i]
+
+    def _coord(self, index):
+        return self.x[:, index]
+
+    def _derivative(self, f, key):
+        dde = _dde()
+        c = self.fields.index(f)
+        if len(key) == 1:
+            return dde.grad.jacobian(self.y, self.x, i=c, j=key[0])[:, 0]
+        if len(key) == 2:
+            return dde.grad.hessian(self.y, self.x, component=c, i=key[0], j=key[1])[:, 0]
+        raise ValueError("DeepXDE's gradient API gives first and second derivatives only")
+
+
+def _spatial(problem: Problem) -> tuple[Hyperrectangle, SpaceTime | None]:
+    dom = problem.domain()
+    if isinstance(dom, SpaceTime):
+        return dom.space, dom
+    return dom, None
+
+
+@register_solver("deepxde")
+class DeepXDEBaseline(Solver):
+    """Vanilla PINN through DeepXDE (PyTorch backend): the comparison baseline."""
+
+    Config = DeepXDEConfig
+    description = "vanilla PINN through DeepXDE's Model/TimePDE API (baseline)"
+    paper = "Lu, Meng, Mao & Karniadakis, SIAM Review 63 (2021)"
+
+    def supports(self, problem: Problem) -> str | None:
+        space, _ = _spatial(problem)
+        if not isinstance(space, Hyperrectangle) or space.dim > 3:
+            return "the DeepXDE baseline handles intervals, rectangles and boxes only"
+        orders = [
+            len(s) if not isinstance(s, str) else len(s)
+            for v in problem.derivatives.values()
+            for s in v
+        ]
+        if orders and max(orders) > 2:
+            return "DeepXDE's gradient API gives first and second derivatives only"
+        return None
+
+    # -- building ------------------------------------------------------------------------------
+    def _geometry(self, dde, problem):
+        space, st = _spatial(problem)
+        lo, hi = space.lo, space.hi
+        if space.dim == 1:
+            g = dde.geometry.Interval(lo[0], hi[0])
+        elif space.dim == 2:
+            g = dde.geometry.Rectangle(lo, hi)
+        else:
+            g = dde.geometry.Cuboid(lo, hi)
+        if st is None:
+            return g
+        return dde.geometry.GeometryXTime(g, dde.geometry.TimeDomain(st.time.t0, st.time.t1))
+
+    def _conditions(self, dde, problem, geom):
+        space, st = _spatial(problem)
+        fields = problem.fields
+        conds = []
+
+        def as_np(fn, key):
+            def value(x):
+                with torch.no_grad():
+                    out = fn(torch.as_tensor(np.asarray(x), dtype=torch.float64))
+                return out[key].numpy().reshape(-1, 1)
+
+            return value
+
+        if st is not None:
+            for k in fields:
+                ic = problem.initial_condition
+                conds.append(
+                    dde.icbc.IC(
+                        geom,
+                        as_np(lambda x, ic=ic: ic(x[:, :-1]), k),
+                        lambda _, on_initial: on_initial,
+                        component=fields.index(k),
+                    )
+                )
+        for bc in problem.boundary_conditions():
+            if bc.tag is None:
+
+                def on_b(x, on_boundary):
+                    return on_boundary
+            else:
+                axis, side = space.facet(bc.tag)
+                bound = space.hi[axis] if side > 0 else space.lo[axis]
+
+                def on_b(x, on_boundary, axis=axis, bound=bound):
+                    return on_boundary and np.isclose(x[axis], bound)
+
+            cls = dde.icbc.DirichletBC if bc.kind == "dirichlet" else dde.icbc.NeumannBC
+            for k in bc.fields:
+                conds.append(cls(geom, as_np(bc.value, k), on_b, component=fields.index(k)))
+        for axis, per in enumerate(space.periodic):
+            if per:
+                for k in fields:
+                    for order in (0, 1):
+                        conds.append(
+                            dde.icbc.PeriodicBC(
+                                geom,
+                                axis,
+                                lambda _, on_boundary: on_boundary,
+                                derivative_order=order,
+                                component=fields.index(k),
+                            )
+                        )
+        return conds
+
+    def _net(self, dde, problem, config):
+        n = config.network
+        sizes = [len(problem.coordinates)] + [n.width] * n.depth + [len(problem.fields)]
+        return dde.nn.FNN(sizes, n.activation, "Glorot normal")
+
+    # -- fit / restore -------------------------------------------------------------------------
+    def fit(self, problem: Problem, config: DeepXDEConfig, run: RunOptions) -> Solution:
+        if run.resume is not None:
+            raise ValueError("the deepxde baseline cannot resume training (see its docstring)")
+        if run.device not in ("auto", "cpu") and not torch.cuda.is_available():
+            raise ValueError(f"device {run.device!r} is not available")
+        dde = _dde()
+        dde.config.set_random_seed(run.seed)
+        if config.train.dtype == "float64":
+            dde.config.set_default_float("float64")
+        else:
+            dde.config.set_default_float("float32")
+        geom = self._geometry(dde, problem)
+        conds = self._conditions(dde, problem, geom)
+
+        def pde(x, y):
+            f = DeepXDEFields(x, y, problem.coordinates, problem.fields, problem.derivatives)
+            return [r.reshape(-1, 1) for r in problem.residual(f).values()]
+
+        s, w, t = config.sampling, config.weights, config.train
+        # DeepXDE's quasi-random samplers go through scikit-optimize and are slow to redraw
+        # every step; when resampling, draw i.i.d. uniform points (DeepXDE's "pseudo").
+        dist = "Sobol" if s.method == "sobol" and s.resample_every == 0 else "pseudo"
+        n_bc = len(conds) - (len(problem.fields) if problem.time_dependent else 0)
+        if problem.time_dependent:
+            data = dde.data.TimePDE(
+                geom,
+                pde,
+                conds,
+                num_domain=s.n_interior,
+                num_boundary=s.n_boundary if n_bc else 0,
+                num_initial=s.n_initial,
+                train_distribution=dist,
+            )
+        else:
+            data = dde.data.PDE(
+                geom,
+                pde,
+                conds,
+                num_domain=s.n_interior,
+                num_boundary=s.n_boundary,
+                train_distribution=dist,
+            )
+        net = self._net(dde, problem, config)
+        model = dde.Model(data, net)
+        n_res = len(residual_names(problem))
+        weights = [w.residual] * n_res
+        if problem.time_dependent:
+            weights += [w.initial] * len(problem.fields)
+        weights += [w.boundary] * n_bc
+        callbacks = []
+        if s.resample_every > 0:
+            callbacks.append(dde.callbacks.PDEPointResampler(period=s.resample_every))
+        model.compile(
+            "adam", lr=t.lr, decay=("step", t.decay_every, t.lr_decay), loss_weights=weights
+        )
+        t0 = time.perf_counter()
+        model.train(
+            iterations=t.steps,
+            display_every=t.log_every,
+            callbacks=callbacks,
+            verbose=1 if run.verbose else 0,
+        )
+        if t.lbfgs_steps:
+            dde.optimizers.config.set_LBFGS_options(maxiter=t.lbfgs_steps)
+            model.compile("L-BFGS", loss_weights=weights)
+            model.train(verbose=1 if run.verbose else 0)
+        run.stats["wall_s"] = time.perf_counter() - t0
+        lh = model.losshistory
+        history = {
+            "step": [int(v) for v in lh.steps],
+            "loss": [float(np.sum(v)) for v in lh.loss_train],
+        }
+        return Solution(
+            problem,
+            self.name,
+            config,
+            network_predictor(net, problem.fields),
+            model=net,
+            history=history,
+            step=int(model.train_state.step),
+        )
+
+    def restore(self, problem, config, ckpt) -> Solution:
+        dde = _dde()
+        net = self._net(dde, problem, config)
+        net.load_state_dict(ckpt.model)
+        net.to(dtype=config.train.torch_dtype)
+        extras = dict(ckpt.extras)
+        history = extras.pop("history", {})
+        return Solution(
+            problem,
+            self.name,
+            config,
+            network_predictor(net, problem.fields),
+            model=net,
+            history=history,
+            extras=extras,
+            step=ckpt.step,
+        )

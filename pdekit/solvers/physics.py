@@ -1,0 +1,205 @@
+"""Physics-informed loss terms built from any Problem: residual, initial and boundary conditions.
+
+Everything here uses the Problem interface only (``residual``, ``initial_condition``,
+``boundary_conditions``, ``domain``, ``derivatives``), so every PINN-type solver evaluates the
+same residual, written once by the problem, through an engine of the core.
+
+Pointwise terms are returned unreduced (one value per point), so a solver can weight them
+(the causal PINN groups residuals by time) before taking means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pdekit.core.fields import AutogradFields, Fields
+from pdekit.geometries.sampling import METHODS
+from pdekit.geometries.spacetime import SpaceTime
+from pdekit.problems.base import Problem
+from pdekit.solvers.config import check
+
+ENGINES = ("autograd",)
+
+
+@dataclass
+class SamplingConfig:
+    """Collocation points."""
+
+    #: interior (space-time) residual points per step
+    n_interior: int = 2048
+    #: boundary points per step (spread over the boundary conditions)
+    n_boundary: int = 256
+    #: initial-condition points per step (time-dependent problems)
+    n_initial: int = 256
+    #: sobol, halton, lhs or uniform
+    method: str = "sobol"
+    #: draw new points every this many steps (0: keep the first draw for the whole run)
+    resample_every: int = 1
+
+    def __post_init__(self):
+        check(self, "n_interior", self.n_interior, low=1, high=10**8, kind=int)
+        check(self, "n_boundary", self.n_boundary, low=0, high=10**8, kind=int)
+        check(self, "n_initial", self.n_initial, low=0, high=10**8, kind=int)
+        check(self, "method", self.method, choices=METHODS)
+        check(self, "resample_every", self.resample_every, low=0, kind=int)
+
+
+@dataclass
+class WeightsConfig:
+    """Weights of the loss terms."""
+
+    #: PDE residual (each equation's mean square)
+    residual: float = 1.0
+    #: initial condition (mean square misfit, per field)
+    initial: float = 10.0
+    #: boundary conditions (mean square misfit, per condition and field)
+    boundary: float = 10.0
+
+    def __post_init__(self):
+        for name in ("residual", "initial", "boundary"):
+            check(self, name, getattr(self, name), low=0.0)
+
+
+def make_fields(
+    model: torch.nn.Module, points: torch.Tensor, problem: Problem, engine: str = "autograd"
+) -> Fields:
+    """The fields of ``model`` at ``points`` through the chosen engine of the core."""
+    if engine != "autograd":
+        raise ValueError(f"unknown engine {engine!r}; available: {ENGINES}")
+    pts = points.detach().requires_grad_(True)
+    out = model(pts)
+    values = {name: out[:, i] for i, name in enumerate(problem.fields)}
+    return AutogradFields(pts, values, problem.coordinates, problem.derivatives)
+
+
+def residual_names(problem: Problem) -> list[str]:
+    """Names of the problem's residual equations, in order (one cheap probe evaluation)."""
+    dom = problem.domain()
+    pts = torch.as_tensor(dom.sample_interior(2, np.random.default_rng(0)), dtype=torch.float64)
+    pts.requires_grad_(True)
+    values = {k: (pts**2).sum(dim=1) + i for i, k in enumerate(problem.fields)}
+    f = AutogradFields(pts, values, problem.coordinates, problem.derivatives)
+    return list(problem.residual(f))
+
+
+def network_values(model: torch.nn.Module, points: torch.Tensor, problem: Problem):
+    """Field values of the network at points (no derivatives)."""
+    out = model(points)
+    return {name: out[:, i] for i, name in enumerate(problem.fields)}
+
+
+@dataclass
+class Batch:
+    """Collocation points of one training step (tensors on the training device)."""
+
+    interior: torch.Tensor
+    initial: torch.Tensor | None
+    boundary: list[tuple[torch.Tensor, torch.Tensor]]  # per BC: (points, outward normals)
+    periodic: list[tuple[int, torch.Tensor, torch.Tensor]]  # (axis, points at lo, points at hi)
+
+
+class PhysicsLoss:
+    """Samples collocation points and evaluates the pointwise physics terms of a problem.
+
+    Parameters
+    ----------
+    problem: the PDE.
+    sampling: collocation settings.
+    rng: numpy Generator owning all sampling randomness (its state is saved for resume).
+    periodic_by_loss: enforce periodic axes by a loss (values and first derivatives equal at
+        both ends); False when the network is exactly periodic there (periodic embedding).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        sampling: SamplingConfig,
+        rng: np.random.Generator,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        periodic_by_loss: bool = False,
+        engine: str = "autograd",
+    ):
+        self.problem = problem
+        self.sampling = sampling
+        self.rng = rng
+        self.device, self.dtype = device, dtype
+        self.engine = engine
+        self.domain = problem.domain()
+        self.bcs = problem.boundary_conditions()
+        self.periodic_axes = (
+            [i for i, p in enumerate(self.domain.periodic) if p] if periodic_by_loss else []
+        )
+        if problem.time_dependent and not isinstance(self.domain, SpaceTime):
+            raise ValueError(f"{problem.name}: time-dependent problems need a SpaceTime domain")
+
+    # -- sampling ------------------------------------------------------------------------------
+    def _t(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=self.dtype, device=self.device)
+
+    def sample(self) -> Batch:
+        s, dom, rng = self.sampling, self.domain, self.rng
+        interior = self._t(dom.sample_interior(s.n_interior, rng, s.method))
+        initial = None
+        if self.problem.time_dependent and s.n_initial > 0:
+            initial = self._t(dom.sample_initial(s.n_initial, rng, s.method))
+        boundary = []
+        nb = len(self.bcs) + len(self.periodic_axes)
+        per_bc = max(1, s.n_boundary // max(nb, 1)) if s.n_boundary else 0
+        for bc in self.bcs:
+            pts, normals = dom.sample_boundary(per_bc, bc.tag, rng, s.method)
+            boundary.append((self._t(pts), self._t(normals)))
+        periodic = []
+        bounds = dom.bounds
+        for axis in self.periodic_axes:
+            pts = dom.sample_interior(max(per_bc, 1), rng, s.method)
+            lo, hi = pts.copy(), pts.copy()
+            lo[:, axis], hi[:, axis] = bounds[0, axis], bounds[1, axis]
+            periodic.append((axis, self._t(lo), self._t(hi)))
+        return Batch(interior, initial, boundary, periodic)
+
+    # -- pointwise terms -----------------------------------------------------------------------
+    def residuals(self, model: torch.nn.Module, points: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each equation's residual at ``points`` (n,)."""
+        return self.problem.residual(make_fields(model, points, self.problem, self.engine))
+
+    def initial_misfit(self, model: torch.nn.Module, points: torch.Tensor):
+        """Pointwise (prediction - u0) per field at initial points (n,)."""
+        pred = network_values(model, points, self.problem)
+        target = self.problem.initial_condition(points[:, :-1])
+        return {k: pred[k] - target[k].to(pred[k].dtype) for k in target}
+
+    def boundary_misfit(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        """Pointwise misfit of every boundary condition (Dirichlet value or normal derivative)."""
+        out: dict[str, torch.Tensor] = {}
+        coords = self.problem.coordinates
+        for i, (bc, (pts, normals)) in enumerate(zip(self.bcs, batch.boundary)):
+            target = bc.value(pts)
+            tag = bc.tag or "all"
+            if bc.kind == "dirichlet":
+                pred = network_values(model, pts, self.problem)
+                for k in bc.fields:
+                    out[f"{tag}{i}/{k}"] = pred[k] - target[k].to(pred[k].dtype)
+            else:  # neumann: grad u . n
+                pts_g = pts.detach().requires_grad_(True)
+                vals = network_values(model, pts_g, self.problem)
+                f = AutogradFields(pts_g, vals, coords)
+                for k in bc.fields:
+                    dn = sum(
+                        f.d(k, (c,)) * normals[:, j]
+                        for j, c in enumerate(coords[: normals.shape[1]])
+                    )
+                    out[f"{tag}{i}/{k}"] = dn - target[k].to(dn.dtype)
+        for axis, lo, hi in batch.periodic:
+            c = coords[axis]
+            lo_g, hi_g = lo.detach().requires_grad_(True), hi.detach().requires_grad_(True)
+            f_lo = AutogradFields(lo_g, network_values(model, lo_g, self.problem), coords)
+            f_hi = AutogradFields(hi_g, network_values(model, hi_g, self.problem), coords)
+            for k in self.problem.fields:
+                out[f"periodic_{c}/{k}"] = f_lo[k] - f_hi[k]
+                out[f"periodic_{c}/{k}_{c}"] = f_lo.d(k, (c,)) - f_hi.d(k, (c,))
+        return out

@@ -1,0 +1,126 @@
+"""Vanilla physics-informed neural network (Raissi, Perdikaris & Karniadakis, JCP 378, 2019).
+
+Minimises, over the network u_theta,
+
+    L = w_r sum_eq mean |R_eq[u_theta]|^2  +  w_ic sum_fields mean |u_theta(x, t0) - u0(x)|^2
+        + w_bc sum_bc mean |B[u_theta] - g|^2
+
+on collocation points redrawn every step. The residual R is the problem's own, evaluated by the
+core's fields engine. Periodic axes are exact through the periodic embedding of the network
+(Dong & Ni 2021) unless ``network.periodic_harmonics = 0``, in which case a periodicity loss
+on values and first derivatives is added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pdekit.problems.base import Problem
+from pdekit.solvers.base import NetworkSolver
+from pdekit.solvers.config import check
+from pdekit.solvers.networks import NetworkConfig, build_mlp
+from pdekit.solvers.physics import ENGINES, PhysicsLoss, SamplingConfig, WeightsConfig
+from pdekit.solvers.registry import register_solver
+from pdekit.solvers.training import TrainConfig
+
+
+@dataclass
+class PINNConfig:
+    """Configuration of the vanilla PINN."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    #: derivative engine of the core used for residuals
+    engine: str = "autograd"
+
+    def __post_init__(self):
+        check(self, "engine", self.engine, choices=ENGINES)
+
+
+class PINNTask:
+    """Training task of the vanilla PINN (also the base of other PINN-type tasks)."""
+
+    def __init__(self, problem: Problem, config, model, rng: np.random.Generator, device):
+        self.problem, self.config, self.model, self.rng = problem, config, model, rng
+        self.physics = PhysicsLoss(
+            problem,
+            config.sampling,
+            rng,
+            device=device,
+            dtype=config.train.torch_dtype,
+            periodic_by_loss=config.network.periodic_harmonics == 0,
+            engine=config.engine,
+        )
+        self.batch = None
+        self._draw_state = None  # RNG state before the current batch was drawn (for resume)
+
+    def next_batch(self, step: int) -> None:
+        every = self.config.sampling.resample_every
+        if self.batch is None or (every > 0 and step % every == 0):
+            self._draw_state = self.rng.bit_generator.state
+            self.batch = self.physics.sample()
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        """Mean-square terms: ``residual/<eq>``, ``initial/<field>``, ``boundary/<bc>/<field>``."""
+        b, m = self.batch, self.model
+        terms = {}
+        for k, r in self.physics.residuals(m, b.interior).items():
+            terms[f"residual/{k}"] = r.square().mean()
+        if b.initial is not None:
+            for k, r in self.physics.initial_misfit(m, b.initial).items():
+                terms[f"initial/{k}"] = r.square().mean()
+        for k, r in self.physics.boundary_misfit(m, b).items():
+            terms[f"boundary/{k}"] = r.square().mean()
+        return terms
+
+    def loss(self):
+        terms = self.loss_terms()
+        w = self.config.weights
+        weight = {"residual": w.residual, "initial": w.initial, "boundary": w.boundary}
+        total = sum(weight[k.split("/")[0]] * v for k, v in terms.items())
+        return total, terms
+
+    def after_step(self, step: int, terms) -> bool:
+        return False
+
+    def status(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "draw_state": self._draw_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("draw_state") is not None:  # re-draw the batch in use at save time
+            self.rng.bit_generator.state = state["draw_state"]
+            self.batch = self.physics.sample()
+            self._draw_state = state["draw_state"]
+        else:
+            self.batch = None
+        self.rng.bit_generator.state = state["rng"]
+
+
+@register_solver("pinn")
+class PINN(NetworkSolver):
+    """Vanilla PINN on pdekit's residual core."""
+
+    Config = PINNConfig
+    description = "vanilla physics-informed neural network on pdekit's residual core"
+    paper = "Raissi, Perdikaris & Karniadakis, J. Comput. Phys. 378 (2019)"
+
+    def supports(self, problem: Problem) -> str | None:
+        dom = problem.domain()
+        if not hasattr(dom, "sample_interior"):
+            return f"{problem.name}'s domain cannot be sampled for collocation points"
+        return None
+
+    def build_model(self, problem: Problem, config: PINNConfig) -> torch.nn.Module:
+        dom = problem.domain()
+        return build_mlp(config.network, dom.bounds, dom.periodic, len(problem.fields))
+
+    def build_task(self, problem, config, model, rng, device) -> PINNTask:
+        return PINNTask(problem, config, model, rng, device)
