@@ -1,13 +1,16 @@
-"""Independent oracles for mesh tests: brute-force location and a sub-cell chi-square statistic.
+"""Independent oracles for mesh tests, as the fixture ``oracles``: brute-force location and a
+sub-cell chi-square statistic. Nothing here uses pdekit's locator or sampler.
 
-Nothing here uses pdekit's locator or sampler.
+(A fixture rather than an importable module: the suite runs with ``--import-mode=importlib``.)
 """
 
 from __future__ import annotations
 
 import pathlib
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 
@@ -94,3 +97,14 @@ def subcell_chi_square(points, nodes, simplices):
     expected = np.repeat(vol / vol.sum() / pieces, pieces) * inside.sum()
     stat = float(np.sum((counts - expected) ** 2 / expected))
     return stat, counts.size - 1, int((~inside).sum())
+
+
+@pytest.fixture(scope="session")
+def oracles():
+    """The independent oracles of this module."""
+    return SimpleNamespace(
+        data=DATA,
+        brute_force_barycentric=brute_force_barycentric,
+        subcell_chi_square=subcell_chi_square,
+        subcell_of=subcell_of,
+    )
