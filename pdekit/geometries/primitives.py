@@ -7,18 +7,23 @@ from collections.abc import Sequence
 import numpy as np
 
 from pdekit.errors import ParameterError, UnknownNameError
-from pdekit.geometries.sampling import unit_samples
+from pdekit.geometries.csg import CSGOperators
+from pdekit.geometries.sampling import split_counts, unit_samples
 
 _AXES = "xyz"
 
 
-class Hyperrectangle:
+class Hyperrectangle(CSGOperators):
     """The box [lo_0, hi_0] x ... x [lo_{d-1}, hi_{d-1}].
 
     Boundary tags are ``"{axis}min"`` / ``"{axis}max"`` for each non-periodic axis
     (``"xmin"``, ``"ymax"``...), with the aliases ``"left"``/``"right"`` (x) and
-    ``"bottom"``/``"top"`` (y in 2D, z in 3D). Periodic axes have no boundary.
+    ``"bottom"``/``"top"`` (y in 2D, z in 3D). Periodic axes have no boundary. Non-periodic
+    boxes take part in constructive solid geometry (:mod:`pdekit.geometries.csg`):
+    ``Rectangle(...) - Disk(...)``.
     """
+
+    convex = True
 
     def __init__(self, lo: Sequence[float], hi: Sequence[float], periodic: Sequence[bool] = ()):
         lo = np.asarray(lo, dtype=float).reshape(-1)
@@ -86,7 +91,7 @@ class Hyperrectangle:
         if not tags:
             raise ParameterError("this domain is periodic in every direction: it has no boundary")
         areas = np.array([self.facet_area(t) for t in tags])
-        counts = _split_counts(n, areas / areas.sum(), rng)
+        counts = split_counts(n, areas / areas.sum(), rng)
         pts, nrm = [], []
         for t, k in zip(tags, counts):
             axis, side = self._tags[t]
@@ -98,6 +103,47 @@ class Hyperrectangle:
             pts.append(p)
             nrm.append(normal)
         return np.concatenate(pts), np.concatenate(nrm)
+
+    def boundary_area(self, tag: str | None = None) -> float:
+        """Total length/area of the boundary, or of one face (``"xmin"``, ``"left"``...)."""
+        tags = list(self._tags) if tag is None else [tag]
+        return float(sum(self.facet_area(t) for t in tags))
+
+    def signed_distance(self, x: np.ndarray) -> np.ndarray:
+        """Exact Euclidean signed distance to the box surface (negative inside)."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        q = np.abs(x - (self.lo + self.hi) / 2) - (self.hi - self.lo) / 2
+        return np.linalg.norm(np.maximum(q, 0.0), axis=1) + np.minimum(q.max(axis=1), 0.0)
+
+    def boundary_nodes(self, h: float, tag: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes of a grid of spacing about ``h`` on each face (corners and edges included),
+        and the faces' outward normals."""
+        tags = list(self._tags) if tag is None else [self._resolve(tag)]
+        pts, nrm = [], []
+        for t in tags:
+            axis, side = self._tags[t]
+            axes = [
+                np.linspace(lo, hi, max(int(np.ceil((hi - lo) / h)), 1) + 1)
+                for lo, hi in zip(self.lo, self.hi)
+            ]
+            axes[axis] = np.array([self.hi[axis] if side > 0 else self.lo[axis]])
+            grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, self.dim)
+            normal = np.zeros((len(grid), self.dim))
+            normal[:, axis] = side
+            pts.append(grid)
+            nrm.append(normal)
+        return np.concatenate(pts), np.concatenate(nrm)
+
+    def mesh(self, h: float | None = None):
+        """A structured quad (2D) or hexahedral (3D) :class:`~pdekit.geometries.mesh.MeshGeometry`
+        of spacing about ``h`` (default: the longest side / 50), faces tagged as here."""
+        from pdekit.geometries.meshing import box_mesh
+
+        return box_mesh(self, h)
+
+    def to_pyvista(self, h: float | None = None):
+        """The box's structured mesh (:meth:`mesh`) as a ``pyvista.UnstructuredGrid``."""
+        return self.mesh(h).to_pyvista()
 
     # -- helpers -------------------------------------------------------------------------------
     def _resolve(self, tag: str) -> str:
@@ -138,13 +184,3 @@ class Box(Hyperrectangle):
         if len(lo) != 3 or len(hi) != 3:
             raise ParameterError("a Box needs 3D corners")
         super().__init__(lo, hi, periodic)
-
-
-def _split_counts(n: int, fractions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Split ``n`` into integer counts proportional to ``fractions`` (remainder drawn at random)."""
-    base = np.floor(n * fractions).astype(int)
-    rest = n - base.sum()
-    if rest > 0:
-        extra = rng.choice(len(fractions), size=rest, replace=True, p=fractions)
-        base += np.bincount(extra, minlength=len(fractions))
-    return base

@@ -44,3 +44,13 @@ def unit_samples(n: int, dim: int, method: str = "sobol", rng=None) -> np.ndarra
     if method == "lhs":
         return qmc.LatinHypercube(dim, seed=rng).random(n)
     raise UnknownNameError("sampling method", method, METHODS)
+
+
+def split_counts(n: int, fractions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Split ``n`` into integer counts proportional to ``fractions`` (remainder drawn at random)."""
+    base = np.floor(n * fractions).astype(int)
+    rest = n - base.sum()
+    if rest > 0:
+        extra = rng.choice(len(fractions), size=rest, replace=True, p=fractions)
+        base += np.bincount(extra, minlength=len(fractions))
+    return base

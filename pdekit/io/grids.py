@@ -22,14 +22,23 @@ def solution_arrays(solution, grid: TensorGrid) -> dict[str, np.ndarray]:
     Names: ``{field}``, ``{field}_reference``, ``{field}_error`` (prediction minus reference).
     The reference is left out when the problem has none.
     """
-    pred = solution.on(grid)
-    out = dict(pred)
+    flat = point_arrays(solution, grid.points())
+    return {k: v.reshape(grid.shape) for k, v in flat.items()}
+
+
+def point_arrays(solution, points: np.ndarray) -> dict[str, np.ndarray]:
+    """Prediction, reference and pointwise error per field at points (n, len(coordinates)).
+
+    Names as in :func:`solution_arrays`; each array has shape (n,).
+    """
+    out = dict(solution(points))
     try:
-        ref = solution.reference_on(grid)
+        ref = solution.problem.reference()(points)
     except NotImplementedError:
         ref = {}
     for k, r in ref.items():
-        if k in pred:
+        if k in out:
+            r = np.asarray(r).reshape(-1)
             out[f"{k}_reference"] = r
-            out[f"{k}_error"] = pred[k] - r
+            out[f"{k}_error"] = out[k] - r
     return out
