@@ -10,6 +10,7 @@ state) are kept exactly as JSON.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from typing import Any
 
@@ -18,6 +19,24 @@ import numpy as np
 import torch
 
 _SCALARS = (bool, int, float, str, type(None))
+#: tensor dtypes a checkpoint may hold (looked up by name, never by arbitrary attribute)
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in (
+        "float16",
+        "bfloat16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "bool",
+    )
+}
 
 
 def write_tree(group: h5py.Group, name: str, obj: Any) -> None:
@@ -66,8 +85,10 @@ def read_tree(node: h5py.Group | h5py.Dataset) -> Any:
     kind = node.attrs.get("kind")
     if kind == "tensor":
         arr = node[()]
-        dtype = getattr(torch, node.attrs["dtype"])
-        return torch.from_numpy(np.array(arr)).to(dtype)
+        name = node.attrs["dtype"]
+        if name not in _DTYPES:
+            raise ValueError(f"unsupported tensor dtype {name!r} at {node.name}")
+        return torch.from_numpy(np.array(arr)).to(_DTYPES[name])
     if kind == "ndarray":
         return np.array(node[()])
     if kind == "json":
@@ -106,3 +127,17 @@ def digest(group: h5py.Group) -> str:
 
     visit(group)
     return h.hexdigest()
+
+
+def tree_to_bytes(obj: Any) -> bytes:
+    """A state tree as the bytes of an in-memory HDF5 file (for sending between processes)."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        write_tree(f, "tree", obj)
+    return buf.getvalue()
+
+
+def tree_from_bytes(data: bytes) -> Any:
+    """Inverse of :func:`tree_to_bytes`."""
+    with h5py.File(io.BytesIO(data), "r") as f:
+        return read_tree(f["tree"])
