@@ -151,7 +151,10 @@ def cmd_solve(args) -> int:
             **_pairs(args.set, "--set"),
         )
         if dist.is_writer:
-            _report(sol, _write_outputs(sol, out))
+            if args.no_export:
+                print(f"wrote checkpoint: {sol.save(out / 'checkpoint.h5')}")
+            else:
+                _report(sol, _write_outputs(sol, out))
     return 0
 
 
@@ -214,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         "of this run directory",
     )
     solve.add_argument("--quiet", action="store_true", help="no progress bar")
+    solve.add_argument(
+        "--no-export",
+        action="store_true",
+        help="write checkpoints only, no VTK/plot/fields (later: pdekit export CHECKPOINT)",
+    )
 
     export = sub.add_parser("export", help="VTK, plot and fields from a checkpoint")
     export.add_argument("checkpoint")

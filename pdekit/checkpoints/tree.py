@@ -4,7 +4,9 @@ A state tree is what ``model.state_dict()``, ``optimizer.state_dict()`` and our 
 dicts with str or int keys, lists/tuples, torch tensors, numpy arrays, and JSON scalars. Each node
 becomes an HDF5 group or dataset with a ``kind`` attribute; dict keys are stored in a JSON
 attribute so integer keys (optimizer state) survive. Python ints larger than 64 bits (numpy RNG
-state) are kept exactly as JSON.
+state) are kept exactly as JSON. Lists of Python floats (or of 64-bit ints), such as a loss
+history, are packed into one float64 (int64) dataset, so a checkpoint's size and write time do
+not grow with the number of datasets a long history would otherwise need.
 """
 
 from __future__ import annotations
@@ -39,6 +41,21 @@ _DTYPES = {
 }
 
 
+_PACKED = {"float_list": np.float64, "int_list": np.int64}
+
+
+def _packable(items: list) -> bool:
+    """A non-empty list of Python floats only, or of 64-bit Python ints only."""
+    if not items:
+        return False
+    first = type(items[0])
+    if first is float:
+        return all(type(v) is float for v in items)
+    if first is int:
+        return all(type(v) is int and -(2**63) <= v < 2**63 for v in items)
+    return False
+
+
 def write_tree(group: h5py.Group, name: str, obj: Any) -> None:
     """Write ``obj`` as ``group[name]``."""
     if isinstance(obj, torch.Tensor):
@@ -70,6 +87,11 @@ def write_tree(group: h5py.Group, name: str, obj: Any) -> None:
         g.attrs["keys"] = json.dumps(keys)
         for i, k in enumerate(keys):
             write_tree(g, str(i), obj[k])
+    elif isinstance(obj, list) and _packable(obj):
+        # a loss history: one float64/int64 dataset, not one dataset per entry (exact both ways)
+        kind = "float_list" if type(obj[0]) is float else "int_list"
+        ds = group.create_dataset(name, data=np.asarray(obj, dtype=_PACKED[kind]))
+        ds.attrs["kind"] = kind
     elif isinstance(obj, list | tuple):
         g = group.create_group(name)
         g.attrs["kind"] = "tuple" if isinstance(obj, tuple) else "list"
@@ -93,6 +115,8 @@ def read_tree(node: h5py.Group | h5py.Dataset) -> Any:
         return np.array(node[()])
     if kind == "json":
         return json.loads(node.attrs["value"])
+    if kind in _PACKED:
+        return np.asarray(node[()], dtype=_PACKED[kind]).reshape(-1).tolist()
     if kind == "dict":
         keys = json.loads(node.attrs["keys"])
         return {k: read_tree(node[str(i)]) for i, k in enumerate(keys)}

@@ -19,6 +19,7 @@ No object is ever pickled: byte payloads travel as uint8 tensors.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -92,11 +93,13 @@ class Distributed:
 
         param = next(model.parameters())
         device_ids = [param.device.index] if param.device.type == "cuda" else None
+        # newer torch renamed the option (buffers are still synced once, at construction)
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+            buffers = {"forward_sync_buffers": False}
+        else:
+            buffers = {"broadcast_buffers": False}
         return DistributedDataParallel(
-            model,
-            device_ids=device_ids,
-            broadcast_buffers=False,
-            find_unused_parameters=find_unused_parameters,
+            model, device_ids=device_ids, find_unused_parameters=find_unused_parameters, **buffers
         )
 
     # -- collectives ---------------------------------------------------------------------------
