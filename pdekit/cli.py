@@ -1,13 +1,19 @@
 """The ``pdekit`` command: list, info, solve, export. A thin layer over :mod:`pdekit.api`.
 
-Bad input (unknown names, out-of-range parameters, unreadable files) prints one line
-``pdekit: error: ...`` and exits with status 2; ``--debug`` shows the traceback instead.
+Exit status: 0 success; 2 bad input (unknown names, out-of-range or mistyped values, unusable
+checkpoints, unwritable paths), printed as one line ``pdekit: error: ...``; 3 training diverged
+(one line); 128 + signal number when SIGTERM/SIGINT stopped training after writing a
+checkpoint; 1 an internal error. ``--debug`` shows the traceback instead.
+
+Under ``torchrun --nproc_per_node=N -m pdekit solve ...`` the process group is initialised from
+torchrun's environment (gloo on CPU, nccl on CUDA); rank 0 alone writes files and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -111,23 +117,44 @@ def _report(sol, result: dict) -> None:
         )
 
 
+def _out_dir(args) -> Path:
+    """``--out``, else the run directory of ``--resume``, else ``runs/out``."""
+    if args.out is not None:
+        return Path(args.out)
+    if args.resume is None:
+        return Path("runs/out")
+    resume = Path(args.resume)
+    if resume.is_dir():
+        return resume.parent if resume.name == "checkpoints" else resume
+    parent = resume.parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
 def cmd_solve(args) -> int:
     from pdekit import api
+    from pdekit.checkpoints import ensure_writable_dir
+    from pdekit.solvers import distributed
 
-    out = Path(args.out)
-    sol = api.solve(
-        args.name,
-        solver=args.solver,
-        steps=args.steps,
-        config=api.make_config(args.solver, None, _pairs(args.config, "--config")),
-        device=args.device,
-        seed=args.seed,
-        resume=args.resume,
-        checkpoint_dir=out / "checkpoints",
-        verbose=not args.quiet,
-        **_pairs(args.set, "--set"),
-    )
-    _report(sol, _write_outputs(sol, out))
+    with distributed.launched(args.device) as dist:
+        out = _out_dir(args)
+        dist.on_writer(lambda: ensure_writable_dir(out) and None)
+        sol = api.solve(
+            args.name,
+            solver=args.solver,
+            steps=args.steps,
+            overrides=_pairs(args.config, "--config"),
+            device=args.device,
+            seed=args.seed,
+            resume=args.resume,
+            checkpoint_dir=out / "checkpoints",
+            verbose=not args.quiet,
+            **_pairs(args.set, "--set"),
+        )
+        if dist.is_writer:
+            if args.no_export:
+                print(f"wrote checkpoint: {sol.save(out / 'checkpoint.h5')}")
+            else:
+                _report(sol, _write_outputs(sol, out))
     return 0
 
 
@@ -139,8 +166,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``pdekit: error: ...``, status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"pdekit: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pdekit", description="Solve named PDEs with neural solvers.")
+    p = _Parser(prog="pdekit", description="Solve named PDEs with neural solvers.")
     p.add_argument("--version", action="version", version=f"pdekit {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True)
@@ -170,14 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--steps", type=int, default=None, help="training budget (steps)")
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    solve.add_argument("--out", default="runs/out", help="output directory")
+    solve.add_argument(
+        "--out",
+        default=None,
+        help="output directory (default: the resumed run's directory, else runs/out)",
+    )
     solve.add_argument(
         "--resume",
         default=None,
-        metavar="CHECKPOINT",
-        help="continue training from this checkpoint",
+        metavar="PATH",
+        help="continue training from this checkpoint file, or from the newest good checkpoint "
+        "of this run directory",
     )
     solve.add_argument("--quiet", action="store_true", help="no progress bar")
+    solve.add_argument(
+        "--no-export",
+        action="store_true",
+        help="write checkpoints only, no VTK/plot/fields (later: pdekit export CHECKPOINT)",
+    )
 
     export = sub.add_parser("export", help="VTK, plot and fields from a checkpoint")
     export.add_argument("checkpoint")
@@ -188,26 +232,51 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"list": cmd_list, "info": cmd_info, "solve": cmd_solve, "export": cmd_export}
 
 
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("pdekit: interrupted", file=sys.stderr)
+        if args.debug:
+            raise
+        _say("pdekit: interrupted")
         return 130
     except Exception as exc:
-        from pdekit.errors import PdekitError
+        from pdekit.errors import DivergenceError, PdekitError, TrainingInterrupted
 
         if args.debug:
             raise
-        expected = isinstance(exc, PdekitError | ValueError | KeyError | OSError)
-        label = "error" if expected else f"internal error ({type(exc).__name__})"
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"pdekit: {label}: {message}", file=sys.stderr)
-        if not expected:
-            print("pdekit: rerun with --debug for the traceback and report it", file=sys.stderr)
-        return 2 if expected else 1
+        text = str(exc).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
+        if isinstance(exc, TrainingInterrupted):
+            _say(f"pdekit: {message}")
+            return 128 + int(exc.signum)
+        if isinstance(exc, DivergenceError):
+            _say(f"pdekit: error: {message}")
+            return 3
+        if isinstance(exc, PdekitError | ValueError | KeyError | OSError):
+            _say(f"pdekit: error: {message}")
+            return 2
+        _say(f"pdekit: internal error ({type(exc).__name__}): {message}", every_rank=True)
+        _say("pdekit: rerun with --debug for the traceback and report it")
+        return 1
+
+
+def _say(line: str, every_rank: bool = False) -> None:
+    """Print on stderr (rank 0 only under torchrun, unless ``every_rank``)."""
+    rank = _rank()
+    if rank == 0:
+        print(line, file=sys.stderr)
+    elif every_rank:
+        print(f"[rank {rank}] {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

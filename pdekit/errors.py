@@ -35,3 +35,22 @@ class MeshError(PdekitError, ValueError):
 
 class DivergenceError(PdekitError, RuntimeError):
     """Training diverged and could not be recovered; the last good checkpoint is intact."""
+
+
+class OutputError(PdekitError, OSError):
+    """An output path (run directory, checkpoint directory) that cannot be created or written."""
+
+
+class TrainingInterrupted(PdekitError):
+    """Training stopped on SIGTERM/SIGINT at a step boundary, after writing a checkpoint.
+
+    Attributes
+    ----------
+    signum: the signal received.
+    step: the step at which training stopped.
+    checkpoint: path of the checkpoint written (None when no checkpoint directory was given).
+    """
+
+    def __init__(self, message: str, *, signum: int, step: int, checkpoint=None):
+        super().__init__(message)
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint

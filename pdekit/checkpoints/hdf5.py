@@ -16,6 +16,7 @@ place, so a crash never leaves a half-written checkpoint under the final name.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class Checkpoint:
     extras: dict[str, Any] = field(default_factory=dict)
     pdekit_version: str = __version__
     created: str = ""
+    #: where it was read from (set by the loaders; not stored in the file)
+    source: str = ""
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
@@ -95,44 +98,112 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, *, with_trainer: bool = True) -> Checkpoint:
-    """Read and verify a checkpoint; raise CheckpointError naming the file and what is wrong."""
+    """Read and verify a checkpoint file.
+
+    Raises
+    ------
+    CheckpointError: naming the file and what is wrong: missing, not HDF5 (random bytes,
+        truncated), another format, an unsupported format version, no checksum, a checksum
+        mismatch (damaged or edited), or malformed content.
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CheckpointError(f"{path} is not a readable HDF5 checkpoint ({exc})") from None
+    except Exception as exc:  # h5py raises OSError, ValueError, ... on non-HDF5 bytes
+        raise CheckpointError(
+            f"{path} is not a readable HDF5 checkpoint (random bytes or truncated?): "
+            f"{_first_line(exc)}"
+        ) from None
     with f:
-        fmt = f.attrs.get("format")
-        if fmt != FORMAT:
-            raise CheckpointError(f"{path} is not a pdekit checkpoint (format attribute {fmt!r})")
-        version = int(f.attrs.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise CheckpointError(
-                f"{path} has checkpoint format version {version}; this pdekit reads version "
-                f"{FORMAT_VERSION}. Load it with the pdekit version that wrote it "
-                f"({f.attrs.get('pdekit_version')!r})."
-            )
-        stored = f.attrs.get("sha256")
-        try:
-            actual = digest(f)
-        except Exception as exc:  # truncated datasets raise from h5py in many ways
-            raise CheckpointError(f"{path} is corrupt: cannot read its data ({exc})") from None
-        if stored is None or stored != actual:
-            raise CheckpointError(f"{path} is corrupt: checksum mismatch (file damaged or edited)")
-        try:
-            return Checkpoint(
-                problem=str(f.attrs["problem"]),
-                problem_params=json.loads(f.attrs["problem_params"]),
-                solver=str(f.attrs["solver"]),
-                solver_config=json.loads(f.attrs["solver_config"]),
-                step=int(f.attrs["step"]),
-                model=read_tree(f["model"]),
-                trainer=read_tree(f["trainer"]) if with_trainer and "trainer" in f else None,
-                extras=read_tree(f["extras"]) if "extras" in f else {},
-                pdekit_version=str(f.attrs["pdekit_version"]),
-                created=str(f.attrs.get("created", "")),
-            )
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path} is incomplete or malformed: {exc}") from None
+        ckpt = _read(f, str(path), with_trainer)
+    ckpt.source = str(path)
+    return ckpt
+
+
+def load_checkpoint_bytes(data: bytes, name: str, *, with_trainer: bool = True) -> Checkpoint:
+    """:func:`load_checkpoint` from the bytes of a checkpoint file; ``name`` labels errors."""
+    try:
+        f = h5py.File(io.BytesIO(data), "r")
+    except Exception as exc:
+        raise CheckpointError(
+            f"{name} is not a readable HDF5 checkpoint (random bytes or truncated?): "
+            f"{_first_line(exc)}"
+        ) from None
+    with f:
+        ckpt = _read(f, name, with_trainer)
+    ckpt.source = name
+    return ckpt
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read(f: h5py.File, name: str, with_trainer: bool) -> Checkpoint:
+    try:
+        return _verified(f, name, with_trainer)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # damaged HDF5 structures fail in many ways inside h5py
+        raise CheckpointError(f"{name} is corrupt: {_first_line(exc)}") from None
+
+
+def _verified(f: h5py.File, name: str, with_trainer: bool) -> Checkpoint:
+    fmt = f.attrs.get("format")
+    if fmt != FORMAT:
+        raise CheckpointError(
+            f"{name} is not a pdekit checkpoint (format attribute {fmt!r}, expected {FORMAT!r})"
+        )
+    version = f.attrs.get("format_version")
+    writer = f.attrs.get("pdekit_version")
+    if version is None or int(version) != FORMAT_VERSION:
+        newer = version is not None and int(version) > FORMAT_VERSION
+        hint = "upgrade pdekit" if newer else f"load it with the pdekit that wrote it ({writer})"
+        raise CheckpointError(
+            f"{name} has checkpoint format version {version}; this pdekit reads version "
+            f"{FORMAT_VERSION} only: {hint}"
+        )
+    stored = f.attrs.get("sha256")
+    if stored is None:
+        raise CheckpointError(
+            f"{name} has no checksum (sha256 attribute): it was cut short or not written by "
+            "pdekit; refusing to use it"
+        )
+    try:
+        actual = digest(f)
+    except Exception as exc:  # truncated datasets raise from h5py in many ways
+        raise CheckpointError(
+            f"{name} is corrupt: cannot read its data ({_first_line(exc)})"
+        ) from None
+    if stored != actual:
+        raise CheckpointError(f"{name} is corrupt: checksum mismatch (file damaged or edited)")
+    try:
+        step = int(f.attrs["step"])
+        if step < 0:
+            raise ValueError(f"negative step {step}")
+        return Checkpoint(
+            problem=str(f.attrs["problem"]),
+            problem_params=_json_dict(f.attrs["problem_params"], "problem_params"),
+            solver=str(f.attrs["solver"]),
+            solver_config=_json_dict(f.attrs["solver_config"], "solver_config"),
+            step=step,
+            model=read_tree(f["model"]),
+            trainer=read_tree(f["trainer"]) if with_trainer and "trainer" in f else None,
+            extras=read_tree(f["extras"]) if "extras" in f else {},
+            pdekit_version=str(f.attrs["pdekit_version"]),
+            created=str(f.attrs.get("created", "")),
+        )
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{name} is incomplete or malformed: {_first_line(exc)}") from None
+
+
+def _json_dict(text: str, what: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return value

@@ -4,12 +4,15 @@ A state tree is what ``model.state_dict()``, ``optimizer.state_dict()`` and our 
 dicts with str or int keys, lists/tuples, torch tensors, numpy arrays, and JSON scalars. Each node
 becomes an HDF5 group or dataset with a ``kind`` attribute; dict keys are stored in a JSON
 attribute so integer keys (optimizer state) survive. Python ints larger than 64 bits (numpy RNG
-state) are kept exactly as JSON.
+state) are kept exactly as JSON. Lists of Python floats (or of 64-bit ints), such as a loss
+history, are packed into one float64 (int64) dataset, so a checkpoint's size and write time do
+not grow with the number of datasets a long history would otherwise need.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from typing import Any
 
@@ -18,6 +21,39 @@ import numpy as np
 import torch
 
 _SCALARS = (bool, int, float, str, type(None))
+#: tensor dtypes a checkpoint may hold (looked up by name, never by arbitrary attribute)
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in (
+        "float16",
+        "bfloat16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "bool",
+    )
+}
+
+
+_PACKED = {"float_list": np.float64, "int_list": np.int64}
+
+
+def _packable(items: list) -> bool:
+    """A non-empty list of Python floats only, or of 64-bit Python ints only."""
+    if not items:
+        return False
+    first = type(items[0])
+    if first is float:
+        return all(type(v) is float for v in items)
+    if first is int:
+        return all(type(v) is int and -(2**63) <= v < 2**63 for v in items)
+    return False
 
 
 def write_tree(group: h5py.Group, name: str, obj: Any) -> None:
@@ -51,6 +87,11 @@ def write_tree(group: h5py.Group, name: str, obj: Any) -> None:
         g.attrs["keys"] = json.dumps(keys)
         for i, k in enumerate(keys):
             write_tree(g, str(i), obj[k])
+    elif isinstance(obj, list) and _packable(obj):
+        # a loss history: one float64/int64 dataset, not one dataset per entry (exact both ways)
+        kind = "float_list" if type(obj[0]) is float else "int_list"
+        ds = group.create_dataset(name, data=np.asarray(obj, dtype=_PACKED[kind]))
+        ds.attrs["kind"] = kind
     elif isinstance(obj, list | tuple):
         g = group.create_group(name)
         g.attrs["kind"] = "tuple" if isinstance(obj, tuple) else "list"
@@ -66,12 +107,16 @@ def read_tree(node: h5py.Group | h5py.Dataset) -> Any:
     kind = node.attrs.get("kind")
     if kind == "tensor":
         arr = node[()]
-        dtype = getattr(torch, node.attrs["dtype"])
-        return torch.from_numpy(np.array(arr)).to(dtype)
+        name = node.attrs["dtype"]
+        if name not in _DTYPES:
+            raise ValueError(f"unsupported tensor dtype {name!r} at {node.name}")
+        return torch.from_numpy(np.array(arr)).to(_DTYPES[name])
     if kind == "ndarray":
         return np.array(node[()])
     if kind == "json":
         return json.loads(node.attrs["value"])
+    if kind in _PACKED:
+        return np.asarray(node[()], dtype=_PACKED[kind]).reshape(-1).tolist()
     if kind == "dict":
         keys = json.loads(node.attrs["keys"])
         return {k: read_tree(node[str(i)]) for i, k in enumerate(keys)}
@@ -106,3 +151,17 @@ def digest(group: h5py.Group) -> str:
 
     visit(group)
     return h.hexdigest()
+
+
+def tree_to_bytes(obj: Any) -> bytes:
+    """A state tree as the bytes of an in-memory HDF5 file (for sending between processes)."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        write_tree(f, "tree", obj)
+    return buf.getvalue()
+
+
+def tree_from_bytes(data: bytes) -> Any:
+    """Inverse of :func:`tree_to_bytes`."""
+    with h5py.File(io.BytesIO(data), "r") as f:
+        return read_tree(f["tree"])

@@ -35,14 +35,14 @@ def unit_samples(n: int, dim: int, method: str = "sobol", rng=None) -> np.ndarra
     if method == "uniform":
         return rng.random((n, dim))
     if method == "sobol":
-        engine = qmc.Sobol(dim, scramble=True, seed=rng)
+        engine = qmc.Sobol(dim, scramble=True, seed=_engine_rng(rng))
         with warnings.catch_warnings():  # balance properties need powers of two: not required
             warnings.simplefilter("ignore", UserWarning)
             return engine.random(n)
     if method == "halton":
-        return qmc.Halton(dim, scramble=True, seed=rng).random(n)
+        return qmc.Halton(dim, scramble=True, seed=_engine_rng(rng)).random(n)
     if method == "lhs":
-        return qmc.LatinHypercube(dim, seed=rng).random(n)
+        return qmc.LatinHypercube(dim, seed=_engine_rng(rng)).random(n)
     raise UnknownNameError("sampling method", method, METHODS)
 
 
@@ -54,3 +54,14 @@ def split_counts(n: int, fractions: np.ndarray, rng: np.random.Generator) -> np.
         extra = rng.choice(len(fractions), size=rest, replace=True, p=fractions)
         base += np.bincount(extra, minlength=len(fractions))
     return base
+
+
+def _engine_rng(rng: np.random.Generator) -> np.random.Generator:
+    """A fresh generator for a scipy QMC engine, seeded by a number drawn from ``rng``.
+
+    scipy's engines spawn a child of the generator they are given, which advances its
+    SeedSequence's spawn counter, a state that ``rng.bit_generator.state`` does not hold; a run
+    resumed from a saved generator state would then draw other points. Drawing the engine's
+    seed from ``rng``'s bit stream keeps every draw a function of that saved state.
+    """
+    return np.random.default_rng(int(rng.integers(2**63)))

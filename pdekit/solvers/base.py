@@ -10,9 +10,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from pdekit.checkpoints import Checkpoint
+from pdekit.checkpoints import Checkpoint, checkpoint_name, remove_stale_temporaries, rotate
+from pdekit.errors import CheckpointError
 from pdekit.problems.base import Problem
 from pdekit.solution import Solution
+from pdekit.solvers import distributed
 from pdekit.solvers.training import Trainer, TrainingTask, select_device
 
 
@@ -27,7 +29,8 @@ class RunOptions:
     checkpoint_dir: Path | None = None
     #: a checkpoint to resume from (its trainer state is restored)
     resume: Checkpoint | None = None
-    #: filled in by the solver: wall time of the fit in seconds
+    #: filled in by the solver (also when training stops with an error): ``wall_s``, the wall
+    #: time of the fit, and ``checkpoint_write_s``, the seconds each checkpoint write took
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,57 +105,69 @@ class NetworkSolver(Solver):
         return self.build_model(problem, config).to(device=device, dtype=config.train.torch_dtype)
 
     def fit(self, problem: Problem, config: Any, run: RunOptions) -> Solution:
-        device = select_device(run.device)
+        """Train (or continue training from ``run.resume``) and return the Solution.
+
+        Under ``torchrun`` (an initialised process group) every rank trains the same model
+        with DistributedDataParallel on its own collocation batches (seeded per rank) and
+        rank 0 alone writes checkpoints.
+        """
+        dist = distributed.current()
+        device = dist.place(select_device(run.device))
         torch.manual_seed(run.seed)
-        rng = np.random.default_rng(run.seed)
+        rng = np.random.default_rng(dist.seed(run.seed))
         model = self._model(problem, config, device)
         task = self.build_task(problem, config, model, rng, device)
         trainer = Trainer(
             task,
             config.train,
             verbose=run.verbose,
-            checkpoint_fn=self._checkpointer(problem, config, task, run),
+            checkpoint_fn=self._checkpointer(problem, config, task, run, dist),
+            dist=dist,
         )
         if run.resume is not None:
-            model.load_state_dict(run.resume.model)
-            if run.resume.trainer is None:
-                raise ValueError("this checkpoint holds no trainer state; it cannot be resumed")
-            trainer.load_state_dict(run.resume.trainer)
+            _resume(model, trainer, run.resume)
         t0 = time.perf_counter()
-        trainer.run()
-        run.stats["wall_s"] = time.perf_counter() - t0
-        return self._solution(problem, config, model, task, trainer)
+        try:
+            trainer.run()
+        finally:
+            run.stats["wall_s"] = time.perf_counter() - t0
+            run.stats["checkpoint_write_s"] = list(trainer.checkpoint_seconds)
+        return self._solution(problem, config, model, task, trainer, trainer.full_state())
 
-    def _solution(self, problem, config, model, task, trainer) -> Solution:
+    def _solution(self, problem, config, model, task, trainer, state=None) -> Solution:
         return Solution(
             problem,
             self.name,
             config,
             self.predictor(problem, config, model),
             model=model,
-            trainer_state=trainer.state_dict(),
+            trainer_state=state if state is not None else trainer.state_dict(),
             history=trainer.history,
             extras=self.extras(task),
             step=trainer.step,
         )
 
-    def _checkpointer(self, problem, config, task, run: RunOptions):
+    def _checkpointer(self, problem, config, task, run: RunOptions, dist=None):
+        """The function writing ``checkpoint_<step>.h5`` files into ``run.checkpoint_dir`` and
+        keeping the newest ``config.train.keep_checkpoints`` (rank 0 only)."""
         if run.checkpoint_dir is None:
             return None
         directory = Path(run.checkpoint_dir)
+        if dist is None or dist.is_writer:
+            remove_stale_temporaries(directory)
 
-        def write(trainer: Trainer) -> None:
-            sol = self._solution(problem, config, trainer.model, task, trainer)
-            sol.save(directory / f"checkpoint_{trainer.step:08d}.h5")
-            old = sorted(directory.glob("checkpoint_*.h5"))[: -config.train.keep_checkpoints]
-            for p in old:
-                p.unlink(missing_ok=True)
+        def write(trainer: Trainer) -> Path:
+            state = trainer.checkpoint_state()
+            sol = self._solution(problem, config, trainer.model, task, trainer, state)
+            path = sol.save(directory / checkpoint_name(trainer.step))
+            rotate(directory, config.train.keep_checkpoints, trainer.step)
+            return path
 
         return write
 
     def restore(self, problem: Problem, config: Any, ckpt: Checkpoint) -> Solution:
         model = self._model(problem, config, torch.device("cpu"))
-        model.load_state_dict(ckpt.model)
+        _load_model(model, ckpt)
         extras = dict(ckpt.extras)
         history = extras.pop("history", {})
         return Solution(
@@ -166,3 +181,33 @@ class NetworkSolver(Solver):
             extras=extras,
             step=ckpt.step,
         )
+
+
+def _load_model(model: torch.nn.Module, ckpt: Checkpoint) -> None:
+    try:
+        model.load_state_dict(ckpt.model)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{ckpt.source or 'the checkpoint'}: its model weights do not fit the network built "
+            f"from its config ({first})"
+        ) from None
+
+
+def _resume(model: torch.nn.Module, trainer: Trainer, ckpt: Checkpoint) -> None:
+    """Restore model and trainer state from a checkpoint, naming the file on failure."""
+    name = ckpt.source or "the checkpoint"
+    if ckpt.trainer is None:
+        raise CheckpointError(f"{name} holds no trainer state; it cannot be resumed")
+    _load_model(model, ckpt)
+    try:
+        trainer.load_state_dict(ckpt.trainer)
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot resume {name}: {exc}") from None
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{name}: its trainer state is incomplete or does not fit this solver ({first})"
+        ) from None
+    if ckpt.source:
+        trainer.last_checkpoint = Path(ckpt.source)

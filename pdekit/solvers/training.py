@@ -2,24 +2,44 @@
 
 A solver describes *what* to minimise as a :class:`TrainingTask` (model, batch sampling, loss
 terms, its own state); the :class:`Trainer` does the rest: Adam with a step-decay schedule,
-optionally followed by L-BFGS, a tqdm progress bar, loss-term history, a divergence guard that
-rolls back to the last good state, periodic checkpoints, and a complete state (model, optimisers,
-scheduler, task/sampler state, RNG) so a resumed run continues exactly where it stopped.
+optionally followed by L-BFGS, a tqdm progress bar, loss-term history, a divergence guard, and
+checkpoints, with a complete state (model, optimisers, scheduler, task/sampler state, RNG, step
+counters) so that a resumed run continues bit for bit where it stopped.
+
+Runs that survive:
+
+* **Checkpoints** every ``checkpoint_every`` steps, every ``checkpoint_minutes`` minutes, at the
+  end, and on SIGTERM/SIGINT: while :meth:`Trainer.run` runs it handles both signals by finishing
+  the current step, writing a checkpoint and raising :class:`~pdekit.errors.TrainingInterrupted`
+  (the same signal a second time stops at once, as it would without pdekit). The previous
+  handlers are restored afterwards.
+* **Divergence guard.** A non-finite loss or gradient, or a loss above ``explode_factor`` times
+  the best loss so far, never reaches a checkpoint: the trainer restores the last good state (the
+  newest snapshot whose next loss was good), multiplies the learning rate by
+  ``rollback_lr_factor`` and carries on; after ``max_rollbacks`` rollbacks it raises
+  :class:`~pdekit.errors.DivergenceError`, leaving the last checkpoint intact.
+* **Several processes** (``torchrun``): the model is wrapped in DistributedDataParallel and
+  every decision is taken on all-reduced numbers; see :mod:`pdekit.solvers.distributed`.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import torch
 
-from pdekit.errors import DivergenceError
+from pdekit.checkpoints.tree import tree_from_bytes, tree_to_bytes
+from pdekit.errors import CheckpointError, DivergenceError, ParameterError, TrainingInterrupted
+from pdekit.solvers import distributed
 from pdekit.solvers.config import check
 
 
@@ -49,8 +69,13 @@ class TrainConfig:
     grad_clip: float = 0.0
     #: floating-point precision of the network: float32 or float64
     dtype: str = "float32"
-    #: on a non-finite loss, roll back and halve the learning rate at most this many times
+    #: on divergence, roll back and lower the learning rate at most this many times, then stop
     max_rollbacks: int = 3
+    #: a loss above this multiple of the best loss so far counts as divergence (0: only
+    #: non-finite losses and gradients do)
+    explode_factor: float = 1e6
+    #: on each rollback, multiply the learning rate by this factor
+    rollback_lr_factor: float = 0.5
 
     def __post_init__(self):
         check(self, "steps", self.steps, low=0, high=10**9, kind=int)
@@ -67,14 +92,41 @@ class TrainConfig:
         check(self, "grad_clip", self.grad_clip, low=0.0)
         check(self, "dtype", self.dtype, choices=("float32", "float64"))
         check(self, "max_rollbacks", self.max_rollbacks, low=0, high=100, kind=int)
+        check(self, "explode_factor", self.explode_factor, low=0.0)
+        if 0 < self.explode_factor <= 1:
+            raise ParameterError(
+                f"TrainConfig.explode_factor must be 0 (off) or > 1; got {self.explode_factor!r}"
+            )
+        check(self, "rollback_lr_factor", self.rollback_lr_factor, low=1e-6, high=1.0)
 
     @property
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
 
+#: TrainConfig fields that may change when a run is resumed (the rest must match the checkpoint)
+RESUMABLE_FIELDS = (
+    "steps",
+    "lbfgs_steps",
+    "log_every",
+    "checkpoint_every",
+    "checkpoint_minutes",
+    "keep_checkpoints",
+    "max_rollbacks",
+    "explode_factor",
+    "rollback_lr_factor",
+)
+
+
 class TrainingTask(Protocol):
-    """What a solver trains: the Trainer calls these, in this order, every step."""
+    """What a solver trains: the Trainer calls these, in this order, every step.
+
+    The task must call ``self.model(x)`` for every forward pass: under ``torchrun`` the Trainer
+    sets ``task.model`` to the DistributedDataParallel wrapper for the duration of
+    :meth:`Trainer.run` (and back afterwards). A task whose loss leaves some parameters unused
+    sets ``ddp_find_unused_parameters = True``. ``after_step`` receives the loss terms averaged
+    over all processes, so decisions taken from them agree on every rank.
+    """
 
     model: torch.nn.Module
 
@@ -98,15 +150,64 @@ class TrainingTask(Protocol):
 
 def select_device(device: str = "auto") -> torch.device:
     """``"auto"``: CUDA when present, else CPU; otherwise the named device (checked)."""
+    if not isinstance(device, str):
+        raise ParameterError(f"device must be 'auto', 'cpu' or 'cuda[:n]'; got {device!r}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}: {exc}") from None
+    except RuntimeError:
+        raise ParameterError(
+            f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:n]'"
+        ) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ParameterError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda[:n]'")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use 'cpu'")
+        raise ParameterError("device 'cuda' requested but no CUDA GPU is available; use 'cpu'")
     return dev
+
+
+class _SignalGuard:
+    """Turns SIGTERM/SIGINT into a request to stop at the next step boundary.
+
+    Installed only in the main thread (Python delivers signals there). The same signal a
+    second time restores the previous handlers and re-delivers it: Ctrl-C twice stops at once.
+    """
+
+    NAMES = ("SIGTERM", "SIGINT")
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.NAMES:
+            sig = getattr(signal, name, None)
+            previous = signal.getsignal(sig) if sig is not None else None
+            if previous is None:  # a handler installed outside Python: leave it alone
+                continue
+            signal.signal(sig, self._handle)
+            self._previous[sig] = previous
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        if signum != self.signum:
+            return
+        previous = self._previous.get(signum)
+        self.restore()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.raise_signal(signum)
+
+    def restore(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
 
 
 class Trainer:
@@ -116,9 +217,11 @@ class Trainer:
     ----------
     task: the solver's task.
     config: optimisation settings.
-    verbose: show a progress bar (only when stderr is a terminal).
-    checkpoint_fn: called as ``checkpoint_fn(trainer)`` to write a checkpoint (periodically,
-        when configured, and never with a non-finite state).
+    verbose: show a progress bar (only when stderr is a terminal, and only on rank 0).
+    checkpoint_fn: called as ``checkpoint_fn(trainer)`` on rank 0 to write a checkpoint of
+        ``trainer.checkpoint_state()`` (periodically, at the end and on SIGTERM/SIGINT; never
+        with a non-finite state); it may return the path written.
+    dist: the process group (default: :func:`pdekit.solvers.distributed.current`).
     """
 
     def __init__(
@@ -127,14 +230,18 @@ class Trainer:
         config: TrainConfig,
         *,
         verbose: bool = True,
-        checkpoint_fn: Callable[[Trainer], None] | None = None,
+        checkpoint_fn: Callable[[Trainer], Path | None] | None = None,
+        dist: distributed.Distributed | None = None,
     ):
         self.task, self.config = task, config
         self.verbose = verbose
         self.checkpoint_fn = checkpoint_fn
+        self.dist = dist if dist is not None else distributed.current()
         self.model = task.model
         self.step = 0
         self.rollbacks = 0
+        self.lr_scale = 1.0
+        self.best_loss = math.inf
         self.history: dict[str, list[float]] = {}
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
@@ -142,8 +249,16 @@ class Trainer:
         )
         self.lbfgs: torch.optim.LBFGS | None = None
         self.stopped_early = False
-        self._snapshot: dict | None = None
+        #: path of the newest checkpoint written (or resumed from)
+        self.last_checkpoint: Path | None = None
+        #: seconds each checkpoint write took on this process (not saved)
+        self.checkpoint_seconds: list[float] = []
+        self._good: dict | None = None  # newest snapshot whose next loss was good
+        self._pending: dict | None = None  # newer snapshot, not yet confirmed
+        self._ckpt_state: dict | None = None
+        self._last_ckpt_step: int | None = None
         self._last_ckpt_time = time.monotonic()
+        self._guard = _SignalGuard()
 
     @property
     def total_steps(self) -> int:
@@ -151,9 +266,12 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """This process's complete training state (model excepted)."""
         state = {
             "step": self.step,
             "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
+            "best_loss": self.best_loss,
             "stopped_early": self.stopped_early,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -161,27 +279,64 @@ class Trainer:
             "task": self.task.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
+        param = next(self.model.parameters())
+        if param.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(param.device)
         if self.lbfgs is not None:
             state["lbfgs"] = self.lbfgs.state_dict()
         return state
 
+    def full_state(self) -> dict:
+        """:meth:`state_dict` plus, under torchrun, every rank's task (sampler) state and the
+        world size: what a checkpoint stores. Collective: every rank must call it."""
+        state = self.state_dict()
+        if self.dist.enabled:
+            blobs = self.dist.all_gather_bytes(tree_to_bytes(state["task"]))
+            state["task_ranks"] = [tree_from_bytes(b) for b in blobs]
+            state["world_size"] = self.dist.world_size
+        return state
+
+    def checkpoint_state(self) -> dict:
+        """The :meth:`full_state` gathered for the checkpoint being written (for
+        ``checkpoint_fn``, which runs on rank 0 only)."""
+        return self._ckpt_state if self._ckpt_state is not None else self.state_dict()
+
     def load_state_dict(self, state: dict) -> None:
+        """Restore a state from :meth:`checkpoint_state` (raises CheckpointError on a
+        checkpoint written by a different number of processes)."""
+        world = int(state.get("world_size", 1))
+        if world != self.dist.world_size:
+            raise CheckpointError(
+                f"the checkpoint was written by a run on {world} process(es) and this run has "
+                f"{self.dist.world_size}: each process resumes its own sampler, so resume with "
+                f"the same number of processes (torchrun --nproc_per_node={world} or "
+                "--nnodes x --nproc_per_node giving that total)"
+            )
+        task_state = state["task_ranks"][self.dist.rank] if "task_ranks" in state else state["task"]
         self.step = int(state["step"])
         self.rollbacks = int(state.get("rollbacks", 0))
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.best_loss = float(state.get("best_loss", math.inf))
         self.stopped_early = bool(state.get("stopped_early", False))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = {k: list(v) for k, v in state["history"].items()}
-        self.task.load_state_dict(state["task"])
+        self.task.load_state_dict(task_state)
         torch.set_rng_state(state["torch_rng"])
+        param = next(self.model.parameters())
+        if "cuda_rng" in state and param.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], param.device)
+        self.lbfgs = None
         if "lbfgs" in state:
             self._make_lbfgs()
             self.lbfgs.load_state_dict(state["lbfgs"])
+        self._good, self._pending = None, None
+        self._last_ckpt_step = self.step
 
     def _make_lbfgs(self) -> None:
         self.lbfgs = torch.optim.LBFGS(
             self.model.parameters(),
-            lr=1.0,
+            lr=self.lr_scale,
             max_iter=1,
             history_size=50,
             line_search_fn="strong_wolfe",
@@ -191,51 +346,109 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------
     def run(self) -> dict[str, list[float]]:
-        cfg = self.config
-        bar = None
-        if self.verbose and sys.stderr.isatty():
-            from tqdm.auto import tqdm
+        """Train to ``total_steps`` (or until the task stops); returns the loss history.
 
-            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-        if self._snapshot is None:
-            self._take_snapshot()
+        Raises
+        ------
+        DivergenceError: after ``max_rollbacks`` rollbacks without recovery.
+        TrainingInterrupted: on SIGTERM/SIGINT, after writing a checkpoint.
+        """
+        bar = self._progress_bar()
+        if self._good is None and self._pending is None:
+            self._pending = self._snapshot()
+        find_unused = bool(getattr(self.task, "ddp_find_unused_parameters", False))
+        self.task.model = self.dist.wrap(self.model, find_unused)
+        self._guard = _SignalGuard()
+        self._guard.install()
         try:
-            while self.step < self.total_steps and not self.stopped_early:
-                adam = self.step < cfg.steps
-                terms, loss_value = self._adam_step() if adam else self._lbfgs_step()
-                if not math.isfinite(loss_value):
-                    self._rollback(loss_value)
-                    continue
-                self.step += 1
-                stop = self.task.after_step(self.step, terms)
-                if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop:
-                    self._record(loss_value, terms)
-                if bar is not None:
-                    bar.update(1)
-                    if self.step % max(1, cfg.log_every // 5) == 0:
-                        bar.set_postfix_str(self._postfix(loss_value, terms), refresh=False)
-                if stop:
-                    self.stopped_early = True
-                self._maybe_checkpoint()
+            self._loop(bar)
         finally:
+            self._guard.restore()
+            self.task.model = self.model
             if bar is not None:
                 bar.close()
         return self.history
 
-    def _adam_step(self) -> tuple[dict[str, float], float]:
+    def _loop(self, bar) -> None:
+        cfg = self.config
+        while self.step < self.total_steps and not self.stopped_early:
+            adam = self.step < cfg.steps
+            terms, loss_value, problem, flags = self._adam_step() if adam else self._lbfgs_step()
+            if problem is not None:
+                self._rollback(problem)
+                continue
+            if self._pending is not None:  # the loss at the pending snapshot was good
+                self._good, self._pending = self._pending, None
+            self.best_loss = min(self.best_loss, loss_value)
+            self.step += 1
+            stop = bool(self.task.after_step(self.step, terms))
+            if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop:
+                self._record(loss_value, terms)
+            if bar is not None:
+                bar.update(1)
+                if self.step % max(1, cfg.log_every // 5) == 0:
+                    bar.set_postfix_str(self._postfix(loss_value, terms), refresh=False)
+            if stop:
+                self.stopped_early = True
+            interrupted, time_due = flags[0] > 0, flags[1] > 0
+            step_due = cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0
+            if interrupted or step_due or time_due:
+                if not self._params_finite():
+                    self._rollback("non-finite parameters")
+                    continue
+                self._checkpoint()
+            if interrupted:
+                raise self._interrupted()
+        if self.checkpoint_fn is not None and self._last_ckpt_step != self.step:
+            if not self._params_finite():
+                raise DivergenceError(
+                    f"training ended at step {self.step} with non-finite parameters; "
+                    "no final checkpoint written"
+                )
+            self._checkpoint()
+
+    def _reduce(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], flags: list[float]):
+        """Loss and terms averaged over processes, and flags summed (identity in one process)."""
+        if not self.dist.enabled:
+            return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}, flags
+        world = self.dist.world_size
+        values = self.dist.sum([loss.detach(), *(v.detach() for v in terms.values()), *flags])
+        n = len(terms)
+        averaged = {k: values[1 + i] / world for i, k in enumerate(terms)}
+        return values[0] / world, averaged, values[1 + n :]
+
+    def _flags(self) -> list[float]:
+        """[a stop signal arrived, a time-based checkpoint is due (rank 0's clock decides)]."""
+        minutes = self.config.checkpoint_minutes
+        due = (
+            self.dist.is_writer
+            and self.checkpoint_fn is not None
+            and minutes > 0
+            and time.monotonic() - self._last_ckpt_time >= 60 * minutes
+        )
+        return [float(self._guard.signum is not None), float(due)]
+
+    def _adam_step(self):
         self.task.next_batch(self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss, terms = self.task.loss()
-        value = float(loss.detach())
-        if math.isfinite(value):
+        value, terms_f, flags = self._reduce(loss, terms, self._flags())
+        problem = self._diverged(value)
+        if problem is None:
             loss.backward()
+            params = [p for p in self.model.parameters() if p.grad is not None]
             if self.config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
-        return {k: float(v.detach()) for k, v in terms.items()}, value
+                norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip))
+            else:
+                norm = _grad_norm(params)
+            if math.isfinite(norm):
+                self.optimizer.step()
+                self.scheduler.step()
+            else:
+                problem = f"non-finite gradient (norm {norm})"
+        return terms_f, value, problem, flags
 
-    def _lbfgs_step(self) -> tuple[dict[str, float], float]:
+    def _lbfgs_step(self):
         if self.lbfgs is None:
             self.task.next_batch(self.step)  # one batch, then full-batch L-BFGS on it
             self._make_lbfgs()
@@ -244,13 +457,140 @@ class Trainer:
         def closure():
             self.lbfgs.zero_grad(set_to_none=True)
             loss, terms = self.task.loss()
+            last["loss"], last["terms"], _ = self._reduce(loss, terms, [])
             loss.backward()
-            last["terms"], last["loss"] = terms, float(loss.detach())
+            if self.dist.enabled:  # the line search must see the same (global) loss everywhere
+                return torch.tensor(last["loss"], dtype=loss.dtype, device=loss.device)
             return loss
 
         self.lbfgs.step(closure)
-        return {k: float(v.detach()) for k, v in last["terms"].items()}, last["loss"]
+        flags = self._flags()
+        if self.dist.enabled:
+            flags = self.dist.sum(flags)
+        problem = self._diverged(last["loss"])
+        if problem is None and not self._params_finite():
+            problem = "non-finite parameters after an L-BFGS step"
+        return last["terms"], last["loss"], problem, flags
 
+    # -- divergence guard ----------------------------------------------------------------------
+    def _diverged(self, value: float) -> str | None:
+        """Why the loss ``value`` counts as divergence (None when it does not)."""
+        if not math.isfinite(value):
+            return f"non-finite loss ({value})"
+        factor = self.config.explode_factor
+        if factor > 0 and 0 < self.best_loss < math.inf and value > factor * self.best_loss:
+            return f"exploding loss ({value:.3e} > {factor:g} x the best loss {self.best_loss:.3e})"
+        return None
+
+    def _params_finite(self) -> bool:
+        flags = [torch.isfinite(p.detach()).all() for p in self.model.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
+
+    def _snapshot(self) -> dict:
+        """A good state kept in memory for the divergence guard."""
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "scheduler": copy.deepcopy(self.scheduler.state_dict()),
+            "task": copy.deepcopy(self.task.state_dict()),
+            "step": self.step,
+            "lr_scale": self.lr_scale,
+            "history_len": {k: len(v) for k, v in self.history.items()},
+        }
+
+    def _mark(self) -> None:
+        """Take the pending snapshot at this step (once per step)."""
+        if self._pending is None or self._pending["step"] != self.step:
+            self._pending = self._snapshot()
+
+    def _rollback(self, reason: str) -> None:
+        """Restore the last good state and lower the learning rate (bounded number of times)."""
+        cfg = self.config
+        self.rollbacks += 1
+        if self.rollbacks > cfg.max_rollbacks:
+            if self.last_checkpoint is not None:
+                kept = f"the last good checkpoint {self.last_checkpoint} is intact"
+            elif self.checkpoint_fn is not None:
+                kept = "no checkpoint had been written yet"
+            else:
+                kept = "no checkpoints were being written"
+            raise DivergenceError(
+                f"training diverged at step {self.step}: {reason}; {cfg.max_rollbacks} "
+                f"rollbacks with the learning rate scaled by {cfg.rollback_lr_factor:g} each "
+                f"did not recover (train.max_rollbacks); {kept}. Try a smaller train.lr, "
+                "train.grad_clip > 0, or check the problem's scaling"
+            )
+        snap = self._good if self._good is not None else self._pending
+        self.model.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
+        self.scheduler.load_state_dict(copy.deepcopy(snap["scheduler"]))
+        self.task.load_state_dict(copy.deepcopy(snap["task"]))
+        self.step = snap["step"]
+        kept = snap["history_len"]
+        self.history = {k: v[: kept[k]] for k, v in self.history.items() if k in kept}
+        self.lbfgs = None
+        if self._good is not None:
+            self._pending = None
+        self.lr_scale *= cfg.rollback_lr_factor
+        ratio = self.lr_scale / snap["lr_scale"]
+        for group in self.optimizer.param_groups:
+            group["lr"] *= ratio
+        self.scheduler.base_lrs = [lr * ratio for lr in self.scheduler.base_lrs]
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._say(
+            f"pdekit: warning: {reason} at step {self.step + 1}; rolled back to step "
+            f"{snap['step']} and scaled the learning rate by {cfg.rollback_lr_factor:g} "
+            f"(rollback {self.rollbacks}/{cfg.max_rollbacks})"
+        )
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        """Write a checkpoint (rank 0) of the state of every rank; all ranks call this."""
+        if self.checkpoint_fn is None:
+            return
+        self._ckpt_state = self.full_state()
+        error: Exception | None = None
+        try:
+            if self.dist.is_writer:
+                t0 = time.perf_counter()
+                try:
+                    written = self.checkpoint_fn(self)
+                except Exception as exc:  # every rank must learn of it before raising
+                    error = exc
+                else:
+                    self.checkpoint_seconds.append(time.perf_counter() - t0)
+                    if written is not None:
+                        self.last_checkpoint = Path(written)
+            if self.dist.enabled and self.dist.sum([float(error is not None)])[0] > 0:
+                error = error or CheckpointError("rank 0 could not write a checkpoint")
+        finally:
+            self._ckpt_state = None
+        if error is not None:
+            raise error
+        self._last_ckpt_step = self.step
+        self._last_ckpt_time = time.monotonic()
+        self._mark()
+
+    def _interrupted(self) -> TrainingInterrupted:
+        signum = self._guard.signum or signal.SIGTERM
+        name = signal.Signals(signum).name
+        if self.last_checkpoint is not None and self._last_ckpt_step == self.step:
+            where = (
+                f"checkpoint written: {self.last_checkpoint} (continue with --resume "
+                f"{self.last_checkpoint})"
+            )
+        elif self.dist.is_writer:
+            where = "no checkpoint written (no checkpoint directory was given)"
+        else:
+            where = "rank 0 wrote the checkpoint"
+        return TrainingInterrupted(
+            f"training stopped by {name} at step {self.step}; {where}",
+            signum=signum,
+            step=self.step,
+            checkpoint=self.last_checkpoint,
+        )
+
+    # -- logging -------------------------------------------------------------------------------
     def _record(self, loss_value: float, terms: dict[str, float]) -> None:
         h = self.history
         h.setdefault("step", []).append(self.step)
@@ -260,61 +600,29 @@ class Trainer:
         h.setdefault("lr", []).append(self.optimizer.param_groups[0]["lr"])
         for k, v in self.task.status().items():
             h.setdefault(k, []).append(float(v))
-        self._take_snapshot()
+        self._mark()
 
-    def _take_snapshot(self) -> None:
-        """Remember a good state (in memory) for the divergence guard."""
-        self._snapshot = {
-            "model": copy.deepcopy(self.model.state_dict()),
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "scheduler": copy.deepcopy(self.scheduler.state_dict()),
-            "task": copy.deepcopy(self.task.state_dict()),
-            "step": self.step,
-        }
+    def _say(self, message: str) -> None:
+        if self.dist.is_writer:
+            print(message, file=sys.stderr, flush=True)
 
-    def _rollback(self, loss_value: float) -> None:
-        """Non-finite loss: restore the last good state and halve the learning rate."""
-        self.rollbacks += 1
-        if self.rollbacks > self.config.max_rollbacks:
-            raise DivergenceError(
-                f"training diverged at step {self.step} (loss = {loss_value}) after "
-                f"{self.config.max_rollbacks} rollbacks with halved learning rates; "
-                "the last good checkpoint (if any) is intact. Lower train.lr or check the "
-                "problem's scaling."
-            )
-        snap = self._snapshot
-        self.model.load_state_dict(snap["model"])
-        self.optimizer.load_state_dict(snap["optimizer"])
-        self.scheduler.load_state_dict(snap["scheduler"])
-        self.task.load_state_dict(snap["task"])
-        self.step = snap["step"]
-        self.lbfgs = None
-        factor = 0.5**self.rollbacks
-        for group in self.optimizer.param_groups:
-            group["lr"] *= factor
-        self.scheduler.base_lrs = [lr * factor for lr in self.scheduler.base_lrs]
-        print(
-            f"pdekit: non-finite loss ({loss_value}); rolled back to step {self.step} and "
-            f"scaled the learning rate by {factor:g} (rollback {self.rollbacks}/"
-            f"{self.config.max_rollbacks})",
-            file=sys.stderr,
-        )
+    def _progress_bar(self):
+        if not (self.verbose and self.dist.is_writer and sys.stderr.isatty()):
+            return None
+        from tqdm.auto import tqdm
 
-    def _maybe_checkpoint(self) -> None:
-        if self.checkpoint_fn is None:
-            return
-        cfg = self.config
-        due = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
-        if cfg.checkpoint_minutes and time.monotonic() - self._last_ckpt_time >= 60 * (
-            cfg.checkpoint_minutes
-        ):
-            due = True
-        if due:
-            self.checkpoint_fn(self)
-            self._last_ckpt_time = time.monotonic()
+        return tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
 
     def _postfix(self, loss_value: float, terms: dict[str, float]) -> str:
         parts = [f"loss={loss_value:.3e}"]
         parts += [f"{k}={v:.2e}" for k, v in list(terms.items())[:4]]
         parts += [f"{k}={v:.3g}" for k, v in self.task.status().items()]
         return " ".join(parts)
+
+
+def _grad_norm(grads_of: list[torch.nn.Parameter]) -> float:
+    """Euclidean norm of all gradients together (inf/nan when any is non-finite)."""
+    if not grads_of:
+        return 0.0
+    norms = torch.stack([torch.linalg.vector_norm(p.grad.detach()) for p in grads_of])
+    return float(torch.linalg.vector_norm(norms))
