@@ -6,7 +6,7 @@
 
 from pdekit.problems import convection_diffusion, navier_stokes, porous_medium  # noqa: F401
 from pdekit.problems.base import BC, ExactReference, Problem, Reference, param
-from pdekit.problems.registry import get, get_class, names, register
+from pdekit.problems.registry import get, get_class, names, register, unregister
 
 __all__ = [
     "BC",
@@ -18,4 +18,5 @@ __all__ = [
     "names",
     "param",
     "register",
+    "unregister",
 ]

@@ -26,6 +26,12 @@ def register(name: str):
     return deco
 
 
+def unregister(name: str) -> None:
+    """Remove a registered problem (e.g. one defined interactively); unknown names raise."""
+    get_class(name)
+    del _REGISTRY[name]
+
+
 def names() -> list[str]:
     """All registered problem names, sorted."""
     return sorted(_REGISTRY)

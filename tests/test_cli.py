@@ -1,0 +1,56 @@
+"""The pdekit command: list, info, solve, export; one-line errors with exit status 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pdekit.cli import main
+
+
+def test_list_and_info(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "porous_medium/heat" in out and "pinn" in out and "deepxde" in out
+    assert main(["info", "navier_stokes/kovasznay"]) == 0
+    out = capsys.readouterr().out
+    assert "re (float) = 20.0" in out and "reference: exact" in out
+    assert main(["info", "pinn"]) == 0
+    assert "train.lr = 0.001" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["solve", "porous_medium/hot"], "unknown problem 'porous_medium/hot'; valid:"),
+        (["solve", "porous_medium/heat", "--set", "k=-1"], "must be in (0, 10]"),
+        (["solve", "porous_medium/heat", "--set", "kk=1"], "unknown parameter"),
+        (["solve", "porous_medium/heat", "--set", "k"], "expects key=value"),
+        (["solve", "porous_medium/heat", "--config", "train.lrr=1"], "'lrr'; valid:"),
+        (["solve", "porous_medium/heat", "--solver", "nope"], "unknown solver 'nope'"),
+        (["export", "/nonexistent/ck.h5"], "does not exist"),
+        (["info", "nothing"], "unknown problem or solver"),
+    ],
+)
+def test_errors_are_one_line_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_solve_and_export(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["solve", "porous_medium/heat", "--steps", "20", "--quiet", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "rel_l2 = " in text
+    for name in ("solution.pvd", "solution.png", "fields.h5", "checkpoint.h5", "errors.json"):
+        assert (out / name).is_file(), name
+    assert main(["export", str(out / "checkpoint.h5"), "--out", str(tmp_path / "exp")]) == 0
+    assert (tmp_path / "exp" / "solution.pvd").is_file()
+
+
+def test_module_entry_point():
+    res = subprocess.run(
+        [sys.executable, "-m", "pdekit", "--version"], capture_output=True, text=True, check=True
+    )
+    assert res.stdout.startswith("pdekit ")
