@@ -59,9 +59,14 @@ class SpaceTime:
 
     def sample_interior(self, n: int, rng=None, method: str = "sobol") -> np.ndarray:
         rng = np.random.default_rng(rng)
-        # one joint (space, time) draw keeps the quasi-random structure in all dimensions
         xs = self.space.sample_interior(n, rng, method)
-        return np.concatenate([xs, self.sample_times(n, rng, method)[:, None]], axis=1)
+        # Space and time come from two separate draws. Two scrambled Sobol (or Halton)
+        # sequences taken in the same order are strongly correlated: paired as drawn, the
+        # points fall on a few lines of the (x, t) plane (in 1D, 229 of 256 cells of a 16 x 16
+        # grid stay empty at n = 2048). A random permutation of the times keeps each marginal
+        # stratified and pairs them like a Latin hypercube.
+        t = self.sample_times(n, rng, method)[rng.permutation(len(xs))]
+        return np.concatenate([xs, t[:, None]], axis=1)
 
     def sample_boundary(
         self, n: int, tag: str | None = None, rng=None, method: str = "sobol"

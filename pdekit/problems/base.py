@@ -210,6 +210,26 @@ class Problem:
         """Conservation form ``u_t + div F = s``: the source s (None means zero)."""
         return None
 
+    # -- optional structure: scalar convection-diffusion ------------------------------------------
+    def characteristic_velocity(self, u: torch.Tensor, points: torch.Tensor):
+        """Velocity ``c`` of the form ``u_t + c(u, x, t) . grad u = D Lap u``, or None.
+
+        A scalar problem whose residual has this form returns ``c`` at ``points``
+        (n, len(coordinates)) for field values ``u`` (n,): a tuple with one entry (tensor (n,)
+        or number) per spatial coordinate. Its characteristics move with this velocity,
+        ``dX/dt = c(u(X, t), X, t)``, and along them the equation reads ``w_t = D Lap_X w``.
+        Solvers that work along characteristics (the Lagrangian PINN) use it together with
+        :attr:`diffusivity` and check that both agree with :meth:`residual`.
+        The default, None, means the problem is not of this form.
+        """
+        return None
+
+    @property
+    def diffusivity(self) -> float | None:
+        """Constant ``D`` of the form of :meth:`characteristic_velocity` (0 for pure convection);
+        None (the default) when the problem is not of that form."""
+        return None
+
     def exact(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
         """Closed-form solution at points (n, len(coordinates)), torch, where one exists."""
         raise NotImplementedError(f"{self.name} has no closed-form solution")

@@ -338,6 +338,10 @@ class Trainer:
             self.model.parameters(),
             lr=self.lr_scale,
             max_iter=1,
+            # torch's default max_eval = max_iter * 5 // 4 = 1 leaves the strong-Wolfe search
+            # no evaluations (max_ls = 0): a rejected first trial returns t = 0 and L-BFGS
+            # stalls for good; allow a real line search
+            max_eval=25,
             history_size=50,
             line_search_fn="strong_wolfe",
             tolerance_grad=1e-9,

@@ -37,6 +37,16 @@ class Convection(Problem):
     def residual(self, f):
         return {"convection": f.d("u", "t") + self.beta * f.d("u", "x")}
 
+    # -- what the Lagrangian PINN needs: X'(t) = beta, w_t = 0 -----------------------------------
+    def characteristic_velocity(self, u, points):
+        """Velocity of the characteristics, one tensor per spatial coordinate: (beta,)."""
+        return (torch.full_like(u, self.beta),)
+
+    @property
+    def diffusivity(self) -> float:
+        """No diffusion: u is constant along the characteristics."""
+        return 0.0
+
     def exact(self, points):
         x, t = points[:, 0], points[:, 1]
         return {"u": torch.sin(x - self.beta * t)}

@@ -1,0 +1,469 @@
+"""Lagrangian PINN (Mojgani, Balajewicz & Hassanzadeh, CMAME 404:115810, 2023; arXiv:2205.02902).
+
+For a scalar convection-diffusion problem in one space dimension,
+
+    u_t + a(u, x, t) u_x = D(u, x, t) u_xx,
+
+the solution is sought along its characteristics. Two independent networks of the label ``a``
+(the characteristic's starting point x0) and ``t`` give the characteristic position and the
+state carried along it:
+
+    X(a, t) = a + s N_X(a, t),         w(a, t) = N_w(a, t) = u(X(a, t), t),
+
+and are trained on the Lagrangian form of the problem
+
+    R_X = X_t - a(w, X, t),            X(a, t0) = a,
+    R_w = w_t - D(w, X, t) u_xx,       w(a, t0) = u0(a),
+    u_xx = d/da (w_a / X_a) / X_a      (chain rule through dX/da; see lagrangian_frame).
+
+The velocity ``a`` and diffusivity ``D`` come from the problem's
+:meth:`~pdekit.problems.base.Problem.characteristic_velocity` and
+:meth:`~pdekit.problems.base.Problem.diffusivity`; :func:`lagrangian_form_mismatch` checks that
+they reproduce the problem's own residual before the solver accepts it. Periodic labels enter
+the networks as (cos, sin) features, so both are exactly periodic in the label (the
+displacement ``X - a`` is periodic, ``X`` itself is not). Bounded domains are supported where
+no characteristic crosses the boundary (the velocity vanishes there, as for Burgers with
+homogeneous Dirichlet data); the boundary labels then stay on the boundary, and the problem's
+boundary conditions are imposed on ``w`` there.
+
+The Eulerian answer u(x, t) = w(X^{-1}(x, t), t) comes from inverting ``X(., t)`` by safeguarded
+Newton iteration (:func:`~pdekit.solvers.lagrangian_frame.invert_characteristics`), so a
+``Solution`` is evaluated, scored and exported like any other.
+
+Deviations from the released code (github.com/rmojgani/LPINNs), on purpose:
+
+* the two branches are independent networks (the released code shares the input, first hidden
+  and output layers between them);
+* ``u_xx`` is the physical second derivative by the chain rule (the released code
+  differentiates twice in the label, exact only where ``X_a = 1``);
+* the characteristic network outputs the displacement ``X - a``, scaled by ``s`` (the largest
+  initial characteristic speed times the time span), so ``X`` can reach ``a + 100`` from a
+  network output of order one and periodic labels need no jump in ``X``;
+* norms are root-mean-square per term (the released code uses unsquared sums ``||r||_2``; on its
+  fixed 256 x 100 grid with 256 initial points that is ``sqrt(N)`` times the RMS, so its weights
+  (10, 1, 1000) are (10, 1, 100) here up to a common factor);
+* collocation points are redrawn (Sobol) every step instead of one fixed grid; plain Adam with
+  step decay (the shared trainer) instead of AMSGrad at a fixed rate 1e-2, then L-BFGS with a
+  strong-Wolfe line search instead of L-BFGS at lr 0.01.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from pdekit.core.fields import AutogradFields
+from pdekit.geometries.spacetime import SpaceTime
+from pdekit.problems.base import Problem
+from pdekit.solvers.base import NetworkSolver
+from pdekit.solvers.config import check
+from pdekit.solvers.lagrangian_frame import invert_characteristics, physical_derivatives
+from pdekit.solvers.networks import MLP, CoordinateEmbedding, NetworkConfig
+from pdekit.solvers.physics import PhysicsLoss, SamplingConfig
+from pdekit.solvers.registry import register_solver
+from pdekit.solvers.training import TrainConfig
+
+NORMS = ("rms", "mse")
+
+
+@dataclass
+class LagrangianWeights:
+    """Weights of the loss terms of the Lagrangian PINN."""
+
+    #: characteristic residual X_t - a(w, X, t) (released code: 10)
+    characteristic: float = 10.0
+    #: state residual w_t - D u_xx (released code: 1)
+    state: float = 1.0
+    #: initial conditions X(a, t0) = a and w(a, t0) = u0(a) (released code: 1000 on sums,
+    #: 100 on RMS values; see the module docstring)
+    initial: float = 100.0
+    #: boundary conditions at the boundary labels of bounded domains (no released counterpart)
+    boundary: float = 100.0
+    #: "rms": root-mean-square of each term (the released code's unsquared norms, per point);
+    #: "mse": mean square (the usual PINN loss)
+    norm: str = "rms"
+
+    def __post_init__(self):
+        for name in ("characteristic", "state", "initial", "boundary"):
+            check(self, name, getattr(self, name), low=0.0)
+        check(self, "norm", self.norm, choices=NORMS)
+
+
+def _char_network() -> NetworkConfig:
+    return NetworkConfig(width=50, depth=1)
+
+
+def _state_network() -> NetworkConfig:
+    return NetworkConfig(width=50, depth=4)
+
+
+def _train() -> TrainConfig:
+    return TrainConfig(steps=5000, lr=1e-3, lr_decay=0.9, decay_every=1000, lbfgs_steps=500)
+
+
+@dataclass
+class LagrangianPINNConfig:
+    """Configuration of the Lagrangian PINN (defaults: the released code where sensible)."""
+
+    #: characteristic branch N_X (released code: one hidden layer of 50, tanh)
+    characteristic: NetworkConfig = field(default_factory=_char_network)
+    #: state branch N_w (released code: four hidden layers of 50, tanh)
+    state: NetworkConfig = field(default_factory=_state_network)
+    #: collocation points in (label, t), redrawn every step
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    weights: LagrangianWeights = field(default_factory=LagrangianWeights)
+    #: Adam then L-BFGS (released code: AMSGrad lr 1e-2, then 100 L-BFGS steps)
+    train: TrainConfig = field(default_factory=_train)
+    #: scale s of the displacement X - a = s N_X (0: the largest |a(u0(x), x, t0)| times the
+    #: time span, at least 1% of the domain length)
+    displacement_scale: float = 0.0
+    #: impose X(a, t0) = a exactly through X = a + s tau N_X, tau = (t - t0)/(t1 - t0),
+    #: instead of a loss (released code: a loss)
+    exact_initial_characteristic: bool = True
+    #: impose w(a, t0) = u0(a) exactly through w = u0(a) + tau N_w instead of a loss
+    #: (released code: a loss)
+    exact_initial_state: bool = True
+
+    def __post_init__(self):
+        check(self, "displacement_scale", self.displacement_scale, low=0.0)
+        for name in ("exact_initial_characteristic", "exact_initial_state"):
+            check(self, name, getattr(self, name), choices=(True, False))
+
+
+class LagrangianNetwork(nn.Module):
+    """The two independent branches: characteristic position X(a, t) and carried state w(a, t).
+
+    Inputs are points (n, 2), columns (label a, time t). ``forward`` returns (n, 2): X and w.
+
+    Parameters
+    ----------
+    char_net, state_net: the two networks N_X, N_w of (a, t), one output each.
+    scale: displacement scale s.
+    t0, t1: time interval.
+    initial_state: ``u0(a)`` for labels (n,) (torch), used when the initial state is exact;
+        None to learn ``w(a, t0) = u0(a)`` through a loss.
+    exact_initial_characteristic: ``X(a, t0) = a`` by construction (else through a loss).
+    """
+
+    def __init__(
+        self,
+        char_net: nn.Module,
+        state_net: nn.Module,
+        scale: float,
+        t0: float,
+        t1: float,
+        *,
+        initial_state: Callable[[torch.Tensor], torch.Tensor] | None,
+        exact_initial_characteristic: bool,
+    ):
+        super().__init__()
+        self.char_net, self.state_net = char_net, state_net
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.t0, self.t1 = float(t0), float(t1)
+        self.initial_state = initial_state
+        self.exact_initial_characteristic = bool(exact_initial_characteristic)
+
+    def _tau(self, pts: torch.Tensor) -> torch.Tensor:
+        return (pts[:, 1] - self.t0) / (self.t1 - self.t0)
+
+    def characteristic(self, pts: torch.Tensor) -> torch.Tensor:
+        """X(a, t) = a + s N_X(a, t), or a + s tau N_X(a, t) with an exact initial map."""
+        disp = self.scale.to(pts.dtype) * self.char_net(pts)[:, 0]
+        if self.exact_initial_characteristic:
+            disp = disp * self._tau(pts)
+        return pts[:, 0] + disp
+
+    def state(self, pts: torch.Tensor) -> torch.Tensor:
+        """w(a, t) = N_w(a, t), or u0(a) + tau N_w(a, t) with an exact initial state."""
+        out = self.state_net(pts)[:, 0]
+        if self.initial_state is None:
+            return out
+        return self.initial_state(pts[:, 0]).to(out.dtype) + self._tau(pts) * out
+
+    def forward(self, pts: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.characteristic(pts), self.state(pts)], dim=1)
+
+
+# -- the problem's Lagrangian form -------------------------------------------------------------
+def _probe_field(pts: torch.Tensor) -> torch.Tensor:
+    """A smooth, non-trivial field with every derivative non-zero somewhere (for checks)."""
+    x, t = pts[:, 0], pts[:, 1]
+    return 0.4 + 0.3 * torch.sin(1.3 * x + 0.7 * t) + 0.2 * torch.cos(0.6 * x - 1.1 * t)
+
+
+def lagrangian_form_mismatch(problem: Problem) -> str | None:
+    """Why ``problem`` cannot be solved along characteristics, or None when it can.
+
+    Checks, on a smooth probe field in float64: one field in coordinates (x, t) on an interval
+    times a time interval; ``characteristic_velocity`` and ``diffusivity`` provided; the
+    problem's single residual equal (up to a constant factor) to ``u_t + a u_x - D u_xx``; and,
+    on a bounded interval, no characteristic crossing the boundary (``a = 0`` there, for the
+    Dirichlet data or, under Neumann conditions, for any state).
+    """
+    name = problem.name or type(problem).__name__
+    if tuple(problem.coordinates) != ("x", "t") or len(problem.fields) != 1:
+        return (
+            f"the Lagrangian PINN follows the characteristics of one scalar field in one space "
+            f"dimension (coordinates (x, t)); {name} has coordinates {tuple(problem.coordinates)} "
+            f"and fields {tuple(problem.fields)}"
+        )
+    dom = problem.domain()
+    if not isinstance(dom, SpaceTime) or dom.space.dim != 1:
+        return f"{name}'s domain is not an interval times a time interval"
+    rng = np.random.default_rng(0)
+    pts = torch.as_tensor(dom.sample_interior(64, rng, "uniform"), dtype=torch.float64)
+    pts.requires_grad_(True)
+    u = _probe_field(pts)
+    vel = problem.characteristic_velocity(u, pts)
+    diff = problem.diffusivity
+    if vel is None or diff is None:
+        return (
+            f"{name} does not state a convection-diffusion form u_t + a u_x = D u_xx "
+            "(Problem.characteristic_velocity and Problem.diffusivity)"
+        )
+    (vel,) = vel
+    res = problem.residual(AutogradFields(pts, {problem.fields[0]: u}, problem.coordinates))
+    if len(res) != 1:
+        return f"{name} has {len(res)} residual equations; the Lagrangian PINN needs one"
+    (r,) = res.values()
+    f = AutogradFields(pts, {"u": u}, ("x", "t"))
+    terms = f.d("u", "t") + vel * f.d("u", "x") - diff * f.d("u", "xx")
+    r, terms = r.detach(), terms.detach()
+    c = float((r * terms).sum() / (terms * terms).sum())
+    gap = float((r - c * terms).abs().max())
+    if c == 0 or not math.isfinite(gap) or gap > 1e-8 * float(r.abs().max()):
+        return (
+            f"{name}'s residual is not u_t + a u_x - D u_xx with its characteristic_velocity "
+            f"and diffusivity (largest difference on a probe field: {gap:.3g})"
+        )
+    if not dom.space.periodic[0]:
+        return _boundary_crossing(problem, dom, name)
+    return None
+
+
+def _boundary_crossing(problem: Problem, dom: SpaceTime, name: str) -> str | None:
+    """None when the characteristic velocity vanishes on the boundary of a bounded interval."""
+    rng = np.random.default_rng(1)
+    tags = {bc.tag for bc in problem.boundary_conditions()}
+    for tag in dom.boundary_tags:
+        pts_np, _ = dom.sample_boundary(16, tag, rng, "uniform")
+        pts = torch.as_tensor(pts_np, dtype=torch.float64)
+        states = [0.5 + torch.rand(len(pts), dtype=torch.float64) for _ in range(2)]
+        for bc in problem.boundary_conditions():
+            if bc.kind == "dirichlet" and bc.tag in (tag, None):
+                states = [bc.value(pts)[problem.fields[0]].to(torch.float64)]
+        if tag not in tags and None not in tags:
+            return f"{name} sets no boundary condition on {tag}"
+        for u in states:
+            (vel,) = problem.characteristic_velocity(u, pts)
+            vel = torch.as_tensor(vel, dtype=torch.float64).expand(len(pts))
+            if float(vel.abs().max()) > 1e-12:
+                return (
+                    f"characteristics of {name} cross the boundary {tag} (velocity "
+                    f"{float(vel.abs().max()):.3g} there); labels entering through the boundary "
+                    "are not implemented, only periodic intervals and boundaries at rest"
+                )
+    return None
+
+
+# -- training ------------------------------------------------------------------------------------
+class LagrangianTask:
+    """Training task: residuals and initial/boundary misfits in the label frame."""
+
+    def __init__(self, problem: Problem, config: LagrangianPINNConfig, model, rng, device):
+        self.problem, self.config, self.model, self.rng = problem, config, model, rng
+        self.field = problem.fields[0]
+        self.physics = PhysicsLoss(
+            problem, config.sampling, rng, device=device, dtype=config.train.torch_dtype
+        )
+        self.batch = None
+        self._draw_state = None
+
+    def next_batch(self, step: int) -> None:
+        every = self.config.sampling.resample_every
+        if self.batch is None or (every > 0 and step % every == 0):
+            self._draw_state = self.rng.bit_generator.state
+            self.batch = self.physics.sample()
+
+    # -- pointwise terms ------------------------------------------------------------------------
+    def residuals(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """R_X and R_w at label points (n, 2) = (a, t)."""
+        m, p = self.model, self.problem
+        pts = labels.detach().requires_grad_(True)
+        X, w = m.characteristic(pts), m.state(pts)
+        eul = torch.stack([X, pts[:, 1]], dim=1)
+        (vel,) = p.characteristic_velocity(w, eul)
+        diff = p.diffusivity
+        if diff == 0:
+            f = AutogradFields(pts, {"X": X, "w": w}, ("a", "t"), {"X": ("t",), "w": ("t",)})
+            r_w = f.d("w", "t")
+        else:
+            declared = {"X": ("t", "a", "aa"), "w": ("t", "a", "aa")}
+            f = AutogradFields(pts, {"X": X, "w": w}, ("a", "t"), declared)
+            _, u_xx = physical_derivatives(
+                f.d("w", "a"), f.d("w", "aa"), f.d("X", "a"), f.d("X", "aa")
+            )
+            r_w = f.d("w", "t") - diff * u_xx
+        return {"characteristic": f.d("X", "t") - vel, "state": r_w}
+
+    def initial_misfit(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.model
+        out = {}
+        if m.initial_state is None:
+            target = self.problem.initial_condition(points[:, :1])[self.field]
+            out["state"] = m.state(points) - target.to(points.dtype)
+        if not m.exact_initial_characteristic:
+            out["characteristic"] = m.characteristic(points) - points[:, 0]
+        return out
+
+    def boundary_misfit(self) -> dict[str, torch.Tensor]:
+        """Boundary labels stay on the boundary; w there obeys the problem's conditions."""
+        out: dict[str, torch.Tensor] = {}
+        m = self.model
+        for i, (bc, (pts, normals)) in enumerate(zip(self.physics.bcs, self.batch.boundary)):
+            tag = bc.tag or "all"
+            target = bc.value(pts)[self.field].to(pts.dtype)
+            if bc.kind == "dirichlet":
+                out[f"{tag}{i}/state"] = m.state(pts) - target
+            else:  # neumann: u_x n = w_a / X_a n
+                g = pts.detach().requires_grad_(True)
+                X, w = m.characteristic(g), m.state(g)
+                f = AutogradFields(g, {"X": X, "w": w}, ("a", "t"))
+                u_x, _ = physical_derivatives(f.d("w", "a"), None, f.d("X", "a"), None)
+                out[f"{tag}{i}/state"] = u_x * normals[:, 0] - target
+            out[f"{tag}{i}/characteristic"] = m.characteristic(pts) - pts[:, 0]
+        return out
+
+    def _reduce(self, r: torch.Tensor) -> torch.Tensor:
+        ms = r.square().mean()
+        return torch.sqrt(ms + 1e-30) if self.config.weights.norm == "rms" else ms
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        b = self.batch
+        terms = {f"residual/{k}": self._reduce(r) for k, r in self.residuals(b.interior).items()}
+        if b.initial is not None:
+            for k, r in self.initial_misfit(b.initial).items():
+                terms[f"initial/{k}"] = self._reduce(r)
+        for k, r in self.boundary_misfit().items():
+            terms[f"boundary/{k}"] = self._reduce(r)
+        return terms
+
+    def loss(self):
+        w = self.config.weights
+        terms = self.loss_terms()
+        weight = {
+            "residual/characteristic": w.characteristic,
+            "residual/state": w.state,
+        }
+        total = sum(
+            weight.get(k, w.initial if k.startswith("initial") else w.boundary) * v
+            for k, v in terms.items()
+        )
+        return total, terms
+
+    def after_step(self, step: int, terms) -> bool:
+        return False
+
+    def status(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "draw_state": self._draw_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("draw_state") is not None:  # re-draw the batch in use at save time
+            self.rng.bit_generator.state = state["draw_state"]
+            self.batch = self.physics.sample()
+            self._draw_state = state["draw_state"]
+        else:
+            self.batch = None
+        self.rng.bit_generator.state = state["rng"]
+
+
+def displacement_scale(problem: Problem, n: int = 1024) -> float:
+    """Largest initial characteristic speed times the time span (at least 1% of the length)."""
+    dom = problem.domain()
+    (lo, hi) = dom.space.bounds[:, 0]
+    x = torch.linspace(float(lo), float(hi), n, dtype=torch.float64)
+    pts = torch.stack([x, torch.full_like(x, dom.time.t0)], dim=1)
+    u0 = problem.initial_condition(pts[:, :1])[problem.fields[0]].to(torch.float64)
+    (vel,) = problem.characteristic_velocity(u0, pts)
+    vel = torch.as_tensor(vel, dtype=torch.float64).expand(n)
+    span = dom.time.t1 - dom.time.t0
+    return max(float(vel.abs().max()) * span, 0.01 * float(hi - lo))
+
+
+@register_solver("lagrangian_pinn")
+class LagrangianPINN(NetworkSolver):
+    """Lagrangian PINN: two networks along characteristics, answered in the Eulerian frame."""
+
+    Config = LagrangianPINNConfig
+    description = (
+        "Lagrangian PINN: characteristics X(x0, t) and the state carried along them, for "
+        "1D convection-diffusion"
+    )
+    paper = "Mojgani, Balajewicz & Hassanzadeh, Comput. Methods Appl. Mech. Eng. 404 (2023)"
+
+    def supports(self, problem: Problem) -> str | None:
+        return lagrangian_form_mismatch(problem)
+
+    def build_model(self, problem: Problem, config: LagrangianPINNConfig) -> LagrangianNetwork:
+        dom = problem.domain()
+        bounds, periodic = dom.bounds, dom.periodic
+
+        def mlp(cfg: NetworkConfig) -> MLP:
+            emb = CoordinateEmbedding(bounds, periodic, cfg.periodic_harmonics)
+            return MLP(emb, 1, cfg.width, cfg.depth, cfg.activation)
+
+        field_name = problem.fields[0]
+
+        def u0(a: torch.Tensor) -> torch.Tensor:
+            return problem.initial_condition(a[:, None])[field_name]
+
+        scale = config.displacement_scale or displacement_scale(problem)
+        return LagrangianNetwork(
+            mlp(config.characteristic),
+            mlp(config.state),
+            scale,
+            dom.time.t0,
+            dom.time.t1,
+            initial_state=u0 if config.exact_initial_state else None,
+            exact_initial_characteristic=config.exact_initial_characteristic,
+        )
+
+    def build_task(self, problem, config, model, rng, device) -> LagrangianTask:
+        return LagrangianTask(problem, config, model, rng, device)
+
+    def predictor(self, problem: Problem, config, model: LagrangianNetwork, batch: int = 65536):
+        """u(x, t) = w(X^{-1}(x, t), t), the inverse found in float64 by safeguarded Newton."""
+        dom = problem.domain()
+        lo, hi = (float(v) for v in dom.space.bounds[:, 0])
+        periodic = bool(dom.space.periodic[0])
+        name = problem.fields[0]
+
+        def predict(points: np.ndarray) -> dict[str, np.ndarray]:
+            device = next(model.parameters()).device
+            m = copy.deepcopy(model).to(dtype=torch.float64).eval()
+
+            def char(a, t):
+                with torch.enable_grad():
+                    a = a.detach().requires_grad_(True)
+                    X = m.characteristic(torch.stack([a, t], dim=1))
+                    (X_a,) = torch.autograd.grad(X.sum(), a)
+                return X.detach(), X_a
+
+            out = []
+            for i in range(0, len(points), batch):
+                p = torch.as_tensor(points[i : i + batch], dtype=torch.float64, device=device)
+                a = invert_characteristics(char, p[:, 0], p[:, 1], lo, hi, periodic=periodic)
+                with torch.no_grad():
+                    out.append(m.state(torch.stack([a, p[:, 1]], dim=1)).cpu().numpy())
+            return {name: np.concatenate(out) if out else np.zeros(0)}
+
+        return predict
