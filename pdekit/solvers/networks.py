@@ -2,7 +2,12 @@
 
 Networks take raw physical coordinates; the :class:`CoordinateEmbedding` in front maps them to
 the network's input features (affine scaling to [-1, 1], exact periodic features on periodic
-axes), so derivatives of the output are derivatives in the physical coordinates.
+axes), so derivatives of the output are derivatives in the physical coordinates.  An optional
+:class:`FourierFeatures` layer maps those features to random Fourier features.
+
+Every network here also implements ``forward_taylor(jet) -> jet`` with the ops of
+:class:`pdekit.core.taylor.Jet`, so :class:`pdekit.core.taylor.TaylorFields` can propagate the
+value and the declared derivatives forward through it, one matmul per layer.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pdekit.core.taylor import Jet, concat
 from pdekit.errors import UnknownNameError
 
 ACTIVATIONS = {
@@ -23,6 +29,9 @@ ACTIVATIONS = {
     "gelu": nn.functional.gelu,
     "softplus": nn.functional.softplus,
 }
+
+
+NETWORK_KINDS = ("mlp", "modified_mlp")
 
 
 def activation(name: str):
@@ -45,6 +54,12 @@ class NetworkConfig:
     #: harmonics m of the exact periodic embedding [cos(k w x), sin(k w x)], k = 1..m, on
     #: periodic axes (0: treat periodic axes like bounded ones and enforce periodicity by a loss)
     periodic_harmonics: int = 1
+    #: architecture: "mlp" (plain) or "modified_mlp" (two gating encoders, Wang et al. 2021)
+    kind: str = "mlp"
+    #: number of random Fourier features [cos(B e), sin(B e)] on the embedded inputs e (0: off)
+    fourier_features: int = 0
+    #: standard deviation of the Gaussian frequency matrix B of the Fourier features
+    fourier_scale: float = 1.0
 
     def __post_init__(self):
         from pdekit.solvers.config import check
@@ -53,6 +68,9 @@ class NetworkConfig:
         check(self, "depth", self.depth, low=1, high=64, kind=int)
         check(self, "periodic_harmonics", self.periodic_harmonics, low=0, high=64, kind=int)
         activation(self.activation)
+        check(self, "kind", self.kind, choices=NETWORK_KINDS)
+        check(self, "fourier_features", self.fourier_features, low=0, high=4096, kind=int)
+        check(self, "fourier_scale", self.fourier_scale, low=1e-6, high=1e4)
 
 
 class CoordinateEmbedding(nn.Module):
@@ -90,6 +108,42 @@ class CoordinateEmbedding(nn.Module):
             parts += [torch.cos(arg), torch.sin(arg)]
         return torch.cat(parts, dim=1)
 
+    def forward_taylor(self, jet: Jet) -> Jet:
+        """:meth:`forward` on a jet: affine columns, then cos/sin of the scaled periodic ones."""
+        dtype = jet.data.dtype
+        parts = []
+        if self.bounded:
+            b = self.bounded
+            parts.append(jet.select(b).affine(self.scale[b].to(dtype), self.shift[b].to(dtype)))
+        for j, i in enumerate(self.periodic_axes):
+            arg = jet.select([i]).linear(self.freqs[j].to(dtype)[:, None])
+            parts += [arg.apply("cos"), arg.apply("sin")]
+        return concat(parts)
+
+
+class FourierFeatures(nn.Module):
+    """Random Fourier features after an embedding: ``[cos(B e), sin(B e)]``, e = embedding(x).
+
+    B (features x embedding width) has i.i.d. N(0, scale^2) entries, drawn once from torch's
+    global generator and stored as a buffer (saved with the model, not trained).  Tancik et al.
+    2020, "Fourier features let networks learn high frequency functions in low dimensional
+    domains"; Wang, Wang & Perdikaris 2021, "On the eigenvector bias of Fourier feature networks".
+    """
+
+    def __init__(self, embedding: nn.Module, features: int, scale: float = 1.0):
+        super().__init__()
+        self.embedding = embedding
+        self.register_buffer("B", scale * torch.randn(features, embedding.out_dim))
+        self.out_dim = 2 * features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arg = self.embedding(x) @ self.B.to(x.dtype).t()
+        return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1)
+
+    def forward_taylor(self, jet: Jet) -> Jet:
+        arg = self.embedding.forward_taylor(jet).linear(self.B.to(jet.data.dtype))
+        return concat([arg.apply("cos"), arg.apply("sin")])
+
 
 class MLP(nn.Module):
     """Fully connected network: embedding -> (Linear -> activation) x depth -> Linear.
@@ -99,7 +153,7 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        embedding: CoordinateEmbedding,
+        embedding: nn.Module,
         out_dim: int,
         width: int = 64,
         depth: int = 4,
@@ -121,10 +175,83 @@ class MLP(nn.Module):
             h = self.act(lin(h))
         return self.layers[-1](h)
 
+    def forward_taylor(self, jet: Jet) -> Jet:
+        """:meth:`forward` on a jet (value, first and chosen second derivatives)."""
+        h = self.embedding.forward_taylor(jet)
+        for lin in self.layers[:-1]:
+            h = h.linear(lin.weight, lin.bias).apply(self.activation_name)
+        last = self.layers[-1]
+        return h.linear(last.weight, last.bias)
+
+
+class ModifiedMLP(nn.Module):
+    """The modified MLP of Wang, Teng & Perdikaris 2021, "Understanding and mitigating gradient
+    flow pathologies in physics-informed neural networks" (SIAM J. Sci. Comput. 43), eq. (3.5)::
+
+        U = s(X W_u + b_u),  V = s(X W_v + b_v),  H_0 = X
+        Z_l = s(H_{l-1} W_l + b_l),  H_l = Z_l * U + (1 - Z_l) * V,   l = 1..depth
+        f = H_depth W + b
+
+    (the paper writes (1 - Z) * U + Z * V: the same family with U and V exchanged).  X are the
+    embedded inputs.  Glorot-normal weights, zero biases.
+    """
+
+    def __init__(
+        self,
+        embedding: nn.Module,
+        out_dim: int,
+        width: int = 64,
+        depth: int = 4,
+        activation_name: str = "tanh",
+    ):
+        super().__init__()
+        self.embedding = embedding
+        self.activation_name = activation_name
+        self.act = activation(activation_name)
+        din = embedding.out_dim
+        self.encoder_u = nn.Linear(din, width)
+        self.encoder_v = nn.Linear(din, width)
+        dims = [din] + [width] * depth + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        for lin in [self.encoder_u, self.encoder_v, *self.layers]:
+            nn.init.xavier_normal_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        self.width = width
+
+    def _first(self):
+        """Encoders and first hidden layer share their input: one stacked weight and bias."""
+        lins = (self.encoder_u, self.encoder_v, self.layers[0])
+        return torch.cat([m.weight for m in lins]), torch.cat([m.bias for m in lins])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self._first()
+        u, v, z = self.act(nn.functional.linear(self.embedding(x), w, b)).split(self.width, 1)
+        h = v + z * (u - v)
+        for lin in self.layers[1:-1]:
+            z = self.act(lin(h))
+            h = v + z * (u - v)
+        return self.layers[-1](h)
+
+    def forward_taylor(self, jet: Jet) -> Jet:
+        w, b = self._first()
+        uvz = self.embedding.forward_taylor(jet).linear(w, b).apply(self.activation_name)
+        width = self.width
+        u, v, z = (uvz.narrow(i * width, width) for i in range(3))
+        diff = u - v
+        h = v + z * diff
+        for lin in self.layers[1:-1]:
+            z = h.linear(lin.weight, lin.bias).apply(self.activation_name)
+            h = v + z * diff
+        last = self.layers[-1]
+        return h.linear(last.weight, last.bias)
+
 
 def build_mlp(
     config: NetworkConfig, bounds: np.ndarray, periodic: Sequence[bool], out_dim: int
-) -> MLP:
-    """The MLP of ``config`` for a domain with these bounds and periodic axes."""
-    emb = CoordinateEmbedding(bounds, periodic, config.periodic_harmonics)
-    return MLP(emb, out_dim, config.width, config.depth, config.activation)
+) -> MLP | ModifiedMLP:
+    """The network of ``config`` (kind, embeddings) for a domain with these bounds and axes."""
+    emb: nn.Module = CoordinateEmbedding(bounds, periodic, config.periodic_harmonics)
+    if config.fourier_features:
+        emb = FourierFeatures(emb, config.fourier_features, config.fourier_scale)
+    cls = {"mlp": MLP, "modified_mlp": ModifiedMLP}[config.kind]
+    return cls(emb, out_dim, config.width, config.depth, config.activation)
