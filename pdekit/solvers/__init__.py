@@ -4,7 +4,12 @@ Backend modules register themselves with ``@register_solver``; heavy dependencie
 imported only when their solver runs.
 """
 
-from pdekit.solvers import deepxde_baseline, lagrangian_pinn, pinn  # noqa: F401  (registration)
+from pdekit.solvers import (  # noqa: F401  (registration)
+    causal_pinn,
+    deepxde_baseline,
+    lagrangian_pinn,
+    pinn,
+)
 from pdekit.solvers.base import NetworkSolver, RunOptions, Solver
 from pdekit.solvers.registry import get, names, register_solver
 

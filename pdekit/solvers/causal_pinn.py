@@ -1,0 +1,517 @@
+"""Causal PINN: residuals weighted in time so that early times are fitted before late ones.
+
+Wang, Sankaran & Perdikaris, "Respecting causality is all you need for training physics-informed
+neural networks", arXiv:2203.07404 (2022), Algorithm 1.  The collocation points of each step are
+grouped into N time chunks t_1 < ... < t_N with temporal losses
+
+    L_i = mean over chunk i of  sum_eq |R_eq[u_theta]|^2   (+ lambda_bc * boundary misfit, remark 1)
+
+and the loss is (eq. 3.4, initial condition as the t_0 term L_0 = lambda_ic L_ic of the chain)
+
+    L(theta) = (1/N) [ L_0 + sum_{i=1}^N w_i L_i ],   w_i = exp(-eps (L_0 + sum_{k<i} L_k))
+
+with the weights detached (:mod:`pdekit.solvers.causal_weights`).  Epsilon is annealed over
+``causal.eps``; each stage ends when min_i w_i > delta or its budget is spent; the optimiser
+state and learning-rate schedule carry over from stage to stage.  Chunks are either the time
+slices of a tensor-product batch (N sorted times x M spatial points: the paper) or equal-count
+chunks of random points sorted by time (Wang et al. 2023, "An expert's guide to training PINNs",
+the jaxpi code, there with one fixed epsilon).  Time marching: the time interval is split into
+windows, each with its own network, trained one after the other; window k's initial condition
+is window k-1's prediction at their common time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from pdekit.core.taylor import TaylorFields
+from pdekit.errors import ParameterError
+from pdekit.geometries.spacetime import SpaceTime, TimeDomain
+from pdekit.problems.base import Problem
+from pdekit.solvers.causal_weights import (
+    AnnealingSchedule,
+    causal_weights,
+    chunk_means,
+    grad_norm_weights,
+)
+from pdekit.solvers.config import check
+from pdekit.solvers.networks import NetworkConfig, build_mlp
+from pdekit.solvers.physics import Batch, PhysicsLoss, SamplingConfig, WeightsConfig, network_values
+from pdekit.solvers.pinn import PINN, PINNTask
+from pdekit.solvers.registry import register_solver
+from pdekit.solvers.training import TrainConfig
+
+CHUNKINGS = ("slices", "sorted")
+CAUSAL_ENGINES = ("autograd", "taylor")
+
+
+@dataclass
+class CausalConfig:
+    """The causal weighting, its epsilon annealing and time marching."""
+
+    #: epsilon of each annealing stage, in order (paper: 1e-2..1e2; jaxpi: one fixed 1.0)
+    eps: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0, 100.0)
+    #: a stage ends when the smallest causal weight of a step exceeds delta (paper: 0.99)
+    delta: float = 0.99
+    #: test the criterion every this many steps of a stage (1: every step, as Alg. 1)
+    check_every: int = 1
+    #: most steps of one stage (the paper's S); 0: share the budget (``train.steps``, or
+    #: ``time_budget_s``) among windows and stages as training goes
+    stage_steps: int = 0
+    #: stop when the last stage meets the criterion (paper §5.1: stopping there is more accurate)
+    early_stop: bool = True
+    #: number of time chunks N
+    chunks: int = 32
+    #: "slices": N sorted random times x (n_interior / N) spatial points, one chunk per time
+    #: (paper); "sorted": n_interior random points sorted by time into N equal-count chunks
+    #: (jaxpi)
+    chunking: str = "slices"
+    #: the initial-condition loss heads the chain as the t_0 term (paper eq. 3.4); False: it is
+    #: a separate, unweighted term lambda_ic L_ic (jaxpi and the paper's Allen-Cahn code)
+    initial_in_chain: bool = True
+    #: add each chunk's boundary misfit to its temporal loss (paper remark 1); False: separate term
+    boundary_in_chain: bool = True
+    #: time-marching windows, each with its own network, trained in order
+    windows: int = 1
+    #: wall-clock training budget in seconds (0: none); when set, stage and window budgets are
+    #: shares of it and training stops once it is spent
+    time_budget_s: float = 0.0
+    #: flush subnormal floats to zero during the fit (exp(-eps S) underflows; subnormals are
+    #: slow on CPUs); restored afterwards
+    flush_denormal: bool = True
+    #: rebalance the weights of the residual, initial (and unchained boundary) terms by their
+    #: gradient norms every this many steps of a window (0: off; Wang et al. 2023 use 1000)
+    grad_norm_every: int = 0
+    #: moving-average momentum of the balanced weights (the first update of a window sets them)
+    grad_norm_momentum: float = 0.9
+
+    def __post_init__(self):
+        self.eps = tuple(self.eps)
+        if not self.eps:
+            raise ParameterError("CausalConfig.eps must list at least one epsilon")
+        for e in self.eps:
+            check(self, "eps", e, low=1e-12, high=1e12)
+        check(self, "delta", self.delta, low=0.0, high=1.0)
+        check(self, "check_every", self.check_every, low=1, kind=int)
+        check(self, "stage_steps", self.stage_steps, low=0, kind=int)
+        check(self, "chunks", self.chunks, low=1, high=100000, kind=int)
+        check(self, "chunking", self.chunking, choices=CHUNKINGS)
+        check(self, "windows", self.windows, low=1, high=10000, kind=int)
+        check(self, "time_budget_s", self.time_budget_s, low=0.0)
+        check(self, "grad_norm_every", self.grad_norm_every, low=0, kind=int)
+        check(self, "grad_norm_momentum", self.grad_norm_momentum, low=0.0, high=1.0)
+
+
+@dataclass
+class CausalPINNConfig:
+    """Configuration of the causal PINN (defaults from the paper, §5 and Table 3)."""
+
+    network: NetworkConfig = field(
+        default_factory=lambda: NetworkConfig(width=128, depth=4, kind="modified_mlp")
+    )
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(n_interior=4096))
+    #: residual, initial (lambda_ic = 1e3, paper §5) and boundary weights
+    weights: WeightsConfig = field(default_factory=lambda: WeightsConfig(initial=1e3))
+    #: Adam, lr 1e-3 decayed by 0.9 every 5000 steps (paper §5)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(decay_every=5000))
+    causal: CausalConfig = field(default_factory=CausalConfig)
+    #: derivative engine of the core: "autograd" (nested autograd) or "taylor" (forward jets)
+    engine: str = "autograd"
+
+    def __post_init__(self):
+        check(self, "engine", self.engine, choices=CAUSAL_ENGINES)
+        n, c = self.sampling.n_interior, self.causal.chunks
+        if n % c or n < c:
+            raise ParameterError(
+                f"sampling.n_interior ({n}) must be a positive multiple of causal.chunks ({c})"
+            )
+
+
+# -- networks ----------------------------------------------------------------------------------
+class WindowedNetwork(nn.Module):
+    """One network per time window: points with t in [t_k, t_{k+1}) go to network k.
+
+    The last window also takes t = t_end.  Each window's network scales time by its own window.
+    """
+
+    def __init__(self, nets: list[nn.Module], edges: np.ndarray):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.register_buffer("edges", torch.as_tensor(edges, dtype=torch.float64), False)
+
+    def window_of(self, t: torch.Tensor) -> torch.Tensor:
+        """Window index of each time (n,)."""
+        return torch.bucketize(t.detach(), self.edges[1:-1].to(t.dtype), right=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.nets) == 1:
+            return self.nets[0](x)
+        k = self.window_of(x[:, -1].contiguous())
+        parts = [(k == i).nonzero().squeeze(1) for i in range(len(self.nets))]
+        outs = [net(x[idx]) for net, idx in zip(self.nets, parts)]
+        out = outs[0].new_empty((x.shape[0], outs[0].shape[1]))
+        for idx, o in zip(parts, outs):
+            out[idx] = o
+        return out
+
+
+# -- sampling and chunked losses ---------------------------------------------------------------
+@dataclass
+class CausalBatch(Batch):
+    """A batch whose interior (and boundary) points are ordered in time and chunked."""
+
+    #: chunk index (n_interior,) of each interior point, non-decreasing
+    chunk: torch.Tensor | None = None
+    #: chunk index of each boundary point (every condition shares the same times)
+    boundary_chunk: torch.Tensor | None = None
+
+
+class CausalPhysics(PhysicsLoss):
+    """Physics terms of one time window, with points drawn in time-ordered chunks."""
+
+    def __init__(self, problem: Problem, config: CausalPINNConfig, rng, *, device, dtype):
+        super().__init__(
+            problem,
+            config.sampling,
+            rng,
+            device=device,
+            dtype=dtype,
+            periodic_by_loss=config.network.periodic_harmonics == 0,
+            engine=config.engine,
+        )
+        self.causal = config.causal
+        self.window = self.domain
+
+    def set_window(self, t0: float, t1: float) -> None:
+        """Draw points in the time window [t0, t1] from now on."""
+        self.window = SpaceTime(self.domain.space, TimeDomain(t0, t1))
+
+    def residuals(self, model: nn.Module, points: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.engine == "taylor":
+            p = self.problem
+            return p.residual(TaylorFields(model, points, p.coordinates, p.fields, p.derivatives))
+        return super().residuals(model, points)
+
+    def _times(self, n: int) -> np.ndarray:
+        return np.sort(self.window.sample_times(n, self.rng, self.sampling.method))
+
+    def sample(self) -> CausalBatch:
+        s, c, win, rng = self.sampling, self.causal, self.window, self.rng
+        n_chunks = c.chunks
+        per_chunk = s.n_interior // n_chunks
+        space = win.space
+        if c.chunking == "slices":  # tensor product: every spatial point at every chunk time
+            xs = space.sample_interior(per_chunk, rng, s.method)
+            ts = self._times(n_chunks)
+            interior = np.concatenate(
+                [np.tile(xs, (n_chunks, 1)), np.repeat(ts, per_chunk)[:, None]], axis=1
+            )
+        else:  # random points, sorted by time (all columns permuted together)
+            interior = win.sample_interior(s.n_interior, rng, s.method)
+            interior = interior[np.argsort(interior[:, -1], kind="stable")]
+        chunk = np.repeat(np.arange(n_chunks), per_chunk)
+        initial = None
+        if s.n_initial > 0:
+            initial = self._t(win.sample_initial(s.n_initial, rng, s.method))
+        boundary, periodic, bchunk = [], [], None
+        n_conditions = len(self.bcs) + len(self.periodic_axes)
+        if n_conditions and s.n_boundary:
+            per_condition = max(1, s.n_boundary // n_conditions)
+            if c.chunking == "slices":
+                per = max(1, per_condition // n_chunks)
+                tb, cb = np.repeat(ts, per), np.repeat(np.arange(n_chunks), per)
+            else:
+                tb = self._times(per_condition)
+                ends = interior[per_chunk - 1 : -1 : per_chunk, -1]  # last time of chunks 0..N-2
+                cb = np.searchsorted(ends, tb, side="left")
+            m = len(tb)
+            bchunk = torch.as_tensor(cb, device=self.device)
+            for bc in self.bcs:
+                pts, normals = space.sample_boundary(m, bc.tag, rng, s.method)
+                if len(pts) != m:
+                    raise ValueError(f"{type(space).__name__}.sample_boundary gave {len(pts)}/{m}")
+                boundary.append((self._t(np.concatenate([pts, tb[:, None]], 1)), self._t(normals)))
+            bounds = space.bounds
+            for axis in self.periodic_axes:
+                xs_p = space.sample_interior(m, rng, s.method)
+                lo, hi = xs_p.copy(), xs_p.copy()
+                lo[:, axis], hi[:, axis] = bounds[0, axis], bounds[1, axis]
+                periodic.append(
+                    (
+                        axis,
+                        self._t(np.concatenate([lo, tb[:, None]], 1)),
+                        self._t(np.concatenate([hi, tb[:, None]], 1)),
+                    )
+                )
+        return CausalBatch(
+            self._t(interior),
+            initial,
+            boundary,
+            periodic,
+            chunk=torch.as_tensor(chunk, device=self.device),
+            boundary_chunk=bchunk,
+        )
+
+    def chunk_losses(
+        self, model: nn.Module, batch: CausalBatch, weights: WeightsConfig
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Temporal losses L_1..L_N (N,), the unweighted boundary loss kept outside the chain
+        (scalar, 0 when folded in) and the mean-square terms for logging."""
+        n = self.causal.chunks
+        res = self.residuals(model, batch.interior)
+        terms = {f"residual/{k}": r.square().mean() for k, r in res.items()}
+        pointwise = weights.residual * sum(r.square() for r in res.values())
+        losses = chunk_means(pointwise, batch.chunk, n)
+        outside = losses.new_zeros(())
+        misfit = self.boundary_misfit(model, batch)
+        if misfit:
+            terms.update({f"boundary/{k}": r.square().mean() for k, r in misfit.items()})
+            if self.causal.boundary_in_chain:
+                b = sum(r.square() for r in misfit.values())
+                losses = losses + weights.boundary * chunk_means(b, batch.boundary_chunk, n)
+            else:
+                outside = sum(r.square().mean() for r in misfit.values())
+        return losses, outside, terms
+
+    def initial_terms(
+        self, model: nn.Module, points: torch.Tensor, previous: nn.Module | None
+    ) -> dict[str, torch.Tensor]:
+        """Mean-square initial misfit per field; the target is the previous window's network
+        at the window's start time when given, else the problem's initial condition."""
+        if previous is None:
+            misfit = self.initial_misfit(model, points)
+        else:
+            pred = network_values(model, points, self.problem)
+            with torch.no_grad():
+                target = network_values(previous, points, self.problem)
+            misfit = {k: pred[k] - target[k] for k in pred}
+        return {f"initial/{k}": r.square().mean() for k, r in misfit.items()}
+
+
+# -- training task -----------------------------------------------------------------------------
+class CausalPINNTask(PINNTask):
+    """Training task of the causal PINN: chunked, causally weighted loss and its schedule."""
+
+    def __init__(
+        self, problem: Problem, config: CausalPINNConfig, model: WindowedNetwork, rng, device
+    ):
+        super().__init__(problem, config, model, rng, device)
+        c = config.causal
+        self.physics = CausalPhysics(
+            problem, config, rng, device=device, dtype=config.train.torch_dtype
+        )
+        self.edges = model.edges.tolist()
+        total = c.time_budget_s if c.time_budget_s > 0 else config.train.steps
+        self.schedule = AnnealingSchedule(
+            c.eps,
+            c.delta,
+            windows=c.windows,
+            total=total,
+            stage_steps=c.stage_steps,
+            early_stop=c.early_stop,
+            check_every=c.check_every,
+        )
+        self.physics.set_window(self.edges[0], self.edges[1])
+        self.elapsed = 0.0  # seconds of training (between the first and the last step)
+        self._tick: float | None = None
+        self.weights: torch.Tensor | None = None  # causal weights of the last loss evaluation
+        self.last = {"eps": self.schedule.epsilon, "stage": 0, "window": 0, "min_w": float("nan")}
+        self.records: dict[str, list] = {k: [] for k in ("step", "window", "stage", "eps")}
+        self.records["weights"] = []
+        w = config.weights
+        #: weights of the loss terms: the config's, or balanced by gradient norms
+        self.lambdas = {"residual": 1.0, "initial": w.initial, "boundary": w.boundary}
+        self._step = 0
+        self._window_start = 0  # first step of the window being trained
+
+    @property
+    def net(self) -> nn.Module:
+        """The network of the window being trained."""
+        return self.model.nets[self.schedule.window]
+
+    def next_batch(self, step: int) -> None:
+        self._step = step
+        if self._tick is None:
+            self._tick = time.perf_counter()
+        super().next_batch(step)
+
+    def loss(self):
+        cfg, b, k = self.config, self.batch, self.schedule.window
+        losses, outside, terms = self.physics.chunk_losses(self.net, b, cfg.weights)
+        ic = losses.new_zeros(())
+        if b.initial is not None:
+            previous = self.model.nets[k - 1] if k > 0 else None
+            ic_terms = self.physics.initial_terms(self.net, b.initial, previous)
+            terms.update(ic_terms)
+            ic = sum(ic_terms.values())
+        lam = self.lambdas
+        initial = lam["initial"] * ic
+        n = cfg.causal.chunks
+        eps = self.schedule.epsilon
+        if cfg.causal.initial_in_chain:
+            w = causal_weights(losses, eps, initial)
+            residual = (w * losses).sum() / n
+            total = lam["residual"] * residual + initial / n
+        else:
+            w = causal_weights(losses, eps)
+            residual = (w * losses).mean()
+            total = lam["residual"] * residual + initial
+        self.weights = w
+        every = cfg.causal.grad_norm_every
+        if every and (self._step - self._window_start) % every == 0:
+            parts = {"residual": residual, "initial": ic, "boundary": outside}
+            parts = {key: v for key, v in parts.items() if v.requires_grad}
+            self._rebalance(grad_norm_weights(parts, list(self.net.parameters())))
+        return total + lam["boundary"] * outside, terms
+
+    def _rebalance(self, new: dict[str, float]) -> None:
+        """Moving average of gradient-norm weights; the first update of a window sets them."""
+        first = self._step == self._window_start
+        m = 0.0 if first else self.config.causal.grad_norm_momentum
+        for key, value in new.items():
+            self.lambdas[key] = m * self.lambdas[key] + (1.0 - m) * value
+
+    def after_step(self, step: int, terms) -> bool:
+        now = time.perf_counter()
+        if self._tick is not None:
+            self.elapsed += now - self._tick
+        self._tick = now
+        sched = self.schedule
+        min_w = float(self.weights.min())
+        self.last = {
+            "eps": sched.epsilon,
+            "stage": sched.stage,
+            "window": sched.window,
+            "min_w": min_w,
+        }
+        clock = self.elapsed if self.config.causal.time_budget_s > 0 else float(step)
+        weights = self.weights.detach().to("cpu", torch.float64)
+        event = sched.update(step, clock, min_w)
+        if event or step % self.config.train.log_every == 0:
+            for key in ("window", "stage", "eps"):
+                self.records[key].append(self.last[key])
+            self.records["step"].append(step)
+            self.records["weights"].append(weights)
+        if event == "window":
+            self._window_start = step
+            self.physics.set_window(self.edges[sched.window], self.edges[sched.window + 1])
+            self.batch = None  # draw in the new window at the next step
+        return event == "finished"
+
+    def status(self) -> dict[str, float]:
+        out = dict(self.last)
+        if self.config.causal.grad_norm_every:
+            out.update({f"lambda_{k}": v for k, v in self.lambdas.items()})
+        return out
+
+    def weight_history(self) -> dict[str, torch.Tensor]:
+        """Recorded causal weights: step, window, stage, eps (n,) and weights (n, chunks)."""
+        r = self.records
+        n_chunks = self.config.causal.chunks
+        return {
+            "step": torch.tensor(r["step"], dtype=torch.int64),
+            "window": torch.tensor(r["window"], dtype=torch.int64),
+            "stage": torch.tensor(r["stage"], dtype=torch.int64),
+            "eps": torch.tensor(r["eps"], dtype=torch.float64),
+            "weights": torch.stack(r["weights"])
+            if r["weights"]
+            else torch.zeros(0, n_chunks, dtype=torch.float64),
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "base": super().state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "elapsed": self.elapsed,
+            "last": dict(self.last),
+            "weights": None if self.weights is None else self.weights.detach().cpu().clone(),
+            "records": self.weight_history(),
+            "lambdas": dict(self.lambdas),
+            "window_start": self._window_start,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.schedule.load_state_dict(state["schedule"])
+        k = self.schedule.window
+        self.physics.set_window(self.edges[k], self.edges[k + 1])
+        super().load_state_dict(state["base"])  # re-draws the batch in use, in this window
+        self.elapsed = float(state["elapsed"])
+        self._tick = None
+        self.last = dict(state["last"])
+        w = state["weights"]
+        self.weights = None if w is None else w.to(self.model.edges.device)
+        rec = state["records"]
+        self.records = {k: rec[k].tolist() for k in ("step", "window", "stage", "eps")}
+        self.records["weights"] = list(rec["weights"].to(torch.float64))
+        self.lambdas = {k: float(v) for k, v in state["lambdas"].items()}
+        self._window_start = int(state["window_start"])
+
+
+@contextlib.contextmanager
+def flush_denormal(enabled: bool = True):
+    """Flush subnormal floats to zero inside the block (CPU, where supported)."""
+    if not enabled:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+@register_solver("causal_pinn")
+class CausalPINN(PINN):
+    """Causal PINN (Wang, Sankaran & Perdikaris 2022) on pdekit's residual core."""
+
+    Config = CausalPINNConfig
+    description = "causality-respecting PINN: residuals weighted in time, epsilon annealing"
+    paper = "Wang, Sankaran & Perdikaris, arXiv:2203.07404 (2022); CMAME 421 (2024)"
+
+    def supports(self, problem: Problem) -> str | None:
+        reason = super().supports(problem)
+        if reason is not None:
+            return reason
+        if not problem.time_dependent or not isinstance(problem.domain(), SpaceTime):
+            return "causal weighting orders residuals in time: it needs a time-dependent problem"
+        return None
+
+    def build_model(self, problem: Problem, config: CausalPINNConfig) -> WindowedNetwork:
+        dom = problem.domain()
+        edges = np.linspace(dom.time.t0, dom.time.t1, config.causal.windows + 1)
+        nets = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            bounds = dom.bounds.copy()
+            bounds[:, -1] = (a, b)
+            nets.append(build_mlp(config.network, bounds, dom.periodic, len(problem.fields)))
+        return WindowedNetwork(nets, edges)
+
+    def build_task(self, problem, config, model, rng, device) -> CausalPINNTask:
+        if config.engine == "taylor" and not all(TaylorFields.supports(n) for n in model.nets):
+            raise ParameterError(
+                f"engine 'taylor' needs networks with forward_taylor; "
+                f"{type(model.nets[0]).__name__} has none (use engine='autograd')"
+            )
+        return CausalPINNTask(problem, config, model, rng, device)
+
+    def extras(self, task: CausalPINNTask) -> dict:
+        return {"causal_weights": task.weight_history()}
+
+    def fit(self, problem, config: CausalPINNConfig, run):
+        with flush_denormal(config.causal.flush_denormal):
+            return super().fit(problem, config, run)
+
+
+__all__ = [
+    "CausalConfig",
+    "CausalPINN",
+    "CausalPINNConfig",
+    "CausalPINNTask",
+    "WindowedNetwork",
+]

@@ -1,0 +1,288 @@
+"""The causal PINN solver (Wang, Sankaran & Perdikaris 2022): batches, chained losses, windows,
+annealing during real training, exact resume, and small training runs scored against exact
+solutions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pdekit
+from pdekit import problems
+from pdekit.api import make_config
+from pdekit.errors import ParameterError, UnsupportedPairError
+from pdekit.solvers import get
+from pdekit.solvers.causal_pinn import flush_denormal
+from pdekit.solvers.causal_weights import chunk_means
+
+TINY = {
+    "network.width": 16,
+    "network.depth": 2,
+    "network.kind": "mlp",
+    "sampling.n_interior": 256,
+    "sampling.n_initial": 64,
+    "sampling.n_boundary": 64,
+    "causal.chunks": 8,
+}
+
+
+def config(**overrides):
+    return make_config("causal_pinn", None, {**TINY, **overrides})
+
+
+def task_for(problem, cfg, seed=0):
+    solver = get("causal_pinn")
+    torch.manual_seed(seed)
+    model = solver.build_model(problem, cfg).to(dtype=cfg.train.torch_dtype)
+    return solver.build_task(problem, cfg, model, np.random.default_rng(seed), torch.device("cpu"))
+
+
+def heat():
+    return problems.get("porous_medium/heat", k=1.0)
+
+
+# -- batches ---------------------------------------------------------------------------------------
+def test_slices_are_a_time_ordered_tensor_product():
+    task = task_for(heat(), config())
+    task.next_batch(0)
+    b = task.batch
+    pts = b.interior.reshape(8, 32, 2)  # 8 chunks x 32 spatial points, time-major
+    t = pts[:, :, 1]
+    assert torch.all(t == t[:, :1])  # one time per chunk
+    assert torch.all(t[1:, 0] > t[:-1, 0])  # increasing
+    assert torch.all(pts[:, :, 0] == pts[:1, :, 0])  # the same spatial points at every time
+    assert torch.equal(b.chunk, torch.arange(8).repeat_interleave(32))
+
+
+def test_sorted_chunks_keep_each_point_whole():
+    # i.i.d. uniform points: their draw is replayable from the generator's state (scipy's
+    # quasi-random engines spawn child generators, whose draws that state does not fix)
+    cfg = config(
+        **{
+            "causal.chunking": "sorted",
+            "network.periodic_harmonics": 0,
+            "sampling.method": "uniform",
+        }
+    )
+    task = task_for(heat(), cfg, seed=5)
+    state = task.rng.bit_generator.state
+    task.next_batch(0)
+    b = task.batch
+    t = b.interior[:, 1]
+    assert torch.all(t[1:] >= t[:-1])
+    assert torch.equal(torch.bincount(b.chunk), torch.full((8,), 32))
+    # the same draw, unsorted: sorting must permute whole rows (x stays with its t)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    raw = task.physics.window.sample_interior(256, rng, "uniform")
+    got = b.interior.double().numpy()
+    assert np.array_equal(
+        got[np.lexsort(got.T[::-1])], raw[np.lexsort(raw.T[::-1])].astype(np.float32)
+    )
+    # boundary (here: periodicity) points are assigned to the chunk whose times contain theirs
+    last = torch.stack([t[b.chunk == i].max() for i in range(8)])
+    tb = b.periodic[0][1][:, 1]
+    c = b.boundary_chunk
+    assert torch.all(tb <= last[c])
+    assert torch.all((c == 0) | (tb > last[(c - 1).clamp(min=0)]))
+
+
+# -- the chained loss ------------------------------------------------------------------------------
+def test_boundary_terms_fold_into_their_chunks():
+    # periodic_harmonics = 0: periodicity of u and u_x enforced by boundary losses
+    for fold in (True, False):
+        cfg = config(**{"network.periodic_harmonics": 0, "causal.boundary_in_chain": fold})
+        task = task_for(heat(), cfg)
+        task.next_batch(0)
+        b, net, w = task.batch, task.net, cfg.weights
+        losses, outside, terms = task.physics.chunk_losses(net, b, w)
+        res = task.physics.residuals(net, b.interior)["diffusion"].square()
+        mis = task.physics.boundary_misfit(net, b)
+        assert len(mis) == 2  # u and u_x periodic
+        bnd = sum(r.square() for r in mis.values())
+        want = chunk_means(res, b.chunk, 8)
+        if fold:
+            want = want + w.boundary * chunk_means(bnd, b.boundary_chunk, 8)
+            assert outside.item() == 0.0
+        else:
+            # unweighted: the task applies lambda_bc (fixed or balanced by gradient norms)
+            want_outside = sum(r.square().mean().item() for r in mis.values())
+            assert outside.item() == pytest.approx(want_outside, rel=1e-5)
+        torch.testing.assert_close(losses, want, rtol=1e-6, atol=0)  # float32 sums, same order
+        assert set(terms) == {"residual/diffusion"} | {f"boundary/{k}" for k in mis}
+
+
+@pytest.mark.parametrize("in_chain", [True, False])
+def test_total_loss_is_the_papers(in_chain):
+    # lambda_ic and eps small enough that the weights are neither all 1 nor all 0
+    cfg = config(
+        **{"causal.initial_in_chain": in_chain, "causal.eps": [0.05], "weights.initial": 1.0}
+    )
+    problem = problems.get("convection_diffusion/convection", beta=5.0)
+    task = task_for(problem, cfg)
+    task.next_batch(0)
+    total, terms = task.loss()
+    losses, _, _ = task.physics.chunk_losses(task.net, task.batch, cfg.weights)
+    l0 = cfg.weights.initial * terms["initial/u"]
+    # eq. 3.4: (1/N) [L_0 + sum_i w_i L_i], w_i = exp(-eps (L_0 + sum_{k<i} L_k)); jaxpi:
+    # mean_i w_i L_i + L_0 with w_i = exp(-eps sum_{k<i} L_k)
+    exponent = torch.cumsum(losses, 0) - losses + (l0 if in_chain else 0.0)
+    w = torch.exp(-0.05 * exponent).detach()
+    assert 1e-3 < w[-1] < w[0] <= 1
+    want = (l0 + (w * losses).sum()) / 8 if in_chain else (w * losses).mean() + l0
+    torch.testing.assert_close(task.weights, w, rtol=1e-5, atol=0)  # float32 evaluation
+    assert total.item() == pytest.approx(want.item(), rel=1e-5)  # float32 evaluation
+
+
+def test_taylor_and_autograd_engines_give_the_same_chunk_losses():
+    losses = {}
+    for engine in ("autograd", "taylor"):
+        cfg = config(**{"engine": engine, "train.dtype": "float64"})
+        task = task_for(heat(), cfg)
+        task.next_batch(0)
+        losses[engine], _, _ = task.physics.chunk_losses(task.net, task.batch, cfg.weights)
+    # float64: the two engines differ by round-off only
+    torch.testing.assert_close(losses["taylor"], losses["autograd"], rtol=1e-12, atol=0)
+
+
+# -- time-marching windows -------------------------------------------------------------------------
+def test_windows_route_points_and_chain_initial_conditions():
+    cfg = config(**{"causal.windows": 3})
+    task = task_for(heat(), cfg)
+    model = task.model
+    edges = model.edges.tolist()
+    assert edges == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    t = torch.tensor([0.0, 0.2, 1 / 3, 0.5, 2 / 3, 0.9, 1.0])
+    x = torch.stack([torch.linspace(0.1, 6.0, 7), t], 1)
+    owner = [0, 0, 1, 1, 2, 2, 2]  # a window's start belongs to it; t_end to the last one
+    with torch.no_grad():
+        out = model(x)
+        for i, k in enumerate(owner):
+            # float32, one point alone vs a few together: matmul round-off of O(1) features
+            torch.testing.assert_close(out[i], model.nets[k](x[i : i + 1])[0], rtol=1e-5, atol=1e-6)
+    # window 1: points drawn in [1/3, 2/3], initial target = window 0's network at t = 1/3
+    task.physics.set_window(edges[1], edges[2])
+    task.batch = task.physics.sample()
+    ic = task.batch.initial
+    assert torch.all(ic[:, 1] == torch.tensor(edges[1], dtype=ic.dtype))
+    assert float(task.batch.interior[:, 1].min()) >= edges[1]
+    assert float(task.batch.interior[:, 1].max()) <= edges[2]
+    terms = task.physics.initial_terms(model.nets[1], ic, model.nets[0])
+    with torch.no_grad():
+        want = (model.nets[1](ic) - model.nets[0](ic)).square().mean()
+    assert terms["initial/u"].item() == pytest.approx(want.item(), rel=1e-6)
+
+
+# -- training: annealing, history, resume ----------------------------------------------------------
+def test_annealing_moves_on_exactly_when_min_weight_exceeds_delta():
+    # the heat equation is easy: with lambda_ic = 10 the criterion is met several times within
+    # 300 steps (measured: first at ~80, then ~160); stage budgets are larger than the run, so
+    # every transition is the criterion's
+    cfg = config(
+        **{
+            "weights.initial": 10.0,
+            "train.steps": 300,
+            "train.log_every": 1,
+            "train.lr": 3e-3,
+            "causal.stage_steps": 10**6,
+            "causal.eps": [1e-2, 1e-1, 1.0, 10.0, 100.0],
+        }
+    )
+    sol = pdekit.solve("porous_medium/heat", solver="causal_pinn", config=cfg, verbose=False)
+    h = sol.history
+    stage, min_w, eps = h["stage"], h["min_w"], h["eps"]
+    assert len(stage) == sol.step
+    moves = [i for i in range(1, len(stage)) if stage[i] != stage[i - 1]]
+    assert len(moves) >= 2, f"only {len(moves)} stage transitions; the test needs some"
+    for i in range(1, len(stage)):
+        expected = stage[i - 1] + 1 if min_w[i - 1] > 0.99 else stage[i - 1]
+        assert stage[i] == expected, f"step {h['step'][i]}"
+        assert eps[i] == cfg.causal.eps[int(stage[i])]
+    # the weight history kept by the Solution: one row per step, in [0, 1], w non-increasing
+    cw = sol.extras["causal_weights"]
+    assert cw["weights"].shape == (sol.step, 8)
+    assert torch.all(cw["weights"][:, 1:] <= cw["weights"][:, :-1])
+    assert torch.equal(cw["stage"].double(), torch.tensor(stage, dtype=torch.float64))
+
+
+def test_resume_mid_annealing_matches_the_uninterrupted_run(tmp_path):
+    # 2 windows x 3 stages of 10 steps: at step 45 the run is in window 1, stage 1 (eps 0.1)
+    cfg = config(
+        **{
+            "train.steps": 60,
+            "train.log_every": 5,
+            "train.checkpoint_every": 45,
+            "causal.windows": 2,
+            "causal.eps": [1e-2, 1e-1, 1.0],
+            "causal.stage_steps": 10,
+            "causal.delta": 1.0,  # never met: transitions by budget only, at known steps
+            # replayable draws (see test_sorted_chunks_keep_each_point_whole)
+            "sampling.method": "uniform",
+        }
+    )
+    kw = dict(solver="causal_pinn", config=cfg, verbose=False, beta=5.0)
+    full = pdekit.solve("convection_diffusion/convection", checkpoint_dir=tmp_path, **kw)
+    ckpt = tmp_path / "checkpoint_00000045.h5"
+    saved = pdekit.load(ckpt)
+    state = saved.trainer_state["task"]
+    assert state["schedule"]["window"] == 1 and state["schedule"]["stage"] == 1
+    assert state["last"]["eps"] == 0.1
+    # the weights of step 45 are stored, equal to those the uninterrupted run recorded
+    rec = full.extras["causal_weights"]
+    row = rec["step"].tolist().index(45)
+    torch.testing.assert_close(state["weights"].double(), rec["weights"][row], rtol=0, atol=0)
+
+    resumed = pdekit.solve("convection_diffusion/convection", resume=ckpt, **kw)
+    assert resumed.step == full.step == 60
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k  # same CPU arithmetic in the same order: bitwise equal
+    assert resumed.history == full.history
+    for k, v in full.extras["causal_weights"].items():
+        assert torch.equal(resumed.extras["causal_weights"][k], v), k
+    assert resumed.trainer_state["task"]["last"] == full.trainer_state["task"]["last"]
+
+
+def test_weight_history_survives_save_and_load(tmp_path):
+    cfg = config(**{"train.steps": 20, "train.log_every": 5})
+    sol = pdekit.solve("porous_medium/heat", solver="causal_pinn", config=cfg, verbose=False)
+    assert {"eps", "min_w", "stage", "window"} <= set(sol.history)
+    back = pdekit.load(sol.save(tmp_path / "heat.h5"))
+    for k, v in sol.extras["causal_weights"].items():
+        assert torch.equal(back.extras["causal_weights"][k], v), k
+    # recorded every log_every = 5 steps and at each stage's end (5 stages share 20 steps)
+    assert back.extras["causal_weights"]["step"].tolist() == [4, 5, 8, 10, 12, 15, 16, 20]
+    assert back.extras["causal_weights"]["weights"].shape == (8, 8)
+
+
+# -- configuration and support ---------------------------------------------------------------------
+def test_steady_problems_are_refused_with_the_reason():
+    with pytest.raises(UnsupportedPairError, match="time-dependent"):
+        pdekit.solve("navier_stokes/kovasznay", solver="causal_pinn", steps=1, verbose=False)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"sampling.n_interior": 100, "causal.chunks": 32}, "multiple of causal.chunks"),
+        ({"causal.chunking": "random"}, "chunking"),
+        ({"causal.eps": []}, "at least one"),
+        ({"causal.eps": [1.0, -1.0]}, "eps"),
+        ({"causal.delta": 1.5}, "delta"),
+        ({"engine": "spectral"}, "engine"),
+    ],
+)
+def test_bad_config_names_the_field(overrides, match):
+    with pytest.raises(ParameterError, match=match):
+        make_config("causal_pinn", None, overrides)
+
+
+def test_flush_denormal_is_scoped():
+    a = torch.tensor([1e-20], dtype=torch.float32)
+    with flush_denormal():
+        inside = (a * a).item()  # 1e-40 is subnormal in float32
+    outside = (a * a).item()
+    assert outside > 0
+    if torch.set_flush_denormal(True):  # supported on this CPU: it flushed inside the block
+        torch.set_flush_denormal(False)
+        assert inside == 0.0
