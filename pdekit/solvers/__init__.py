@@ -4,7 +4,7 @@ Backend modules register themselves with ``@register_solver``; heavy dependencie
 imported only when their solver runs.
 """
 
-from pdekit.solvers import deepxde_baseline, pinn  # noqa: F401  (registration)
+from pdekit.solvers import deepxde_baseline, pinn, probconserv  # noqa: F401  (registration)
 from pdekit.solvers.base import NetworkSolver, RunOptions, Solver
 from pdekit.solvers.registry import get, names, register_solver
 
