@@ -1,11 +1,11 @@
 """VTK output for ParaView (pyvista): structured grids per time step and a ``.pvd`` collection.
 
 A space-time solution on a tensor grid is written as one ``.vts`` structured grid per time step
-(``<stem>_0000.vts``, ...) next to a ``.pvd`` file listing them with their physical times; a
-steady solution as one ``.vts`` plus a ``.pvd`` with the single time 0. Point arrays carry the
-problem's field names, ``{field}_reference`` and ``{field}_error``; velocity components
-(u, v[, w]) are also written as one 3-component vector ``U`` (and ``U_reference``) so ParaView's
-glyph and stream-tracer filters work directly.
+(``<stem>/<stem>_0000.vts``, ...) in a folder beside a ``.pvd`` file listing them with their
+physical times; a steady solution as one ``.vts`` plus a ``.pvd`` with the single time 0.
+Point arrays carry the problem's field names, ``{field}_reference`` and ``{field}_error``;
+velocity components (u, v[, w]) are also written as one 3-component vector ``U`` (and
+``U_reference``) so ParaView's glyph and stream-tracer filters work directly.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def write_pvd(path: str | os.PathLike, entries: Sequence[tuple[float, str]]) -> 
     for t, name in entries:
         ET.SubElement(coll, "DataSet", timestep=repr(float(t)), group="", part="0", file=name)
     path = Path(path)
+    ET.indent(root)
     ET.ElementTree(root).write(path, xml_declaration=True, encoding="utf-8")
     return path
 
@@ -74,6 +75,8 @@ def write_time_series(
         path = path.with_suffix(".pvd")
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.stem
+    data_dir = path.parent / stem  # the per-step files live in a folder named like the .pvd
+    data_dir.mkdir(parents=True, exist_ok=True)
     steps = [None] if times is None else list(range(len(times)))
     entries = []
     for k in steps:
@@ -86,8 +89,8 @@ def write_time_series(
             else:
                 grid.point_data[name] = _point_array(values)
         fname = f"{stem}.vts" if k is None else f"{stem}_{k:04d}.vts"
-        grid.save(path.parent / fname)
-        entries.append((0.0 if k is None else float(times[k]), fname))
+        grid.save(data_dir / fname)
+        entries.append((0.0 if k is None else float(times[k]), f"{stem}/{fname}"))
     return write_pvd(path, entries)
 
 
