@@ -18,6 +18,7 @@ reported; with sigma_G = 0 every ProbConserv draw conserves mass exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 from pdekit.metrics import field_errors
 from pdekit.solution import Solution
 from pdekit.solvers.probconserv.anp import mixture_moments, predict_samples
-from pdekit.solvers.probconserv.family import axes
+from pdekit.solvers.probconserv.family import axes, context_set
 from pdekit.solvers.probconserv.mass import mass_source
 from pdekit.solvers.probconserv.update import (
     condition,
@@ -38,6 +39,14 @@ from pdekit.solvers.probconserv.update import (
 
 #: relative tolerance for "the x's reach the end of the domain"
 SPAN_RTOL = 1e-9
+
+
+def observations(problem, config) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The contexts (points, values) a solution is conditioned on and its latent draws eps
+    (z_samples, latent), both from ``config.context_seed``."""
+    rng = np.random.default_rng(config.context_seed)
+    contexts = context_set(problem, config.family, rng)
+    return contexts, rng.standard_normal((config.z_samples, config.anp.latent))
 
 
 class TimeSlice:
@@ -65,6 +74,28 @@ class ProbConservSolution(Solution):
         self._ix, self._it = axes(problem)
         self._lo, self._hi = float(dom.bounds[0, self._ix]), float(dom.bounds[1, self._ix])
         self._periodic = bool(dom.periodic[self._ix])
+
+    def variant(self, problem=None, **changes) -> ProbConservSolution:
+        """The same trained network with config ``changes`` (model, z_samples, sigma_g,
+        context_seed, ...) and/or another family member ``problem``: contexts and latent draws
+        are redrawn from ``context_seed`` when the problem, the seed or z_samples change."""
+        config = dataclasses.replace(self.config, **changes)
+        problem = problem or self.problem
+        contexts, eps = self.contexts, self.eps
+        redraw = ("context_seed", "z_samples")
+        if problem != self.problem or any(k in changes for k in redraw):
+            contexts, eps = observations(problem, config)
+        return type(self)(
+            problem,
+            self.solver,
+            config,
+            self.model,
+            contexts,
+            eps,
+            history=self.history,
+            extras=dict(self.extras),
+            step=self.step,
+        )
 
     # -- the model -----------------------------------------------------------------------------
     def prior_samples(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,8 +251,9 @@ class ProbConservSolution(Solution):
         """Hansen et al.'s metrics at one time on nx uniform x's (their A5 protocol).
 
         mse: mean (u - u_true)^2; ll: mean log N(u_true | u, u_std); ce: signed trapezoid mass of
-        u minus b(t); front_mean: mean front of ``n_front`` samples; front_true; shock_mae:
-        |front_mean - front_true|.
+        u minus b(t). Where the reference has a front (it is positive at the left end and
+        reaches 0 inside), also front_mean: mean front of ``n_front`` samples; front_true; and
+        shock_mae: |front_mean - front_true|.
         """
         t = self.default_time() if t is None else float(t)
         pts = self.slice_points(t, nx)
@@ -231,7 +263,7 @@ class ProbConservSolution(Solution):
         ll = -0.5 * (ref - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var)
         ce = float(trapezoid_weights(x) @ mean - self._mass(np.array([t]))[0])
         out = {"mse": float(np.mean((mean - ref) ** 2)), "ll": float(np.mean(ll)), "ce": ce}
-        if n_front:
+        if n_front and self.has_front(t):
             fr = self.fronts(self.sample(n_front, pts, seed=0), x)
             true = self.true_front(t)
             out |= {
@@ -240,6 +272,12 @@ class ProbConservSolution(Solution):
                 "shock_mae": abs(float(fr.mean()) - true),
             }
         return out
+
+    def has_front(self, t: float) -> bool:
+        """Whether the reference at time t is positive at the left end and <= 0 somewhere."""
+        pts = self.slice_points(t, 2001)
+        ref = self.problem.reference()(pts)[self.problem.fields[0]]
+        return bool(ref[0] > 0 and np.any(ref <= 0))
 
     def errors(self, grid=None) -> dict[str, float]:
         """rel_l2, max_abs, nrmse of ``u``, plus mse, ll (mean log-likelihood of the reference)
@@ -269,6 +307,8 @@ class ProbConservSolution(Solution):
         import matplotlib.pyplot as plt
 
         t = self.default_time() if t is None else float(t)
+        if not self.has_front(t):
+            raise ValueError(f"the reference of {self.problem.name} has no front at t = {t:g}")
         pts = self.slice_points(t, nx)
         x = pts[:, self._ix]
         fr = self.fronts(self.sample(n, pts, seed=0), x)
@@ -291,9 +331,11 @@ class ProbConservSolution(Solution):
         return path
 
     def plot(self, path: str | os.PathLike, grid=None) -> Path:
-        """The standard figure at ``path`` and the front histogram at ``<stem>_front.png``."""
+        """The standard figure at ``path``; where the reference has a front at the middle time,
+        also the front histogram of 500 samples at ``<stem>_front.png``."""
         out = super().plot(path, grid)
-        self.plot_front(out.with_name(out.stem + "_front.png"))
+        if self.has_front(self.default_time()):
+            self.plot_front(out.with_name(out.stem + "_front.png"))
         return out
 
     def to_checkpoint(self):

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
-import numpy as np
 import torch
 
 import pdekit.checkpoints as _checkpoints
@@ -35,9 +34,9 @@ from pdekit.problems.base import Problem
 from pdekit.solvers.base import NetworkSolver, RunOptions
 from pdekit.solvers.config import check, from_dict
 from pdekit.solvers.probconserv.anp import ANP, ANPConfig
-from pdekit.solvers.probconserv.family import FamilyConfig, context_set
+from pdekit.solvers.probconserv.family import FamilyConfig
 from pdekit.solvers.probconserv.mass import mass_source
-from pdekit.solvers.probconserv.solution import ProbConservSolution
+from pdekit.solvers.probconserv.solution import ProbConservSolution, observations
 from pdekit.solvers.probconserv.task import ANPTask
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
@@ -100,10 +99,11 @@ def training_kind(model: str) -> str:
     return "softc" if model == "softc" else "anp"
 
 
-def shipped_checkpoints(problem: Problem) -> list[Path]:
-    """The pretrained ProbConserv checkpoints shipped for ``problem`` (by their attributes)."""
+def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list[Path]:
+    """ProbConserv checkpoints ``probconserv_*.h5`` in ``directory`` (default: the shipped ones
+    in ``PRETRAINED_DIR``) written for ``problem``."""
     out = []
-    for path in sorted(PRETRAINED_DIR.glob("probconserv_*.h5")):
+    for path in sorted(Path(directory or PRETRAINED_DIR).glob("probconserv_*.h5")):
         try:
             with h5py.File(path, "r") as f:
                 if str(f.attrs.get("problem")) == problem.name:
@@ -113,9 +113,15 @@ def shipped_checkpoints(problem: Problem) -> list[Path]:
     return out
 
 
-def _kind_of(path: Path) -> str:
-    with h5py.File(path, "r") as f:
-        return training_kind(json.loads(f.attrs["solver_config"]).get("model", "probconserv"))
+def find_checkpoint(problem: Problem, kind: str, directory: Path | None = None) -> Path | None:
+    """The first checkpoint for ``problem`` in ``directory`` holding a ``kind`` network
+    (``"anp"`` or ``"softc"``), or None."""
+    for path in shipped_checkpoints(problem, directory):
+        with h5py.File(path, "r") as f:
+            model = json.loads(f.attrs["solver_config"]).get("model", "probconserv")
+        if training_kind(model) == kind:
+            return path
+    return None
 
 
 @register_solver("probconserv")
@@ -183,14 +189,14 @@ class ProbConserv(NetworkSolver):
 
     def _shipped(self, problem: Problem, config: ProbConservConfig) -> Path:
         kind = training_kind(config.model)
-        paths = [p for p in shipped_checkpoints(problem) if _kind_of(p) == kind]
-        if not paths:
+        path = find_checkpoint(problem, kind)
+        if path is None:
             raise CheckpointError(
                 f"no pretrained {kind!r} ProbConserv checkpoint is shipped for {problem.name} in "
                 f"{PRETRAINED_DIR}; set retrain=True (with family.param/low/high) to train one, "
                 "or pretrained=<path>"
             )
-        return paths[0]
+        return path
 
     def _with_family(self, problem: Problem, config: ProbConservConfig) -> ProbConservConfig:
         """Fill an unset family (param "") from the shipped checkpoint of the problem."""
@@ -224,9 +230,7 @@ class ProbConserv(NetworkSolver):
         eps=None,
     ):
         if contexts is None or eps is None:
-            rng = np.random.default_rng(config.context_seed)
-            contexts = context_set(problem, config.family, rng)
-            eps = rng.standard_normal((config.z_samples, config.anp.latent))
+            contexts, eps = observations(problem, config)
         return ProbConservSolution(
             problem,
             self.name,
