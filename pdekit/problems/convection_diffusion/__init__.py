@@ -1,3 +1,3 @@
 """Convection-diffusion family: linear convection, Burgers, Allen-Cahn, ..."""
 
-from pdekit.problems.convection_diffusion import convection  # noqa: F401
+from pdekit.problems.convection_diffusion import burgers, convection, gaussian_pulse  # noqa: F401

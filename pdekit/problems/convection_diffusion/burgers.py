@@ -1,0 +1,97 @@
+"""Viscous Burgers u_t + u u_x = nu u_xx on [-1, 1] with u0 = -sin(pi x): exact by Cole-Hopf."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pdekit.geometries import Interval, SpaceTime, TimeDomain
+from pdekit.problems.base import BC, Problem, Reference, _as_points, param
+from pdekit.problems.references.cole_hopf import STEP, TAIL, burgers_sine
+from pdekit.problems.registry import register
+
+
+class ColeHopfReference(Reference):
+    """The Cole-Hopf integral of :class:`Burgers`, by trapezoidal quadrature (float64, numpy)."""
+
+    source = "exact"
+
+    def __init__(self, nu: float):
+        self.nu = nu
+        self.description = (
+            f"Cole-Hopf integral (Basdevant et al. 1986), trapezoidal rule in the Hermite "
+            f"variable, step {STEP}, window exp(-{TAIL:g})"
+        )
+        self.accuracy = "<= 1e-8 absolute (checked against a 4x finer, wider quadrature)"
+
+    def __call__(self, points: np.ndarray) -> dict[str, np.ndarray]:
+        pts = _as_points(points, 2)
+        return {"u": burgers_sine(pts[:, 0], pts[:, 1], self.nu)}
+
+
+@register("convection_diffusion/burgers")
+@dataclass(frozen=True)
+class Burgers(Problem):
+    """u_t + u u_x = nu u_xx, x in [-1, 1], t in [0, 1], u(x, 0) = -sin(pi x), u(+-1, t) = 0.
+
+    The PINN benchmark of Raissi, Perdikaris & Karniadakis (J. Comput. Phys. 378, 2019) with
+    nu = 0.01/pi: a viscous shock forms at x = 0; its steepest slope, u_x(0, t) = -152.00516 at
+    t = 1.6037/pi (Basdevant et al., Computers & Fluids 14, 1986), is checked by the tests. Exact
+    solution by the Cole-Hopf integral (:mod:`pdekit.problems.references.cole_hopf`), which is
+    odd and 2-periodic in x, so the Dirichlet data hold exactly.
+
+    Conservation form u_t + F_x = 0 with F = u^2/2 - nu u_x. For the Lagrangian PINN the
+    characteristic velocity is u itself and the diffusion coefficient nu:
+    along X'(t) = u the equation reads w_t = nu w_XX.
+    """
+
+    nu: float = param(0.01 / math.pi, low=1e-4, high=1.0, doc="viscosity (the benchmark's 0.01/pi)")
+
+    coordinates = ("x", "t")
+    fields = ("u",)
+    derivatives = {"u": ("t", "x", "xx")}
+    equation = (
+        "u_t + u u_x = nu u_xx,  x in [-1, 1],  t in [0, 1],  u(x, 0) = -sin(pi x),  "
+        "u(-1, t) = u(1, t) = 0"
+    )
+
+    def domain(self) -> SpaceTime:
+        return SpaceTime(Interval(-1.0, 1.0), TimeDomain(0.0, 1.0))
+
+    def initial_condition(self, x):
+        return {"u": -torch.sin(math.pi * x[:, 0])}
+
+    def boundary_conditions(self) -> list[BC]:
+        def zero(p):
+            return {"u": torch.zeros_like(p[:, 0])}
+
+        return [BC("dirichlet", ("u",), zero, "xmin"), BC("dirichlet", ("u",), zero, "xmax")]
+
+    def residual(self, f):
+        u = f["u"]
+        return {"burgers": f.d("u", "t") + u * f.d("u", "x") - self.nu * f.d("u", "xx")}
+
+    def flux(self, f):
+        u = f["u"]
+        return (0.5 * u * u - self.nu * f.d("u", "x"),)
+
+    # -- what the Lagrangian PINN needs: X'(t) = c, w_t = diffusivity * Lap_X w ----------------
+    def characteristic_velocity(self, u, points):
+        """Velocity of the characteristics, one tensor per spatial coordinate: (u,)."""
+        return (u,)
+
+    @property
+    def diffusivity(self) -> float:
+        """Diffusion coefficient of the Lagrangian form w_t = nu w_XX."""
+        return self.nu
+
+    def exact(self, points):
+        p = points.detach().cpu().numpy()
+        u = burgers_sine(p[:, 0], p[:, 1], self.nu)
+        return {"u": torch.as_tensor(u, dtype=points.dtype, device=points.device)}
+
+    def reference(self) -> Reference:
+        return ColeHopfReference(self.nu)

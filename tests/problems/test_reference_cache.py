@@ -1,0 +1,127 @@
+"""The HDF5 reference cache: round trip, keying, and recomputation of stale or corrupt entries."""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from pdekit.problems.references import cache
+
+
+@pytest.fixture
+def cdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PDEKIT_CACHE_DIR", str(tmp_path / "c"))
+    return tmp_path / "c"
+
+
+class Counter:
+    """A compute function that counts its calls and returns distinct arrays per call."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        return {"x": np.linspace(0, 1, 5), "u": np.arange(12.0).reshape(3, 4) + self.calls}
+
+
+def test_cache_dir_env_override_and_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("PDEKIT_CACHE_DIR", str(tmp_path))
+    assert cache.cache_dir() == tmp_path
+    monkeypatch.delenv("PDEKIT_CACHE_DIR")
+    assert cache.cache_dir() == cache.Path.home() / ".cache" / "pdekit"
+
+
+def test_round_trip_computes_once(cdir):
+    comp = Counter()
+    a = cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
+    b = cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
+    assert comp.calls == 1
+    assert set(b) == {"x", "u"}
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+        assert a[k].dtype == b[k].dtype
+    files = os.listdir(cdir)
+    assert len(files) == 1 and files[0].startswith("fam__p-") and files[0].endswith(".h5")
+    # an independent reader sees the documented layout
+    with h5py.File(cdir / files[0], "r") as f:
+        assert f.attrs["format_version"] == cache.CACHE_FORMAT_VERSION
+        assert "nu" in f.attrs["key"]
+        np.testing.assert_array_equal(f["u"][()], a["u"])
+
+
+@pytest.mark.parametrize(
+    "params, settings",
+    [({"nu": 0.2}, {"n": 8}), ({"nu": 0.1}, {"n": 16}), ({"nu": 0.1, "seed": 1}, {"n": 8})],
+)
+def test_key_depends_on_params_and_settings(cdir, params, settings):
+    comp = Counter()
+    cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
+    cache.load_or_compute("fam/p", params, settings, comp)
+    assert comp.calls == 2
+
+
+def test_key_is_order_independent():
+    assert cache.canonical_key("a/b", {"x": 1, "y": 2}, {"n": 3}) == cache.canonical_key(
+        "a/b", {"y": 2, "x": 1}, {"n": 3}
+    )
+
+
+def _entry(cdir):
+    (name,) = os.listdir(cdir)
+    return cdir / name
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "flip_data",  # a value changed after writing: checksum mismatch
+        "truncate",  # half-written / truncated file: unreadable
+        "garbage",  # not an HDF5 file at all
+        "stale_key",  # same file name, other key (e.g. hash-prefix collision or edited)
+        "old_format",  # written by an older cache layout
+    ],
+)
+def test_damaged_entry_is_recomputed(cdir, damage):
+    comp = Counter()
+    cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
+    path = _entry(cdir)
+    if damage == "flip_data":
+        with h5py.File(path, "r+") as f:
+            f["u"][0, 0] = -1.0
+    elif damage == "truncate":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not hdf5" * 100)
+    elif damage == "stale_key":
+        with h5py.File(path, "r+") as f:
+            f.attrs["key"] = cache.canonical_key("fam/p", {"nu": 0.3}, {"n": 8})
+    elif damage == "old_format":
+        with h5py.File(path, "r+") as f:
+            f.attrs["format_version"] = cache.CACHE_FORMAT_VERSION - 1
+    with pytest.warns(cache.CacheWarning):
+        out = cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
+    assert comp.calls == 2
+    np.testing.assert_array_equal(out["u"], np.arange(12.0).reshape(3, 4) + 2)
+    # the rewritten entry is trusted again
+    again = cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
+    assert comp.calls == 2
+    np.testing.assert_array_equal(again["u"], out["u"])
+    assert [p for p in os.listdir(cdir) if p.endswith(".tmp")] == []
+
+
+def test_unwritable_directory_still_returns_result(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    # the cache directory cannot be created below a regular file (even as root)
+    monkeypatch.setenv("PDEKIT_CACHE_DIR", str(blocker / "cache"))
+    with pytest.warns(cache.CacheWarning, match="could not write"):
+        out = cache.load_or_compute("fam/p", {"nu": 0.1}, {}, Counter())
+    assert out["u"].shape == (3, 4)
+
+
+def test_bad_array_name_rejected(cdir):
+    with pytest.raises(ValueError, match="without '/'"):
+        cache.load_or_compute("fam/p", {}, {}, lambda: {"a/b": np.zeros(2)})
