@@ -69,7 +69,13 @@ def train(args) -> int:
         "retrain": True,
         "anp": anp,
         "family": {"param": param, "low": float(low), "high": float(high), "batch": args.batch},
-        "train": {"steps": args.steps, "lr": args.lr, "log_every": args.log_every},
+        "train": {
+            "steps": args.steps,
+            "lr": args.lr,
+            "lr_decay": args.lr_decay,
+            "decay_every": args.decay_every,
+            "log_every": args.log_every,
+        },
         "z_samples": args.z_samples,
     }
     params = _pairs(args.set)
@@ -87,7 +93,8 @@ def train(args) -> int:
         training_command=command,
         training_wall_s=wall,
         training_note=(
-            f"{args.steps} Adam steps of {args.batch} functions, lr {args.lr}, "
+            f"{args.steps} Adam steps of {args.batch} functions, lr {args.lr} "
+            f"(x{args.lr_decay} every {args.decay_every}), "
             f"{torch.get_num_threads()} CPU thread(s), {wall:.0f} s"
         ),
         recorded_metrics=recorded,
@@ -213,6 +220,8 @@ def main(argv=None) -> int:
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch", type=int, default=16, help="functions per step")
     t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--lr-decay", type=float, default=1.0, help="factor every --decay-every")
+    t.add_argument("--decay-every", type=int, default=1000)
     t.add_argument("--anp", action="append", default=[], help="ANP size, e.g. hidden=64")
     t.add_argument("--z-samples", type=int, default=30)
     t.add_argument("--nx", type=int, default=201)

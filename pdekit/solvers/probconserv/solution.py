@@ -239,8 +239,8 @@ class ProbConservSolution(Solution):
         return np.where(below.any(axis=-1), x[first], x[-1])
 
     def true_front(self, t: float) -> float:
-        """``problem.front_position(t)`` when defined, else the first x of the reference <= 0."""
-        fp = getattr(self.problem, "front_position", None)
+        """``problem.front(t)`` where defined, else the first x where the reference is <= 0."""
+        fp = getattr(self.problem, "front", None)
         if callable(fp):
             return float(fp(t))
         pts = self.slice_points(t, 20001)
