@@ -228,7 +228,7 @@ def predict_samples(
     cy: torch.Tensor,
     tx: torch.Tensor,
     eps: torch.Tensor,
-    chunk: int = 4096,
+    rows: int = 2**17,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """mu_s and sigma_s at targets for the latent draws z_s = m + eps_s * s of q(z | contexts).
 
@@ -237,6 +237,7 @@ def predict_samples(
     cx, cy: contexts of one function, (n, dx) and (n,).
     tx: targets (m, dx).
     eps: standard normal draws (S, latent), fixed by the caller so predictions are repeatable.
+    rows: decoder rows (targets x S) per chunk, bounding memory.
 
     Returns
     -------
@@ -249,6 +250,7 @@ def predict_samples(
         z = m_z + eps.to(m_z.dtype) * torch.exp(0.5 * lv_z)
         kv = model.context_encoding(cx, cy)
         mus, sigmas = [], []
+        chunk = max(1, rows // len(z))
         for i in range(0, len(tx), chunk):
             part = tx[i : i + chunk]
             r = model.representation(kv, part)
