@@ -41,7 +41,9 @@ def untrained():
         "family": FAMILY,
         "train": {"steps": 0},
     }
-    return pdekit.solve("porous_medium/heat", solver="probconserv", config=cfg, k=2.0, verbose=False)
+    return pdekit.solve(
+        "porous_medium/heat", solver="probconserv", config=cfg, k=2.0, verbose=False
+    )
 
 
 def _slice(x, t):
