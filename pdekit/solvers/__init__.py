@@ -9,6 +9,7 @@ from pdekit.solvers import (  # noqa: F401  (registration)
     deepxde_baseline,
     lagrangian_pinn,
     pinn,
+    probconserv,
 )
 from pdekit.solvers.base import NetworkSolver, RunOptions, Solver
 from pdekit.solvers.registry import get, names, register_solver

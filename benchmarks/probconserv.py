@@ -1,0 +1,247 @@
+"""ProbConserv benchmark: train the family models, then score ANP / SoftC / HardC / ProbConserv.
+
+Protocol of Hansen et al. (ICML 2023), App. / ``experiments/analyze.py``: metrics at one time
+(heat t = 0.5, PME t = 0.5, Stefan t = 0.05: the middle of each time domain) on 201 uniform x's,
+averaged over ``--functions`` test functions per parameter value (the functions differ in their
+context draws, seeds 0..n-1); shock MAE is |mean front of 500 samples - true front| averaged over
+the functions; all four models in one run.
+
+Two subcommands::
+
+    # train one family network and write it (with this command recorded in the file)
+    python benchmarks/probconserv.py train --problem porous_medium/heat --set k=1 \\
+        --family k:1:5 --kind anp --steps 2000 --out pdekit/checkpoints/probconserv_heat_anp.h5
+
+    # score every case with the shipped (or --checkpoints DIR) networks
+    python benchmarks/probconserv.py evaluate --functions 50 \\
+        --out benchmarks/results/probconserv.json
+
+``evaluate`` writes ``{"cases": {case: {model: {"mse", "ce", "ll", "shock_mae", ...}}},
+"meta": {...}, "skipped": {...}}`` and a markdown table next to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pdekit
+from pdekit.checkpoints import save_checkpoint
+from pdekit.solvers.base import RunOptions
+from pdekit.solvers.probconserv.solver import PRETRAINED_DIR, find_checkpoint
+
+#: case -> (problem, parameters); the paper's test parameters
+CASES = {
+    "stefan_0.6": ("porous_medium/stefan", {"u_star": 0.6}),
+    "stefan_0.5": ("porous_medium/stefan", {"u_star": 0.5}),
+    "pme_1": ("porous_medium/pme", {"m": 1.0}),
+    "pme_3": ("porous_medium/pme", {"m": 3.0}),
+    "pme_6": ("porous_medium/pme", {"m": 6.0}),
+    "heat_1": ("porous_medium/heat", {"k": 1.0}),
+    "heat_5": ("porous_medium/heat", {"k": 5.0}),
+}
+MODELS = ("anp", "softc", "hardc", "probconserv")
+METRICS = ("mse", "ce", "ll", "shock_mae", "front_mean", "front_true")
+
+
+def _pairs(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = json.loads(value) if value else True
+    return out
+
+
+# -- train ---------------------------------------------------------------------------------------
+def train(args) -> int:
+    torch.set_num_threads(args.threads)
+    param, low, high = args.family.split(":")
+    anp = _pairs(args.anp)
+    config = {
+        "model": "softc" if args.kind == "softc" else "probconserv",
+        "retrain": True,
+        "anp": anp,
+        "family": {"param": param, "low": float(low), "high": float(high), "batch": args.batch},
+        "train": {
+            "steps": args.steps,
+            "lr": args.lr,
+            "lr_decay": args.lr_decay,
+            "decay_every": args.decay_every,
+            "log_every": args.log_every,
+        },
+        "z_samples": args.z_samples,
+    }
+    params = _pairs(args.set)
+    t0 = time.perf_counter()
+    sol = pdekit.solve(args.problem, solver="probconserv", config=config, seed=args.seed, **params)
+    wall = time.perf_counter() - t0
+    command = "python benchmarks/probconserv.py " + shlex.join(sys.argv[1:])
+    models = ("softc",) if args.kind == "softc" else ("anp", "hardc", "probconserv")
+    recorded = {}
+    for m in models:
+        recorded[m] = sol.variant(model=m).slice_metrics(nx=args.nx, n_front=args.front_samples)
+    ckpt = sol.to_checkpoint()
+    ckpt.trainer = None  # optimiser state is not shipped (size); the history is
+    ckpt.extras.update(
+        training_command=command,
+        training_wall_s=wall,
+        training_note=(
+            f"{args.steps} Adam steps of {args.batch} functions, lr {args.lr} "
+            f"(x{args.lr_decay} every {args.decay_every}), "
+            f"{torch.get_num_threads()} CPU thread(s), {wall:.0f} s"
+        ),
+        recorded_metrics=recorded,
+        recorded_eval={"nx": args.nx, "n_front": args.front_samples, "t": sol.default_time()},
+    )
+    path = save_checkpoint(args.out, ckpt)
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.2f} MiB) after {wall:.0f} s")
+    print(json.dumps(recorded, indent=1))
+    return 0
+
+
+# -- evaluate ------------------------------------------------------------------------------------
+def _base_solution(name, params, kind, directory, z_samples):
+    problem = pdekit.problems.get(name, **params)
+    path = find_checkpoint(problem, kind, directory)
+    if path is None:
+        return None, f"no {kind!r} checkpoint for {name} in {directory}"
+    model = "softc" if kind == "softc" else "probconserv"
+    config = {"model": model, "z_samples": z_samples, "pretrained": str(path)}
+    solver = pdekit.solvers.get("probconserv")
+    cfg = pdekit.api.make_config("probconserv", config)
+    return solver.fit(problem, cfg, RunOptions(verbose=False)), str(path)
+
+
+def _mean(values):
+    """Mean, or None where the metric does not exist (no front in the reference)."""
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def evaluate(args) -> int:
+    torch.set_num_threads(args.threads)
+    directory = Path(args.checkpoints)
+    cases = args.cases.split(",") if args.cases else list(CASES)
+    result: dict = {"cases": {}, "skipped": {}, "meta": {}}
+    used: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for case in cases:
+        name, params = CASES[case]
+        if name not in pdekit.problems.names():
+            result["skipped"][case] = f"problem {name} is not registered"
+            continue
+        bases = {}
+        for kind in ("anp", "softc"):
+            sol, info = _base_solution(name, params, kind, directory, args.z_samples)
+            if sol is None:
+                result["skipped"].setdefault(case, "")
+                result["skipped"][case] += info + "; "
+            else:
+                bases[kind] = sol
+                used[info] = sol.extras.get("training_command", "")
+        rows = {}
+        for m in MODELS:
+            base = bases.get("softc" if m == "softc" else "anp")
+            if base is None:
+                continue
+            per = [
+                base.variant(model=m, context_seed=i).slice_metrics(
+                    nx=args.nx, n_front=args.front_samples
+                )
+                for i in range(args.functions)
+            ]
+            row = {k: _mean([p.get(k) for p in per]) for k in METRICS}
+            for k in ("mse", "ll", "ce"):
+                row[f"{k}_se"] = float(np.std([p[k] for p in per], ddof=1) / np.sqrt(len(per)))
+            rows[m] = row
+        result["cases"][case] = rows
+        print(
+            case,
+            json.dumps({m: {k: _fmt(v, ".3e") for k, v in r.items()} for m, r in rows.items()}),
+        )
+    result["meta"] = {
+        "command": "python benchmarks/probconserv.py " + shlex.join(sys.argv[1:]),
+        "functions": args.functions,
+        "z_samples": args.z_samples,
+        "front_samples": args.front_samples,
+        "nx": args.nx,
+        "times": "middle of the time domain (heat 0.5, pme 0.5, stefan 0.05)",
+        "eval_wall_s": time.perf_counter() - t0,
+        "checkpoints": used,
+        "torch": torch.__version__,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+def _fmt(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "| case | model | MSE | CE | LL | shock MAE | front mean (true) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, rows in result["cases"].items():
+        for m, r in rows.items():
+            front = f"{_fmt(r['front_mean'], '.4f')} ({_fmt(r['front_true'], '.4f')})"
+            lines.append(
+                f"| {case} | {m} | {r['mse']:.3g} | {r['ce']:.2g} | {r['ll']:.3g} | "
+                f"{_fmt(r['shock_mae'], '.3g')} | {front} |"
+            )
+    meta = result["meta"]
+    lines += ["", f"Command: `{meta['command']}`", ""]
+    lines += [f"- `{p}`: trained by `{c}`" for p, c in meta["checkpoints"].items()]
+    if result["skipped"]:
+        lines += ["", "Skipped:"] + [f"- {c}: {why}" for c, why in result["skipped"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one family network; write a checkpoint")
+    t.add_argument("--problem", required=True)
+    t.add_argument("--set", action="append", default=[], help="problem parameter, k=1")
+    t.add_argument("--family", required=True, help="PARAM:LOW:HIGH, e.g. k:1:5")
+    t.add_argument("--kind", choices=("anp", "softc"), default="anp")
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--batch", type=int, default=16, help="functions per step")
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--lr-decay", type=float, default=1.0, help="factor every --decay-every")
+    t.add_argument("--decay-every", type=int, default=1000)
+    t.add_argument("--anp", action="append", default=[], help="ANP size, e.g. hidden=64")
+    t.add_argument("--z-samples", type=int, default=30)
+    t.add_argument("--nx", type=int, default=201)
+    t.add_argument("--front-samples", type=int, default=500)
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--out", required=True)
+    e = sub.add_parser("evaluate", help="score all cases and models; write JSON and markdown")
+    e.add_argument("--cases", default="", help="comma-separated subset of " + ",".join(CASES))
+    e.add_argument("--functions", type=int, default=50)
+    e.add_argument("--z-samples", type=int, default=30)
+    e.add_argument("--front-samples", type=int, default=500)
+    e.add_argument("--nx", type=int, default=201)
+    e.add_argument("--checkpoints", default=str(PRETRAINED_DIR))
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--out", default="benchmarks/results/probconserv.json")
+    args = p.parse_args(argv)
+    return {"train": train, "evaluate": evaluate}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The ``probconserv`` solver: an ANP trained on a family of solutions, conditioned on the
+integral conservation law (Hansen, Maddix, Alizadeh, Gupta & Mahoney, ICML 2023).
+
+Four models share the machinery (``config.model``):
+
+* ``anp``: the plain Attentive Neural Process;
+* ``softc``: SoftC-ANP, the ANP trained with the PDE residual of its mean as a penalty;
+* ``hardc``: HardC-ANP, the ANP mean projected orthogonally onto the conservation constraint,
+  variance unchanged;
+* ``probconserv``: ProbConserv-ANP, the ANP's Gaussian conditioned on the constraint
+  (sigma_G = 0 by default: exact conservation, uncertainty reshaped).
+
+``anp``, ``hardc`` and ``probconserv`` use the same trained network (the constraint is applied
+after training, as in the paper); ``softc`` trains its own. By default ``fit`` loads the small
+pretrained family model shipped in ``pdekit/checkpoints/`` for the problem (the files record the
+command that trained them); ``retrain=True`` trains from scratch on the family
+``config.family`` (Adam, lr 1e-4, fresh functions every step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import torch
+
+import pdekit.checkpoints as _checkpoints
+from pdekit.checkpoints import Checkpoint, load_checkpoint
+from pdekit.errors import CheckpointError, ParameterError
+from pdekit.problems.base import Problem
+from pdekit.solvers.base import NetworkSolver, RunOptions
+from pdekit.solvers.config import check, from_dict
+from pdekit.solvers.probconserv.anp import ANP, ANPConfig
+from pdekit.solvers.probconserv.family import FamilyConfig
+from pdekit.solvers.probconserv.mass import mass_source
+from pdekit.solvers.probconserv.solution import ProbConservSolution, observations
+from pdekit.solvers.probconserv.task import ANPTask
+from pdekit.solvers.registry import register_solver
+from pdekit.solvers.training import TrainConfig
+
+MODELS = ("anp", "softc", "hardc", "probconserv")
+PRETRAINED_DIR = Path(_checkpoints.__file__).parent
+#: extras of a pretrained checkpoint carried into the solutions built from it
+PROVENANCE = ("training_command", "training_wall_s", "training_note")
+
+
+@dataclass
+class ANPTrainConfig(TrainConfig):
+    """Optimisation of the ANP (paper: Adam, lr 1e-4, 500 epochs of 40 batches)."""
+
+    steps: int = 20000
+    lr: float = 1e-4
+    lr_decay: float = 1.0
+    log_every: int = 100
+
+
+@dataclass
+class ProbConservConfig:
+    """Configuration of the ProbConserv solver (defaults: Hansen et al. 2023)."""
+
+    #: anp, softc, hardc or probconserv
+    model: str = "probconserv"
+    anp: ANPConfig = field(default_factory=ANPConfig)
+    family: FamilyConfig = field(default_factory=FamilyConfig)
+    train: ANPTrainConfig = field(default_factory=ANPTrainConfig)
+    #: SoftC-ANP: weight lambda of the mean-square PDE residual of the ANP mean
+    softc_weight: float = 1.0
+    #: latent draws z_s mixed at prediction (paper: 100)
+    z_samples: int = 100
+    #: standard deviation of the constraint noise (0: exact conservation, ProbConserv-ANP)
+    sigma_g: float = 0.0
+    #: floor on the updated variance (the paper code's min_var_sample)
+    min_var: float = 1e-8
+    #: seed of this solution's context draw and latent draws
+    context_seed: int = 0
+    #: train the family model from scratch instead of loading the shipped pretrained one
+    retrain: bool = False
+    #: pretrained checkpoint to load ("": the one shipped for the problem)
+    pretrained: str = ""
+
+    def __post_init__(self):
+        check(self, "model", self.model, choices=MODELS)
+        check(self, "softc_weight", self.softc_weight, low=0.0)
+        check(self, "z_samples", self.z_samples, low=1, high=100000, kind=int)
+        check(self, "sigma_g", self.sigma_g, low=0.0)
+        check(self, "min_var", self.min_var, low=0.0)
+        check(self, "context_seed", self.context_seed, low=0, kind=int)
+        if not isinstance(self.retrain, bool):
+            raise ParameterError(
+                f"ProbConservConfig.retrain must be true or false; got {self.retrain!r}"
+            )
+
+
+def training_kind(model: str) -> str:
+    """Which trained network a model uses: its own for softc, the plain ANP otherwise."""
+    return "softc" if model == "softc" else "anp"
+
+
+def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list[Path]:
+    """ProbConserv checkpoints ``probconserv_*.h5`` in ``directory`` (default: the shipped ones
+    in ``PRETRAINED_DIR``) written for ``problem``."""
+    out = []
+    for path in sorted(Path(directory or PRETRAINED_DIR).glob("probconserv_*.h5")):
+        try:
+            with h5py.File(path, "r") as f:
+                if str(f.attrs.get("problem")) == problem.name:
+                    out.append(path)
+        except OSError:
+            continue
+    return out
+
+
+def find_checkpoint(problem: Problem, kind: str, directory: Path | None = None) -> Path | None:
+    """The first checkpoint for ``problem`` in ``directory`` holding a ``kind`` network
+    (``"anp"`` or ``"softc"``), or None."""
+    for path in shipped_checkpoints(problem, directory):
+        with h5py.File(path, "r") as f:
+            model = json.loads(f.attrs["solver_config"]).get("model", "probconserv")
+        if training_kind(model) == kind:
+            return path
+    return None
+
+
+@register_solver("probconserv")
+class ProbConserv(NetworkSolver):
+    """ProbConserv-ANP and its baselines (ANP, SoftC-ANP, HardC-ANP) for 1D conservation laws."""
+
+    Config = ProbConservConfig
+    description = "Attentive Neural Process conditioned on the integral conservation law"
+    paper = "Hansen, Maddix, Alizadeh, Gupta & Mahoney, ICML 2023"
+
+    def supports(self, problem: Problem) -> str | None:
+        coords = problem.coordinates
+        if "t" not in coords or len(coords) != 2:
+            return "it needs one spatial coordinate and time (a 1D conservation law)"
+        if len(problem.fields) != 1:
+            return "it models one scalar field"
+        try:
+            problem.reference()
+        except NotImplementedError:
+            return "the training family needs a reference solution"
+        try:
+            mass_source(problem)
+        except ValueError as exc:
+            return f"no conserved mass b(t): {exc}"
+        return None
+
+    # -- network training (NetworkSolver hooks) ------------------------------------------------
+    def build_model(self, problem: Problem, config: ProbConservConfig) -> ANP:
+        b = problem.domain().bounds
+        return ANP(config.anp, b[0], b[1])
+
+    def build_task(self, problem, config, model, rng, device) -> ANPTask:
+        return ANPTask(problem, config, model, rng, device)
+
+    def fit(self, problem: Problem, config: ProbConservConfig, run: RunOptions):
+        if run.resume is not None or config.retrain:
+            return super().fit(problem, self._with_family(problem, config), run)
+        path = Path(config.pretrained) if config.pretrained else self._shipped(problem, config)
+        ckpt = load_checkpoint(path, with_trainer=False)
+        if ckpt.problem != problem.name or ckpt.solver != self.name:
+            raise CheckpointError(
+                f"{path} is a {ckpt.solver!r} checkpoint of {ckpt.problem!r}; "
+                f"need a probconserv checkpoint of {problem.name!r}"
+            )
+        stored = from_dict(ProbConservConfig, ckpt.solver_config)
+        if training_kind(stored.model) != training_kind(config.model):
+            raise CheckpointError(
+                f"{path} holds a {training_kind(stored.model)!r} network; model "
+                f"{config.model!r} needs a {training_kind(config.model)!r} one"
+            )
+        cfg = dataclasses.replace(config, anp=stored.anp, family=stored.family, train=stored.train)
+        model = self.build_model(problem, cfg)
+        model.load_state_dict(ckpt.model)
+        extras = {k: ckpt.extras[k] for k in PROVENANCE if k in ckpt.extras}
+        extras["pretrained"] = str(path)
+        run.stats["wall_s"] = 0.0
+        return self._make_solution(
+            problem,
+            cfg,
+            model,
+            history=ckpt.extras.get("history", {}),
+            step=ckpt.step,
+            extras=extras,
+        )
+
+    def _shipped(self, problem: Problem, config: ProbConservConfig) -> Path:
+        kind = training_kind(config.model)
+        path = find_checkpoint(problem, kind)
+        if path is None:
+            raise CheckpointError(
+                f"no pretrained {kind!r} ProbConserv checkpoint is shipped for {problem.name} in "
+                f"{PRETRAINED_DIR}; set retrain=True (with family.param/low/high) to train one, "
+                "or pretrained=<path>"
+            )
+        return path
+
+    def _with_family(self, problem: Problem, config: ProbConservConfig) -> ProbConservConfig:
+        """Fill an unset family (param "") from the shipped checkpoint of the problem."""
+        if config.family.param:
+            return config
+        for path in shipped_checkpoints(problem):
+            with h5py.File(path, "r") as f:
+                fam = json.loads(f.attrs["solver_config"])["family"]
+            family = dataclasses.replace(
+                config.family, param=fam["param"], low=fam["low"], high=fam["high"]
+            )
+            return dataclasses.replace(config, family=family)
+        names = [f.name for f in dataclasses.fields(problem)]
+        raise ParameterError(
+            f"ProbConservConfig.family.param must name the parameter of {problem.name} varied "
+            f"across the training family (one of {names}), with family.low < family.high"
+        )
+
+    # -- solutions -----------------------------------------------------------------------------
+    def _make_solution(
+        self,
+        problem,
+        config,
+        model,
+        *,
+        history,
+        step,
+        extras,
+        trainer_state=None,
+        contexts=None,
+        eps=None,
+    ):
+        if contexts is None or eps is None:
+            contexts, eps = observations(problem, config)
+        return ProbConservSolution(
+            problem,
+            self.name,
+            config,
+            model,
+            contexts,
+            eps,
+            trainer_state=trainer_state,
+            history=history,
+            extras=extras,
+            step=step,
+        )
+
+    def _solution(self, problem, config, model, task, trainer):
+        return self._make_solution(
+            problem,
+            config,
+            model,
+            history=trainer.history,
+            step=trainer.step,
+            extras={},
+            trainer_state=trainer.state_dict(),
+        )
+
+    def restore(self, problem: Problem, config: ProbConservConfig, ckpt: Checkpoint):
+        model = self._model(problem, config, torch.device("cpu"))
+        model.load_state_dict(ckpt.model)
+        extras = dict(ckpt.extras)
+        history = extras.pop("history", {})
+        contexts = eps = None
+        if "contexts_points" in extras:
+            contexts = (extras.pop("contexts_points"), extras.pop("contexts_values"))
+            eps = extras.pop("latent_eps")
+        return self._make_solution(
+            problem,
+            config,
+            model,
+            history=history,
+            step=ckpt.step,
+            extras=extras,
+            trainer_state=ckpt.trainer,
+            contexts=contexts,
+            eps=eps,
+        )

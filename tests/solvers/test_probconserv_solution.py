@@ -1,0 +1,255 @@
+"""The ProbConserv Solution: exact conservation on any spanning grid, sampling, covariance,
+baselines, persistence and output. A small untrained ANP is enough: every property tested here
+holds for any network (training quality is tested in test_probconserv_anp.py)."""
+
+import json
+import pickle
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+
+import pdekit
+from pdekit.errors import CheckpointError, ParameterError
+from pdekit.solvers.probconserv import solver as pc_solver
+from pdekit.solvers.probconserv.anp import ANP, ANPConfig
+from pdekit.solvers.probconserv.family import FamilyConfig, member, sample_batch
+from pdekit.solvers.probconserv.task import residual_penalty
+from pdekit.solvers.probconserv.update import trapezoid_weights
+
+SMALL = {
+    "hidden": 16,
+    "heads": 2,
+    "latent": 8,
+    "decoder_width": 16,
+    "decoder_layers": 2,
+    "self_attention_blocks": 1,
+    "cross_attention_blocks": 1,
+}
+FAMILY = {"param": "k", "low": 1.0, "high": 5.0, "batch": 2}
+TWO_PI = 2 * np.pi
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    torch.set_num_threads(1)
+    cfg = {
+        "retrain": True,
+        "z_samples": 6,
+        "anp": SMALL,
+        "family": FAMILY,
+        "train": {"steps": 0},
+    }
+    return pdekit.solve(
+        "porous_medium/heat", solver="probconserv", config=cfg, k=2.0, verbose=False
+    )
+
+
+def _slice(x, t):
+    return np.column_stack([x, np.full_like(x, t)])
+
+
+def _grids(rng):
+    """Spanning x-sets of the periodic [0, 2 pi): closed uniform, open uniform, random."""
+    return {
+        "closed_uniform": np.linspace(0, TWO_PI, 201),
+        "open_uniform": TWO_PI * np.arange(64) / 64,
+        "random_with_ends": np.concatenate([[0.0, TWO_PI], rng.uniform(0, TWO_PI, 50)]),
+    }
+
+
+@pytest.mark.parametrize("model", ["probconserv", "hardc"])
+def test_output_mass_is_exact_on_any_spanning_grid(untrained, model):
+    sol = untrained.variant(model=model)
+    rng = np.random.default_rng(0)
+    for name, x in _grids(rng).items():
+        for t in (0.1, 0.5, 1.0):
+            u = sol(_slice(x, t))["u"]
+            closed = name != "open_uniform"
+            g = trapezoid_weights(x, period=None if closed else TWO_PI)
+            mass = g @ u  # heat: b(t) = 0 (sin x has zero mean; periodic: no boundary flux)
+            # float64 update, result summed over <= 201 O(1) terms: round-off 1e-13
+            assert abs(mass) < 1e-13, (name, t, mass)
+    # the same check fails for the plain ANP (the test can fail)
+    u = untrained.variant(model="anp")(_slice(np.linspace(0, TWO_PI, 201), 0.5))["u"]
+    assert abs(trapezoid_weights(np.linspace(0, TWO_PI, 201)) @ u) > 1e-4
+
+
+def test_slices_that_do_not_span_are_left_alone(untrained):
+    pts = _slice(np.linspace(1.0, 2.0, 30), 0.3)
+    plain = untrained.variant(model="anp")(pts)
+    for model in ("probconserv", "hardc"):
+        out = untrained.variant(model=model)(pts)
+        np.testing.assert_array_equal(out["u"], plain["u"])
+        np.testing.assert_array_equal(out["u_std"], plain["u_std"])
+
+
+def test_update_is_per_slice_on_a_space_time_grid(untrained):
+    grid = untrained.problem.evaluation_grid()
+    pts = grid.points()
+    u = untrained(pts)["u"].reshape(grid.shape)
+    g = trapezoid_weights(grid.axes["x"], period=TWO_PI)
+    np.testing.assert_allclose(g @ u, 0.0, atol=1e-13)
+    errs = untrained.errors()
+    assert abs(errs["ce"]) < 1e-13 and errs["ce_max_abs"] < 1e-13
+    assert {"ll", "mse", "rel_l2"} <= set(errs)
+    assert untrained.variant(model="anp").errors()["ce_max_abs"] > 1e-4
+
+
+def test_probconserv_shrinks_and_hardc_keeps_the_variance(untrained):
+    pts = _slice(np.linspace(0, TWO_PI, 41), 0.5)
+    prior_mu, prior_var = untrained.prior_samples(pts)
+    _, var_pc, _ = untrained.variant(model="probconserv").constrained_samples(pts)
+    mu_h, var_h, _ = untrained.variant(model="hardc").constrained_samples(pts)
+    assert np.all(var_pc <= prior_var) and np.any(var_pc < 0.99 * prior_var)
+    np.testing.assert_array_equal(var_h, prior_var)
+    # HardC moves every latent draw's mean by a multiple of g (orthogonal projection)
+    g = trapezoid_weights(pts[:, 0])
+    shift = mu_h - prior_mu
+    np.testing.assert_allclose(shift, np.outer(shift @ g / (g @ g), g), atol=1e-14)
+
+
+def test_covariance_diagonal_is_the_reported_variance(untrained):
+    x = np.linspace(0, TWO_PI, 25)
+    pts = np.concatenate([_slice(x, 0.2), _slice(x, 0.7)])
+    for model in ("probconserv", "hardc", "anp"):
+        sol = untrained.variant(model=model)
+        std = sol(pts)["u_std"]
+        covs = sol.covariance(pts)
+        assert len(covs) == 2
+        for idx, cov in covs:
+            np.testing.assert_allclose(np.diag(cov), std[idx] ** 2, rtol=1e-12)
+            np.testing.assert_array_equal(cov, cov.T)
+            if model == "probconserv":
+                g = trapezoid_weights(x)
+                np.testing.assert_allclose(cov @ g, 0.0, atol=1e-13)
+
+
+def test_samples_conserve_and_match_the_predictive_moments(untrained):
+    sol = untrained.variant(model="probconserv")
+    x = np.linspace(0, TWO_PI, 9)
+    pts = _slice(x, 0.4)
+    draws = sol.sample(40_000, pts, seed=3)
+    g = trapezoid_weights(x)
+    np.testing.assert_allclose(draws @ g, 0.0, atol=1e-12)  # every draw has the exact mass
+    mean, std = sol(pts)["u"], sol(pts)["u_std"]
+    ((idx, cov),) = sol.covariance(pts)
+    # Monte-Carlo with 4e4 draws of O(1) spread: standard errors ~ 5e-3 (mean), 1e-2 (cov)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=3e-2)
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=6e-2)
+    np.testing.assert_allclose(draws.std(0), std, rtol=5e-2)
+    assert sol.sample(5, pts, seed=1).shape == (5, 9)
+    np.testing.assert_array_equal(sol.sample(5, pts, seed=1), sol.sample(5, pts, seed=1))
+
+
+def test_predictions_are_repeatable_and_in_eval_mode(untrained):
+    pts = _slice(np.linspace(0, TWO_PI, 50), 0.5)
+    a, b = untrained(pts), untrained(pts)
+    np.testing.assert_array_equal(a["u"], b["u"])
+    assert untrained.model.training  # prediction switched to eval mode and back
+
+
+def test_save_load_roundtrip_without_pickle(untrained, tmp_path, monkeypatch):
+    path = untrained.save(tmp_path / "pc.h5")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle used while loading a checkpoint")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    back = pdekit.load(path)
+    pts = untrained.problem.evaluation_grid().points()[::37]
+    for k in ("u", "u_std"):
+        np.testing.assert_array_equal(back(pts)[k], untrained(pts)[k])
+
+
+def test_vtk_has_mean_and_std(untrained, tmp_path):
+    grid = untrained.problem.evaluation_grid({"x": 16, "t": 3})
+    pvd = untrained.to_vtk(tmp_path / "heat.pvd", grid)
+    files = [d.attrib["file"] for d in ET.parse(pvd).getroot().iter("DataSet")]
+    assert len(files) == 3
+    import pyvista as pv
+
+    mesh = pv.read(pvd.parent / files[-1])
+    on = untrained.on(grid)
+    np.testing.assert_allclose(mesh.point_data["u_std"], on["u_std"][:, -1], rtol=1e-6)
+    np.testing.assert_allclose(mesh.point_data["u"], on["u"][:, -1], rtol=1e-6, atol=1e-7)
+    assert "u_reference" in mesh.point_data
+
+
+def test_plot_and_front(untrained, tmp_path):
+    png = untrained.plot(tmp_path / "heat.png")
+    assert png.stat().st_size > 0
+    assert not (tmp_path / "heat_front.png").exists()  # heat has no front
+    with pytest.raises(ValueError, match="no front"):
+        untrained.plot_front(tmp_path / "f.png")
+    x = np.linspace(0, 1, 6)
+    samples = np.array([[1, 0.5, 0.2, -0.1, 0.3, 0], [1, 1, 1, 1, 1, 1.0]])
+    np.testing.assert_allclose(untrained.fronts(samples, x), [0.6, 1.0])
+
+
+def test_unsupported_problems_and_bad_config():
+    solver = pdekit.solvers.get("probconserv")
+    reason = solver.supports(pdekit.problems.get("navier_stokes/kovasznay"))
+    assert reason and "time" in reason
+    assert solver.supports(pdekit.problems.get("porous_medium/heat")) is None
+    with pytest.raises(ParameterError, match="model"):
+        pdekit.solve("porous_medium/heat", solver="probconserv", config={"model": "pinn"})
+    with pytest.raises(ParameterError, match="z_samples"):
+        pdekit.solve("porous_medium/heat", solver="probconserv", config={"z_samples": 0})
+
+
+def test_missing_pretrained_and_family_are_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(pc_solver, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="retrain=True"):
+        pdekit.solve("porous_medium/heat", solver="probconserv", verbose=False)
+    with pytest.raises(ParameterError, match="family.param"):
+        pdekit.solve(
+            "porous_medium/heat", solver="probconserv", config={"retrain": True}, verbose=False
+        )
+    with pytest.raises(pdekit.errors.UnknownNameError, match="k"):
+        pdekit.solve(
+            "porous_medium/heat",
+            solver="probconserv",
+            config={"retrain": True, "family": {"param": "beta", "low": 1, "high": 2}},
+            verbose=False,
+        )
+
+
+# -- SoftC plumbing ------------------------------------------------------------------------------
+def test_softc_penalty_vanishes_on_exact_members_and_is_pointwise():
+    """The residual penalty is the problem's own residual, per member, on pointwise derivatives."""
+    heat = pdekit.problems.get("porous_medium/heat")
+    rng = np.random.default_rng(0)
+    fam = FamilyConfig(param="k", low=1.0, high=5.0, batch=3)
+    batch = sample_batch(heat, fam, rng, dtype=torch.float64)
+    nfun, m, d = batch.tx.shape
+    tx = batch.tx.reshape(-1, d).clone().requires_grad_(True)
+    k = torch.as_tensor(np.repeat(batch.values, m))
+    exact = torch.exp(-k * tx[:, 1]) * torch.sin(tx[:, 0])
+    assert residual_penalty(batch.members, tx, exact, m).item() < 1e-25  # float64 round-off
+    # a wrong field: u = sin x (no decay) has residual k sin x exactly
+    wrong = torch.sin(tx[:, 0]) + 0 * tx[:, 1]
+    want = np.mean((k.numpy() * np.sin(tx[:, 0].detach().numpy())) ** 2)
+    assert residual_penalty(batch.members, tx, wrong, m).item() == pytest.approx(want, rel=1e-12)
+    assert member(heat, "k", 3.0).k == 3.0
+
+    # the ANP mean at a target depends on that target's input only (even in training mode,
+    # where z comes from the posterior of the targets)
+    model = ANP(ANPConfig(**SMALL, dropout=0.0), [0, 0], [TWO_PI, 1]).double()
+    tx2 = batch.tx[:1].clone().requires_grad_(True)
+    torch.manual_seed(0)
+    mu, _, _ = model(batch.cx[:1], batch.cy[:1], tx2, batch.ty[:1])
+    (grad,) = torch.autograd.grad(mu[0, 5], tx2)
+    others = np.delete(grad[0].numpy(), 5, axis=0)
+    assert np.all(others == 0) and np.any(grad[0, 5].numpy() != 0)
+
+
+def test_json_config_roundtrip(untrained):
+    from pdekit.solvers.config import from_dict, to_dict
+
+    cfg = untrained.config
+    assert from_dict(type(cfg), json.loads(json.dumps(to_dict(cfg)))) == cfg
+    assert cfg.train.lr == 1e-4  # paper default survives nested construction
