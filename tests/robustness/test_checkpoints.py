@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_state
+from robustness_support import assert_same_state
 
 import pdekit
 from pdekit.checkpoints import Checkpoint, load_checkpoint, save_checkpoint

@@ -13,7 +13,7 @@ import signal
 
 import pytest
 import torch
-from conftest import TINY
+from robustness_support import TINY
 
 import pdekit
 from pdekit import cli

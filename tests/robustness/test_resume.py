@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, assert_same_state, pdekit_cmd, run_pdekit, subprocess_env
+from robustness_support import ROOT, TINY, assert_same_state, pdekit_cmd, run_pdekit, subprocess_env
 
 from pdekit.checkpoints import load_checkpoint
 
