@@ -524,6 +524,7 @@ class Trainer:
                 f"did not recover (train.max_rollbacks); {kept}. Try a smaller train.lr, "
                 "train.grad_clip > 0, or check the problem's scaling"
             )
+        bad_step = self.step + 1  # the step whose loss or gradient failed
         snap = self._good if self._good is not None else self._pending
         self.model.load_state_dict(snap["model"])
         self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
@@ -542,7 +543,7 @@ class Trainer:
         self.scheduler.base_lrs = [lr * ratio for lr in self.scheduler.base_lrs]
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         self._say(
-            f"pdekit: warning: {reason} at step {self.step + 1}; rolled back to step "
+            f"pdekit: warning: {reason} at step {bad_step}; rolled back to step "
             f"{snap['step']} and scaled the learning rate by {cfg.rollback_lr_factor:g} "
             f"(rollback {self.rollbacks}/{cfg.max_rollbacks})"
         )
