@@ -23,11 +23,14 @@ they reproduce the problem's own residual before the solver accepts it. Periodic
 the networks as (cos, sin) features, so both are exactly periodic in the label (the
 displacement ``X - a`` is periodic, ``X`` itself is not). Bounded domains are supported where
 no characteristic crosses the boundary (the velocity vanishes there, as for Burgers with
-homogeneous Dirichlet data); the boundary labels then stay on the boundary, and the problem's
-boundary conditions are imposed on ``w`` there.
+homogeneous Dirichlet data); the boundary labels then stay on the boundary, by construction
+(the displacement vanishes at the end labels, see :class:`LagrangianNetwork`), and the
+problem's boundary conditions are imposed on ``w`` there through a loss.
 
 The Eulerian answer u(x, t) = w(X^{-1}(x, t), t) comes from inverting ``X(., t)`` by safeguarded
-Newton iteration (:func:`~pdekit.solvers.lagrangian_frame.invert_characteristics`), so a
+Newton iteration on a bracket (:func:`~pdekit.solvers.lagrangian_frame.invert_characteristics`:
+the exact inverse of the trained network to ~1e-13 rather than a monotone interpolant of it on a
+label grid, which would add an interpolation error of its own), so a
 ``Solution`` is evaluated, scored and exported like any other.
 
 Deviations from the released code (github.com/rmojgani/LPINNs), on purpose:
