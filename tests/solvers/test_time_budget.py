@@ -71,8 +71,11 @@ def test_lbfgs_gets_its_share_of_the_budget():
     trainer.run()
     assert trainer.out_of_time and trainer.adam_cut is not None
     assert trainer.lbfgs is not None  # L-BFGS ran
-    # Adam handed over once (1 - share) of the budget was spent, within one step
-    assert (1 - share) * budget / SLEEP - 2 <= trainer.adam_cut <= (1 - share) * budget / SLEEP + 1
+    # Adam handed over once (1 - share) of the budget was spent: each step sleeps SLEEP, so at
+    # most that many steps fit (upper bound exact); on a loaded machine steps take longer, so the
+    # lower bound only says that Adam ran for a good part of its share
+    adam_fit = (1 - share) * budget / SLEEP
+    assert adam_fit / 3 <= trainer.adam_cut <= adam_fit + 1
     assert trainer.step > trainer.adam_cut
     # an L-BFGS iteration evaluates the loss up to max_eval = 25 times
     assert budget <= trainer.elapsed_s <= budget + 26 * SLEEP + 0.1
