@@ -465,6 +465,7 @@ def main(argv=None) -> dict:
             "python": platform.python_version(),
         },
         "note": args.note,
+        "load_average_at_start": list(os.getloadavg()),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "cases": {},
     }
@@ -478,6 +479,7 @@ def main(argv=None) -> dict:
         print("== numba kernels", flush=True)
         results["kernels"] = bench_kernels(args)
     results["wall_s"] = time.perf_counter() - t_start
+    results["load_average_at_end"] = list(os.getloadavg())
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"speedup vs DeepXDE: {results['speedup_vs_deepxde']}")
