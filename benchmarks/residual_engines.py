@@ -214,15 +214,6 @@ def timer(device):
     return now
 
 
-def median_time(step, repeats: int, now) -> tuple[float, list[float]]:
-    samples = []
-    for _ in range(repeats):
-        t0 = now()
-        step()
-        samples.append(now() - t0)
-    return statistics.median(samples), samples
-
-
 def peak_memory(step, device) -> int:
     """Peak bytes allocated by torch during one ``step()`` above the allocation before it."""
     import torch
@@ -289,33 +280,43 @@ def bench_case(case: Case, args, device) -> dict:
     ours, net = build_networks(case, args.width, args.depth, dtype, device, args.seed)
     x = sample_points(case, args.points, dtype, device, args.seed + 1)
     now = timer(device)
-    rows = {}
-    for engine in ENGINES:
+    rows: dict[str, dict] = {}
+    steps = {}
+    for engine in ENGINES:  # build, first call (compilation where there is any), warm-up
         if engine == "taylor_compiled" and args.no_compile:
             rows[engine] = {"status": "skipped", "reason": "--no-compile"}
             continue
-        row: dict = {}
         try:
             step = make_step(case, engine, ours, net, x)
             t0 = now()
-            step()  # first call: compilation where there is any
-            row["first_step_s"] = now() - t0
+            step()
+            rows[engine] = {"status": "ok", "first_step_s": now() - t0}
             for _ in range(args.warmup):
                 step()
-            med, samples = median_time(step, args.repeats, now)
-            row.update(status="ok", median_s=med, samples_s=samples)
-            row["peak_memory_bytes"] = peak_memory(step, device)
-            if engine != "deepxde":
-                row["rel_diff_vs_deepxde"] = correctness(case, ours, net, x, engine)
+            steps[engine] = step
         except Exception as exc:  # compile failures are a result, not a crash
             if engine != "taylor_compiled":
                 raise
-            row = {
+            rows[engine] = {
                 "status": "failed",
                 "reason": f"{type(exc).__name__}: {exc}"[:2000],
                 "traceback_tail": traceback.format_exc()[-1500:],
             }
-        rows[engine] = row
+    # engines interleaved, one step each per round: load from other users of a shared machine
+    # then falls on every engine alike instead of on whichever ran while it lasted
+    samples: dict[str, list[float]] = {e: [] for e in steps}
+    for _ in range(args.repeats):
+        for engine, step in steps.items():
+            t0 = now()
+            step()
+            samples[engine].append(now() - t0)
+    for engine, step in steps.items():
+        row = rows[engine]
+        row.update(median_s=statistics.median(samples[engine]), samples_s=samples[engine])
+        row["peak_memory_bytes"] = peak_memory(step, device)
+        if engine != "deepxde":
+            row["rel_diff_vs_deepxde"] = correctness(case, ours, net, x, engine)
+    for engine, row in rows.items():
         print(f"  {case.name:18s} {engine:16s} {_fmt(row)}", flush=True)
     base = rows["deepxde"]["median_s"]
     for engine in OURS:
