@@ -22,6 +22,9 @@ domain, float32):
 * ``heat_3d``: u_t - k (u_xx + u_yy + u_zz) on (x, y, z, t), written here (the registered
   heat problem is 1D).
 
+Each engine's first step (compilation, for the compiled one) and ``--warmup`` steps are not
+timed; then ``--repeats`` rounds each time one step of every engine in turn (interleaved, so
+load from other users of a shared machine falls on all engines alike), and medians are reported.
 Every engine gets the same points and the same weights; the residuals are compared with
 DeepXDE's (max |difference| / max |DeepXDE residual|, per component, float32), and on 256 of
 the points in float64. Peak memory: on CPU, the largest running total of bytes held by
