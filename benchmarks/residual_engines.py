@@ -369,6 +369,8 @@ def bench_kernels(args) -> dict:
     rng = np.random.default_rng(args.seed)
     a = [rng.standard_normal((n, n)) for _ in range(5)]
     dst = np.empty_like(a[0])
+    vel, vel_t = np.stack(a[:2]), np.stack(a[3:5])  # the (d, n, n) layout the kernel reads
+    heat_out, ns_out = np.empty((n, n)), np.empty((3, n, n))
     h = 2 * np.pi / n
     arr = a[0].nbytes
     ops = {
@@ -379,6 +381,16 @@ def bench_kernels(args) -> dict:
             lambda: kernels.navier_stokes_residual(a[:2], a[2], 0.01, h, velocity_t=a[3:5]),
             8 * arr,
         ),
+        "heat_residual_2d_out": (
+            lambda: kernels.heat_residual(a[0], a[1], 0.1, h, out=heat_out),
+            3 * arr,
+        ),
+        "navier_stokes_residual_2d_out": (
+            lambda: kernels.navier_stokes_residual(
+                vel, a[2], 0.01, h, velocity_t=vel_t, out=ns_out
+            ),
+            8 * arr,
+        ),
     }
     out = {"grid": [n, n], "dtype": "float64", "numba_threads": numba.get_num_threads()}
     for name, (fn, nbytes) in ops.items():
@@ -387,7 +399,12 @@ def bench_kernels(args) -> dict:
         med = statistics.median(times)
         out[name] = {"median_s": med, "bytes_moved": nbytes, "bandwidth_gb_s": nbytes / med / 1e9}
         print(f"  kernel {name:28s} {med * 1e3:8.2f} ms  {nbytes / med / 1e9:6.2f} GB/s")
-    for name in ("heat_residual_2d", "navier_stokes_residual_2d"):
+    for name in (
+        "heat_residual_2d",
+        "navier_stokes_residual_2d",
+        "heat_residual_2d_out",
+        "navier_stokes_residual_2d_out",
+    ):
         bw = out[name]["bandwidth_gb_s"]
         out[name]["bandwidth_ratio_to_copy"] = bw / out["copy"]["bandwidth_gb_s"]
         out[name]["bandwidth_ratio_to_allocating_copy"] = (

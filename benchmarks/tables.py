@@ -23,6 +23,17 @@ def _mib(nbytes: float) -> str:
     return f"{nbytes / 2**20:.1f}"
 
 
+#: kernel rows: copies, then each kernel allocating its output and writing into ``out=``
+KERNEL_ROWS = (
+    "copy",
+    "copy_allocating",
+    "heat_residual_2d",
+    "heat_residual_2d_out",
+    "navier_stokes_residual_2d",
+    "navier_stokes_residual_2d_out",
+)
+
+
 def residual_engines_table(json_path: str | Path) -> str:
     """One row per (case, engine) of ``residual_engines*.json``: median step time, speed-up and
     peak memory against DeepXDE, residual difference against DeepXDE; then the kernels."""
@@ -63,7 +74,7 @@ def residual_engines_table(json_path: str | Path) -> str:
             "| ratio to allocating copy |",
             "|---|---:|---:|---:|---:|",
         ]
-        for op in ("copy", "copy_allocating", "heat_residual_2d", "navier_stokes_residual_2d"):
+        for op in KERNEL_ROWS:
             if op not in k:
                 continue
             r = k[op]
