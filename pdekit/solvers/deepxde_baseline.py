@@ -31,6 +31,7 @@ from pdekit.geometries.primitives import Hyperrectangle
 from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import Problem
 from pdekit.solution import Solution
+from pdekit.solvers import distributed
 from pdekit.solvers.base import RunOptions, Solver, network_predictor
 from pdekit.solvers.networks import NetworkConfig
 from pdekit.solvers.physics import SamplingConfig, WeightsConfig, residual_names
@@ -187,6 +188,11 @@ class DeepXDEBaseline(Solver):
 
     # -- fit / restore -------------------------------------------------------------------------
     def fit(self, problem: Problem, config: DeepXDEConfig, run: RunOptions) -> Solution:
+        if distributed.current().enabled:
+            raise ParameterError(
+                "the deepxde baseline trains in DeepXDE's own loop, without DistributedData"
+                "Parallel: run it in one process (not under torchrun with more than one)"
+            )
         if run.resume is not None:
             raise ParameterError(
                 "the deepxde baseline cannot resume training (see its docstring); resume runs "
