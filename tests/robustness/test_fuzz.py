@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -59,6 +60,15 @@ HANG_S = 20.0
 #: hypothesis's per-example deadline: ten times the slowest legitimate input measured on the
 #: shared 2-core machine, so that a deadline failure means a pathological path, not load
 DEADLINE = timedelta(seconds=10)
+#: ``PDEKIT_FUZZ_SCALE=10`` tries ten times as many inputs (a longer local hunt); the default
+#: keeps the whole module under a minute on one core
+SCALE = float(os.environ.get("PDEKIT_FUZZ_SCALE", "1"))
+
+
+def examples(n: int) -> int:
+    return max(1, int(n * SCALE))
+
+
 SETTINGS = dict(
     deadline=DEADLINE,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -238,7 +248,7 @@ def solve_inputs(draw) -> dict:
 
 
 # -- problems.get ------------------------------------------------------------------------------
-@settings(max_examples=300, **SETTINGS)
+@settings(max_examples=examples(300), **SETTINGS)
 @given(data=st.data())
 def test_problem_parameters(data):
     name = data.draw(PROBLEM_NAMES)
@@ -259,7 +269,7 @@ def _check_run_dir(directory: Path) -> None:
         load_checkpoint(p)
 
 
-@settings(max_examples=50, **SETTINGS)
+@settings(max_examples=examples(50), **SETTINGS)
 @given(args=solve_inputs())
 def test_solve_configs(args):
     with tempfile.TemporaryDirectory(prefix="pdekit-fuzz-") as tmp:
@@ -321,7 +331,7 @@ def _cli(argv: list[str]):
             return exc
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=examples(40), **SETTINGS)
 @given(data=st.data())
 def test_cli_arguments(data):
     with tempfile.TemporaryDirectory(prefix="pdekit-fuzz-") as tmp_name:
@@ -380,7 +390,7 @@ def damaged(draw, data: bytes) -> bytes:
     return bytes(buf)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(data=st.data())
 def test_checkpoint_bytes(checkpoint_file, data):
     checkpoint_bytes = checkpoint_file.read_bytes()
@@ -394,7 +404,7 @@ def test_checkpoint_bytes(checkpoint_file, data):
 ATTRS = ["problem", "problem_params", "solver", "solver_config", "step", "format_version"]
 
 
-@settings(max_examples=50, **SETTINGS)
+@settings(max_examples=examples(50), **SETTINGS)
 @given(data=st.data())
 def test_resigned_checkpoint_attributes(checkpoint_file, data):
     """Content that passes the checksum (re-signed after the edit) but is nonsense: the loaders
@@ -470,7 +480,7 @@ def warm_mesh():
     mesh.contains(mesh.sample_interior(4))
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=examples(100), **SETTINGS)
 @given(case=mesh_file())
 def test_mesh_bytes(warm_mesh, case):
     suffix, data = case
