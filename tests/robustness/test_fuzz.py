@@ -3,7 +3,7 @@
 Entry points and the errors they document (``pdekit.errors``):
 
 * ``pdekit.problems.get(name, **params)``: UnknownNameError, ParameterError;
-* ``pdekit.solve(name, solver, steps, seed, device, overrides, checkpoint_dir, **params)`` with
+* ``pdekit.solve(name, solver, steps, seed, device, overrides, checkpoint_dir, params)`` with
   ``steps`` 0 or 1: UnknownNameError, ParameterError, UnsupportedPairError, CheckpointError
   (ProbConserv's pretrained network), OutputError;
 * the ``pdekit`` command in-process (``pdekit.cli.main``) with random ``--set``/``--config``/
