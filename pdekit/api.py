@@ -74,7 +74,8 @@ def solve(
     resume: str | os.PathLike | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     verbose: bool = True,
-    **params: Any,
+    params: Mapping[str, Any] | None = None,
+    **kwparams: Any,
 ) -> Solution:
     """Solve the named problem with the named solver.
 
@@ -98,7 +99,10 @@ def solve(
         ``checkpoint_minutes`` minutes, at the end, and on SIGTERM/SIGINT; the newest
         ``keep_checkpoints`` are kept). Checked for writability before training starts.
     verbose: progress bar and resume messages on stderr.
-    **params: the problem's parameters (``beta=30``, ``re=100``...).
+    params: the problem's parameters as a mapping; needed for a parameter whose name is one of
+        ``solve``'s own arguments (``navier_stokes/kolmogorov``'s ``seed``:
+        ``params={"seed": 3}``; ``seed=3`` seeds the training).
+    **kwparams: the problem's parameters as keywords (``beta=30``, ``re=100``...).
 
     Under ``torchrun`` (an initialised ``torch.distributed`` process group) every rank calls
     ``solve`` with the same arguments; training uses DistributedDataParallel with per-rank
@@ -118,6 +122,7 @@ def solve(
     """
     problems.get_class(_name(name, "problem"))
     solvers.get(_name(solver, "solver"))
+    params = _problem_params(params, kwparams)
     _check_seed(seed)
     select_device(device)
     dist = distributed.current()
@@ -152,6 +157,22 @@ def solve(
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
     )
     return solvers.get(solver).fit(problem, cfg, run)
+
+
+def _problem_params(params: Any, kwparams: dict[str, Any]) -> dict[str, Any]:
+    """``params`` and the keyword parameters together (a name given in both is refused)."""
+    if params is None:
+        return dict(kwparams)
+    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+        raise ParameterError(
+            f"params must be a mapping of problem parameter names to values; got {params!r}"
+        )
+    both = sorted(set(params) & set(kwparams))
+    if both:
+        raise ParameterError(
+            f"problem parameter(s) {', '.join(both)} given both in params and as keywords"
+        )
+    return {**params, **kwparams}
 
 
 def _name(value: Any, kind: str) -> str:

@@ -148,7 +148,7 @@ def cmd_solve(args) -> int:
             resume=args.resume,
             checkpoint_dir=out / "checkpoints",
             verbose=not args.quiet,
-            **_pairs(args.set, "--set"),
+            params=_pairs(args.set, "--set"),
         )
         if dist.is_writer:
             if args.no_export:

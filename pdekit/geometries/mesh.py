@@ -174,7 +174,14 @@ class MeshGeometry:
         used = self.points[np.unique(self.simplices)]
         self._bounds = np.stack([used.min(axis=0), used.max(axis=0)])
         scale = float(np.max(self._bounds[1] - self._bounds[0]))
-        tiny = self.simplex_volume <= 1e-12 * scale**self.dim
+        with np.errstate(over="ignore", invalid="ignore"):
+            measure = np.float64(scale) ** self.dim
+        if not (np.isfinite(measure) and np.all(np.isfinite(self.simplex_volume))):
+            raise MeshError(
+                f"mesh {self.source!r}: node coordinates too large (extent {scale:.3g}): "
+                "cell sizes overflow float64; rescale the mesh"
+            )
+        tiny = self.simplex_volume <= 1e-12 * measure
         if np.any(tiny):
             bad = np.unique(self.simplex_cell[tiny])
             raise MeshError(

@@ -26,10 +26,12 @@ import numpy as np
 import torch
 
 from pdekit.core.fields import Fields
+from pdekit.errors import ParameterError
 from pdekit.geometries.primitives import Hyperrectangle
 from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import Problem
 from pdekit.solution import Solution
+from pdekit.solvers import distributed
 from pdekit.solvers.base import RunOptions, Solver, network_predictor
 from pdekit.solvers.networks import NetworkConfig
 from pdekit.solvers.physics import SamplingConfig, WeightsConfig, residual_names
@@ -186,10 +188,18 @@ class DeepXDEBaseline(Solver):
 
     # -- fit / restore -------------------------------------------------------------------------
     def fit(self, problem: Problem, config: DeepXDEConfig, run: RunOptions) -> Solution:
+        if distributed.current().enabled:
+            raise ParameterError(
+                "the deepxde baseline trains in DeepXDE's own loop, without DistributedData"
+                "Parallel: run it in one process (not under torchrun with more than one)"
+            )
         if run.resume is not None:
-            raise ValueError("the deepxde baseline cannot resume training (see its docstring)")
+            raise ParameterError(
+                "the deepxde baseline cannot resume training (see its docstring); resume runs "
+                "of the pinn, causal_pinn, lagrangian_pinn or probconserv solvers"
+            )
         if run.device not in ("auto", "cpu") and not torch.cuda.is_available():
-            raise ValueError(f"device {run.device!r} is not available")
+            raise ParameterError(f"device {run.device!r} is not available; use 'auto' or 'cpu'")
         dde = _dde()
         dde.config.set_random_seed(run.seed)
         if config.train.dtype == "float64":

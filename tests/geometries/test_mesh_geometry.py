@@ -372,6 +372,15 @@ def test_tagged_facets_that_are_not_faces_are_rejected(tmp_path):
         MeshGeometry(points, [("triangle", np.array([[0, 1, 2]]))], {"inlet": [("line", [[1, 3]])]})
 
 
+@pytest.mark.parametrize("size", [1e200, 1e308])
+def test_coordinates_too_large_for_float64_volumes(size):
+    """Finite coordinates whose cell areas overflow (found by the fuzz test: an OverflowError
+    escaped from the degenerate-cell check)."""
+    points = np.array([[0, 0], [size, 0], [0, size]], float)
+    with pytest.raises(MeshError, match="too large"):
+        MeshGeometry(points, [("triangle", np.array([[0, 1, 2]]))])
+
+
 def test_bad_arguments(channel):
     with pytest.raises(ParameterError, match="2 columns"):
         channel.contains(np.zeros((3, 3)))
