@@ -49,6 +49,9 @@ class TrainConfig:
 
     #: Adam steps (the training budget)
     steps: int = 5000
+    #: wall-clock budget in seconds of training steps (0: none): training stops after the first
+    #: step that ends past it, whatever ``steps`` says (seconds spent before a resume count)
+    time_budget_s: float = 0.0
     #: Adam learning rate
     lr: float = 1e-3
     #: multiply the learning rate by this factor every ``decay_every`` steps
@@ -79,6 +82,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check(self, "steps", self.steps, low=0, high=10**9, kind=int)
+        check(self, "time_budget_s", self.time_budget_s, low=0.0)
         check(self, "lr", self.lr, low=0.0, high=10.0)
         if self.lr <= 0:
             check(self, "lr", self.lr, low=1e-300)
@@ -107,6 +111,7 @@ class TrainConfig:
 #: TrainConfig fields that may change when a run is resumed (the rest must match the checkpoint)
 RESUMABLE_FIELDS = (
     "steps",
+    "time_budget_s",
     "lbfgs_steps",
     "log_every",
     "checkpoint_every",
@@ -249,6 +254,8 @@ class Trainer:
         )
         self.lbfgs: torch.optim.LBFGS | None = None
         self.stopped_early = False
+        #: seconds spent in training steps (saved: a resumed run continues the count)
+        self.train_seconds = 0.0
         #: path of the newest checkpoint written (or resumed from)
         self.last_checkpoint: Path | None = None
         #: seconds each checkpoint write took on this process (not saved)
@@ -273,6 +280,7 @@ class Trainer:
             "lr_scale": self.lr_scale,
             "best_loss": self.best_loss,
             "stopped_early": self.stopped_early,
+            "train_seconds": self.train_seconds,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
@@ -318,6 +326,7 @@ class Trainer:
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.best_loss = float(state.get("best_loss", math.inf))
         self.stopped_early = bool(state.get("stopped_early", False))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = {k: list(v) for k, v in state["history"].items()}
@@ -375,9 +384,12 @@ class Trainer:
 
     def _loop(self, bar) -> None:
         cfg = self.config
+        budget = cfg.time_budget_s
         while self.step < self.total_steps and not self.stopped_early:
             adam = self.step < cfg.steps
+            tick = time.perf_counter()
             terms, loss_value, problem, flags = self._adam_step() if adam else self._lbfgs_step()
+            self.train_seconds += time.perf_counter() - tick
             if problem is not None:
                 self._rollback(problem)
                 continue
@@ -386,6 +398,8 @@ class Trainer:
             self.best_loss = min(self.best_loss, loss_value)
             self.step += 1
             stop = bool(self.task.after_step(self.step, terms))
+            if budget > 0 and self._budget_spent(budget):
+                stop = True
             if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop:
                 self._record(loss_value, terms)
             if bar is not None:
@@ -420,6 +434,13 @@ class Trainer:
         n = len(terms)
         averaged = {k: values[1 + i] / world for i, k in enumerate(terms)}
         return values[0] / world, averaged, values[1 + n :]
+
+    def _budget_spent(self, budget: float) -> bool:
+        """Whether ``train_seconds`` reached the time budget (rank 0's clock decides)."""
+        spent = float(self.dist.is_writer and self.train_seconds >= budget)
+        if self.dist.enabled:
+            spent = self.dist.sum([spent])[0]
+        return spent > 0
 
     def _flags(self) -> list[float]:
         """[a stop signal arrived, a time-based checkpoint is due (rank 0's clock decides)]."""
