@@ -325,19 +325,21 @@ CONVECTION = {
 @pytest.mark.parametrize(
     "solver, overrides, low, high, reason",
     [
-        (
+        pytest.param(
             "causal_pinn",
             {"causal.stage_steps": 10**9},  # paper eps list; stages end on the criterion only
             0.0,
             0.15,
             "measured 7.1e-2 (eps reaches 0.1 at ~2.7k steps); 2x margin for BLAS round-off",
+            id="causal_pinn",
         ),
-        (
+        pytest.param(
             "pinn",
             {"weights.initial": 100.0},
             0.3,
             math.inf,
             "measured 0.49: the vanilla PINN fits t = 0 and drifts to 0.74 error at t = 1",
+            id="pinn",
         ),
     ],
 )
