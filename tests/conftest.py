@@ -16,3 +16,12 @@ if "OMP_NUM_THREADS" not in os.environ:  # respect an explicit setting (shared m
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# CI runs the same hypothesis examples every time (a failure there is reproducible); locally the
+# examples vary, so repeated runs keep exploring (failures are kept in .hypothesis/).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")

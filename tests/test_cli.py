@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+import pdekit
 from pdekit.cli import main
 
 
@@ -54,3 +55,14 @@ def test_module_entry_point():
         [sys.executable, "-m", "pdekit", "--version"], capture_output=True, text=True, check=True
     )
     assert res.stdout.startswith("pdekit ")
+
+
+def test_readme_lists_every_problem_and_solver():
+    """The README's tables cannot fall behind the registries."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [
+        n for n in [*pdekit.problems.names(), *pdekit.solvers.names()] if f"`{n}`" not in readme
+    ]
+    assert not missing, f"README.md does not list {missing}"

@@ -275,6 +275,7 @@ def heat_residual(
     spacing: float | Sequence[float],
     periodic: bool | Sequence[bool] = True,
     order: int = 2,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Residual ``u_t - k (sum_a d2u/dx_a^2)`` of a gridded field (2D or 3D, node samples).
 
@@ -289,20 +290,24 @@ def heat_residual(
         one-sided closures).
     order:
         Stencil order, 2 or 4.
+    out:
+        Optional float64 C-contiguous array of the grid's shape to write into (saves the
+        allocation and first-touch of a new array in repeated evaluations).
     """
     shape = np.shape(u)
     n, strides, per, inv_h, inv_h2, edge = _grid(shape, spacing, periodic, order)
     c, ops = _weights(order)
     uf, utf = _flat(u, shape, "u")[None], _flat(u_t, shape, "u_t")[None]
     k = float(diffusivity)
-    out = np.empty((1, uf.shape[1]))
+    result = _output(out, shape, 1)
+    out = result.reshape(1, -1)
     w = order // 2
     if len(shape) == 2:
         _heat_inner_2d(uf, utf, k, n[0], n[1], inv_h2[0], inv_h2[1], w, c, out)
     else:
         _heat_inner_3d(uf, utf, k, n[0], n[1], n[2], *inv_h2, w, c, out)
     _heat_edge(uf, utf, k, edge, n, strides, per, inv_h2, *ops, out)
-    return out.reshape(shape)
+    return result
 
 
 def navier_stokes_residual(
@@ -313,26 +318,31 @@ def navier_stokes_residual(
     periodic: bool | Sequence[bool] = True,
     velocity_t: Sequence[np.ndarray] | None = None,
     order: int = 2,
+    out: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Incompressible Navier-Stokes residual of gridded fields (2D or 3D, node samples).
 
     ``[u_c,t + sum_a u_a du_c/dx_a + dp/dx_c - nu lap u_c  for each c] + [div u]``; the time
-    derivatives default to zero (steady flow).
+    derivatives default to zero (steady flow). ``velocity`` (and ``velocity_t``) may be one
+    array of shape ``(d, *grid)``, used without a copy when float64 and C-contiguous, or a
+    sequence of d arrays (stacked into one). ``out``: optional float64 C-contiguous array of
+    shape ``(d + 1, *grid)`` to write into; the returned list holds views of it.
     """
     shape = np.shape(pressure)
     n, strides, per, inv_h, inv_h2, edge = _grid(shape, spacing, periodic, order)
     d = len(shape)
     if len(velocity) != d:
         raise ParameterError(f"velocity needs {d} components on a {d}D grid; got {len(velocity)}")
-    vel = np.stack([_flat(c, shape, "velocity") for c in velocity])
+    vel = _stacked(velocity, shape, "velocity")
     if velocity_t is None:
         vel_t = np.zeros_like(vel)
     else:
-        vel_t = np.stack([_flat(c, shape, "velocity_t") for c in velocity_t])
+        vel_t = _stacked(velocity_t, shape, "velocity_t")
     pf = _flat(pressure, shape, "pressure")[None]
     c, ops = _weights(order)
     nu = float(nu)
-    out = np.empty((d + 1, vel.shape[1]))
+    result = _output(out, shape, d + 1)
+    out = result.reshape(d + 1, -1)
     w = order // 2
     if d == 2:
         _ns_inner_2d(vel, pf, vel_t, nu, n[0], n[1], *inv_h, *inv_h2, w, c, out)
@@ -341,3 +351,27 @@ def navier_stokes_residual(
         _ns_inner_3d(vel, pf, vel_t, nu, n[0], n[1], n[2], ih, ih2, w, c, out)
     _ns_edge(vel, pf, vel_t, nu, edge, n, strides, per, inv_h, inv_h2, *ops, out)
     return [o.reshape(shape) for o in out]
+
+
+def _stacked(components, shape, name) -> np.ndarray:
+    """(d, n) float64 view of d gridded components (no copy for a contiguous (d, *shape) array)."""
+    if isinstance(components, np.ndarray) and components.ndim == len(shape) + 1:
+        if components.shape[1:] != tuple(shape):
+            raise ParameterError(
+                f"{name} must have shape (d, *{tuple(shape)}); got {components.shape}"
+            )
+        return np.ascontiguousarray(components, dtype=np.float64).reshape(len(components), -1)
+    return np.stack([_flat(c, shape, name) for c in components])
+
+
+def _output(out, shape, fields: int) -> np.ndarray:
+    """A new output array, or the caller's after checking it can be written in place."""
+    want = tuple(shape) if fields == 1 else (fields, *shape)
+    if out is None:
+        return np.empty(want)
+    if out.shape != want or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ParameterError(
+            f"out must be a C-contiguous float64 array of shape {want}; got {out.dtype} "
+            f"{out.shape}{'' if out.flags.c_contiguous else ' (not contiguous)'}"
+        )
+    return out

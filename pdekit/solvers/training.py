@@ -49,9 +49,6 @@ class TrainConfig:
 
     #: Adam steps (the training budget)
     steps: int = 5000
-    #: wall-clock budget in seconds of training steps (0: none): training stops after the first
-    #: step that ends past it, whatever ``steps`` says (seconds spent before a resume count)
-    time_budget_s: float = 0.0
     #: Adam learning rate
     lr: float = 1e-3
     #: multiply the learning rate by this factor every ``decay_every`` steps
@@ -79,10 +76,15 @@ class TrainConfig:
     explode_factor: float = 1e6
     #: on each rollback, multiply the learning rate by this factor
     rollback_lr_factor: float = 0.5
+    #: wall-clock budget of the whole training in seconds (0: none): training stops when it
+    #: is spent, whatever ``steps`` says; with ``lbfgs_steps`` > 0, Adam hands over to L-BFGS
+    #: once ``1 - lbfgs_budget_share`` of it is spent (or after ``steps``, if sooner)
+    time_budget_s: float = 0.0
+    #: share of ``time_budget_s`` kept for L-BFGS when ``lbfgs_steps`` > 0
+    lbfgs_budget_share: float = 0.2
 
     def __post_init__(self):
         check(self, "steps", self.steps, low=0, high=10**9, kind=int)
-        check(self, "time_budget_s", self.time_budget_s, low=0.0)
         check(self, "lr", self.lr, low=0.0, high=10.0)
         if self.lr <= 0:
             check(self, "lr", self.lr, low=1e-300)
@@ -102,6 +104,8 @@ class TrainConfig:
                 f"TrainConfig.explode_factor must be 0 (off) or > 1; got {self.explode_factor!r}"
             )
         check(self, "rollback_lr_factor", self.rollback_lr_factor, low=1e-6, high=1.0)
+        check(self, "time_budget_s", self.time_budget_s, low=0.0)
+        check(self, "lbfgs_budget_share", self.lbfgs_budget_share, low=0.0, high=1.0)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -111,7 +115,6 @@ class TrainConfig:
 #: TrainConfig fields that may change when a run is resumed (the rest must match the checkpoint)
 RESUMABLE_FIELDS = (
     "steps",
-    "time_budget_s",
     "lbfgs_steps",
     "log_every",
     "checkpoint_every",
@@ -120,6 +123,8 @@ RESUMABLE_FIELDS = (
     "max_rollbacks",
     "explode_factor",
     "rollback_lr_factor",
+    "time_budget_s",
+    "lbfgs_budget_share",
 )
 
 
@@ -254,8 +259,12 @@ class Trainer:
         )
         self.lbfgs: torch.optim.LBFGS | None = None
         self.stopped_early = False
-        #: seconds spent in training steps (saved: a resumed run continues the count)
-        self.train_seconds = 0.0
+        #: training seconds spent (saved, so a resumed run continues its time budget)
+        self.elapsed_s = 0.0
+        #: the step at which the time budget ended the Adam phase (None: it did not)
+        self.adam_cut: int | None = None
+        #: whether the last :meth:`run` stopped because ``time_budget_s`` was spent
+        self.out_of_time = False
         #: path of the newest checkpoint written (or resumed from)
         self.last_checkpoint: Path | None = None
         #: seconds each checkpoint write took on this process (not saved)
@@ -266,10 +275,16 @@ class Trainer:
         self._last_ckpt_step: int | None = None
         self._last_ckpt_time = time.monotonic()
         self._guard = _SignalGuard()
+        self._clock = (time.monotonic(), 0.0)  # (start of this run, seconds spent before it)
+
+    @property
+    def adam_end(self) -> int:
+        """The step at which Adam hands over to L-BFGS."""
+        return self.config.steps if self.adam_cut is None else self.adam_cut
 
     @property
     def total_steps(self) -> int:
-        return self.config.steps + self.config.lbfgs_steps
+        return self.adam_end + self.config.lbfgs_steps
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -280,7 +295,8 @@ class Trainer:
             "lr_scale": self.lr_scale,
             "best_loss": self.best_loss,
             "stopped_early": self.stopped_early,
-            "train_seconds": self.train_seconds,
+            "elapsed_s": self.elapsed_s,
+            "adam_cut": -1 if self.adam_cut is None else self.adam_cut,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
@@ -326,7 +342,9 @@ class Trainer:
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.best_loss = float(state.get("best_loss", math.inf))
         self.stopped_early = bool(state.get("stopped_early", False))
-        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        cut = int(state.get("adam_cut", -1))
+        self.adam_cut = None if cut < 0 else cut
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = {k: list(v) for k, v in state["history"].items()}
@@ -384,12 +402,12 @@ class Trainer:
 
     def _loop(self, bar) -> None:
         cfg = self.config
-        budget = cfg.time_budget_s
+        self._clock = (time.monotonic(), self.elapsed_s)
+        self.out_of_time = False
         while self.step < self.total_steps and not self.stopped_early:
-            adam = self.step < cfg.steps
-            tick = time.perf_counter()
+            adam = self.step < self.adam_end
             terms, loss_value, problem, flags = self._adam_step() if adam else self._lbfgs_step()
-            self.train_seconds += time.perf_counter() - tick
+            self.elapsed_s = self._spent()
             if problem is not None:
                 self._rollback(problem)
                 continue
@@ -398,8 +416,6 @@ class Trainer:
             self.best_loss = min(self.best_loss, loss_value)
             self.step += 1
             stop = bool(self.task.after_step(self.step, terms))
-            if budget > 0 and self._budget_spent(budget):
-                stop = True
             if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop:
                 self._record(loss_value, terms)
             if bar is not None:
@@ -417,6 +433,13 @@ class Trainer:
                 self._checkpoint()
             if interrupted:
                 raise self._interrupted()
+            if flags[2] > 0:  # the time budget is spent
+                self.out_of_time = True
+                break
+            if adam and flags[3] > 0 and self.step < self.adam_end:  # L-BFGS's share begins
+                self.adam_cut = self.step
+                if bar is not None:
+                    bar.total = self.total_steps
         if self.checkpoint_fn is not None and self._last_ckpt_step != self.step:
             if not self._params_finite():
                 raise DivergenceError(
@@ -435,23 +458,28 @@ class Trainer:
         averaged = {k: values[1 + i] / world for i, k in enumerate(terms)}
         return values[0] / world, averaged, values[1 + n :]
 
-    def _budget_spent(self, budget: float) -> bool:
-        """Whether ``train_seconds`` reached the time budget (rank 0's clock decides)."""
-        spent = float(self.dist.is_writer and self.train_seconds >= budget)
-        if self.dist.enabled:
-            spent = self.dist.sum([spent])[0]
-        return spent > 0
+    def _spent(self) -> float:
+        """Training seconds spent, this run and the runs it resumes."""
+        start, before = self._clock
+        return before + time.monotonic() - start
 
     def _flags(self) -> list[float]:
-        """[a stop signal arrived, a time-based checkpoint is due (rank 0's clock decides)]."""
-        minutes = self.config.checkpoint_minutes
+        """[a stop signal arrived, a time-based checkpoint is due, the time budget is spent,
+        Adam's share of it is spent]; rank 0's clock decides."""
+        cfg = self.config
+        spent_s = self._spent()
+        writer = self.dist.is_writer
         due = (
-            self.dist.is_writer
+            writer
             and self.checkpoint_fn is not None
-            and minutes > 0
-            and time.monotonic() - self._last_ckpt_time >= 60 * minutes
+            and cfg.checkpoint_minutes > 0
+            and time.monotonic() - self._last_ckpt_time >= 60 * cfg.checkpoint_minutes
         )
-        return [float(self._guard.signum is not None), float(due)]
+        budget = cfg.time_budget_s
+        out = writer and budget > 0 and spent_s >= budget
+        adam_share = budget * (1.0 - cfg.lbfgs_budget_share)
+        handover = writer and budget > 0 and cfg.lbfgs_steps > 0 and spent_s >= adam_share
+        return [float(self._guard.signum is not None), float(due), float(out), float(handover)]
 
     def _adam_step(self):
         self.task.next_batch(self.step)
@@ -545,6 +573,7 @@ class Trainer:
                 f"did not recover (train.max_rollbacks); {kept}. Try a smaller train.lr, "
                 "train.grad_clip > 0, or check the problem's scaling"
             )
+        bad_step = self.step + 1  # the step whose loss or gradient failed
         snap = self._good if self._good is not None else self._pending
         self.model.load_state_dict(snap["model"])
         self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
@@ -563,7 +592,7 @@ class Trainer:
         self.scheduler.base_lrs = [lr * ratio for lr in self.scheduler.base_lrs]
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         self._say(
-            f"pdekit: warning: {reason} at step {self.step + 1}; rolled back to step "
+            f"pdekit: warning: {reason} at step {bad_step}; rolled back to step "
             f"{snap['step']} and scaled the learning rate by {cfg.rollback_lr_factor:g} "
             f"(rollback {self.rollbacks}/{cfg.max_rollbacks})"
         )

@@ -128,3 +128,25 @@ def test_kernel_input_errors():
         heat_residual(np.zeros((3, 8)), np.zeros((3, 8)), 1.0, 0.1, False, order=4)
     with pytest.raises(ParameterError, match="components"):
         navier_stokes_residual([np.zeros((6, 6))], np.zeros((6, 6)), 0.1, 0.1)
+
+
+def test_out_and_stacked_velocity_give_the_same_numbers():
+    """Writing into a caller's array and passing velocity as one (d, n, n) array change only
+    where the numbers go, not the numbers."""
+    rng = np.random.default_rng(5)
+    a = [rng.standard_normal((24, 20)) for _ in range(5)]
+    h = (0.1, 0.2)
+    heat = heat_residual(a[0], a[1], 0.3, h, periodic=False, order=4)
+    buf = np.full((24, 20), np.nan)
+    assert heat_residual(a[0], a[1], 0.3, h, periodic=False, order=4, out=buf) is buf
+    np.testing.assert_array_equal(buf, heat)
+    ns = navier_stokes_residual(a[:2], a[2], 0.01, h, velocity_t=a[3:5])
+    out = np.full((3, 24, 20), np.nan)
+    got = navier_stokes_residual(
+        np.stack(a[:2]), a[2], 0.01, h, velocity_t=np.stack(a[3:5]), out=out
+    )
+    for x, y in zip(ns, got):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(out, np.stack(ns))
+    with pytest.raises(ParameterError, match="out must be"):
+        heat_residual(a[0], a[1], 0.3, h, out=np.empty((24, 20), dtype=np.float32))

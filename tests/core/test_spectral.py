@@ -11,7 +11,14 @@ import torch
 from pdekit.core import SpectralFields
 from pdekit.core import spectral as sp
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """float64 oracles; restored afterwards so other modules keep torch's default."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 def grid(ns, lengths):

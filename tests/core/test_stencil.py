@@ -12,7 +12,15 @@ from pdekit.core import StencilFields, UndeclaredDerivativeError
 from pdekit.core.stencil import Boundary, axis_derivative
 from pdekit.errors import ParameterError
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """float64 oracles; restored afterwards so other modules keep torch's default."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
 
 POS = {"cell": 0.5, "node": 0.0}
 

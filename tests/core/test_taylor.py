@@ -65,10 +65,16 @@ def both_engines(model, pts, declared=DECLARED):
 
 
 def compare(taylor, auto, declared=DECLARED, tol=1e-12):
+    """Relative to the larger of the derivative and 1e-3 x the largest derivative of the same
+    field: a derivative far smaller than its siblings (one point where v_y happens to be 7e-6
+    while v_x is O(1)) is a cancellation of O(1) terms, and its round-off is relative to those."""
     for f, specs in declared.items():
         assert rel(taylor[f], auto[f]) <= tol, f
+        scale = max(float(auto.d(f, s).abs().max()) for s in specs)
         for s in specs:
-            assert rel(taylor.d(f, s), auto.d(f, s)) <= tol, (f, s)
+            a, b = taylor.d(f, s), auto.d(f, s)
+            err = float((a - b).abs().max()) / max(float(b.abs().max()), 1e-3 * scale, 1e-300)
+            assert err <= tol, (f, s, err)
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))

@@ -1,72 +1,115 @@
-"""``train.time_budget_s``: every network solver stops on the same wall clock (the benchmarks'
-equal-budget comparisons rely on it), and the causal schedule shares the seconds among its
-stages."""
+"""The Trainer's wall-clock budget (``TrainConfig.time_budget_s``).
+
+Oracle: a task whose every loss evaluation sleeps a known time, so the number of steps that fit
+in a budget is known up to the clock's jitter; the budget is a lower bound on the time spent and
+at most one step (Adam) or one L-BFGS iteration (up to ``max_eval`` evaluations) beyond it.
+"""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import torch
 
-import pdekit
-from pdekit.api import make_config
 from pdekit.errors import ParameterError
+from pdekit.solvers.training import TrainConfig, Trainer
 
-BUDGET = 1.0  # seconds: a few hundred tiny steps, far fewer than train.steps
-TINY = {
-    "network.width": 16,
-    "network.depth": 2,
-    "sampling.n_interior": 128,
-    "sampling.n_initial": 32,
-    "sampling.n_boundary": 32,
-    "train.steps": 10**7,
-    "train.time_budget_s": BUDGET,
-}
+SLEEP = 0.01  # seconds per loss evaluation
 
 
-@pytest.mark.parametrize("solver", ["pinn", "causal_pinn", "deepxde"])
-def test_training_stops_when_the_time_budget_is_spent(solver):
-    overrides = dict(TINY)
-    if solver == "causal_pinn":
-        overrides.update({"causal.chunks": 8, "network.kind": "mlp", "causal.early_stop": False})
-    cfg = make_config(solver, None, overrides)
-    t0 = time.perf_counter()
-    sol = pdekit.solve("porous_medium/heat", solver=solver, config=cfg, verbose=False)
-    wall = time.perf_counter() - t0
-    assert 10 < sol.step < 10**6  # it trained, and stopped long before train.steps
-    # the stop comes after the first step ending past the budget: one tiny step (~ms) later;
-    # setup, imports and scoring add at most a few seconds on a loaded 2-core machine
-    assert wall >= BUDGET
-    assert wall < BUDGET + 10
-    if solver != "deepxde":  # DeepXDE's loop is its own: no trainer state
-        # the causal schedule's clock also counts the trainer's bookkeeping between steps, so
-        # it may end the run when the trainer's step seconds are just short of the budget
-        assert sol.trainer_state["train_seconds"] >= 0.9 * BUDGET
+class SleepyTask:
+    """Least squares for a linear model; each loss evaluation sleeps SLEEP seconds."""
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.model = torch.nn.Linear(3, 1)
+        self.x = torch.randn(64, 3)
+        self.y = self.x @ torch.tensor([[1.0], [-2.0], [0.5]])
+
+    def next_batch(self, step):
+        pass
+
+    def loss(self):
+        time.sleep(SLEEP)
+        loss = (self.model(self.x) - self.y).square().mean()
+        return loss, {"fit": loss}
+
+    def after_step(self, step, terms):
+        return False
+
+    def status(self):
+        return {}
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
-def test_causal_stages_share_the_seconds():
-    # 3 stages whose criterion is never met (delta = 1): each ends on its share of the clock
-    cfg = make_config(
-        "causal_pinn",
-        None,
-        {
-            **TINY,
-            "causal.chunks": 8,
-            "network.kind": "mlp",
-            "causal.eps": [1e-2, 1e-1, 1.0],
-            "causal.delta": 1.0,
-            "train.log_every": 1,
-        },
+def test_adam_stops_when_the_budget_is_spent():
+    budget = 0.5
+    trainer = Trainer(SleepyTask(), TrainConfig(steps=10**6, time_budget_s=budget), verbose=False)
+    t0 = time.monotonic()
+    trainer.run()
+    wall = time.monotonic() - t0
+    assert trainer.out_of_time
+    # the budget is a lower bound; one step (SLEEP + a few ms of compute) may run past it
+    assert budget <= trainer.elapsed_s <= budget + 10 * SLEEP
+    assert wall >= budget
+    # every step sleeps SLEEP, so no more than budget / SLEEP steps fit
+    assert 5 <= trainer.step <= budget / SLEEP + 1
+
+
+def test_lbfgs_gets_its_share_of_the_budget():
+    budget, share = 0.6, 0.5
+    cfg = TrainConfig(
+        steps=10**6, lbfgs_steps=10**6, time_budget_s=budget, lbfgs_budget_share=share
     )
-    sol = pdekit.solve("porous_medium/heat", solver="causal_pinn", config=cfg, verbose=False)
-    stages = sol.history["stage"]
-    assert stages[-1] == 2
-    counts = [stages.count(s) for s in (0, 1, 2)]
-    # equal thirds of the budget at a steady step rate: equal step counts within timing noise
-    # of a shared machine (a factor 2 either way)
-    assert max(counts) < 2 * min(counts), counts
+    trainer = Trainer(SleepyTask(), cfg, verbose=False)
+    trainer.run()
+    assert trainer.out_of_time and trainer.adam_cut is not None
+    assert trainer.lbfgs is not None  # L-BFGS ran
+    # Adam handed over once (1 - share) of the budget was spent: each step sleeps SLEEP, so at
+    # most that many steps fit (upper bound exact); on a loaded machine steps take longer, so the
+    # lower bound only says that Adam ran for a good part of its share
+    adam_fit = (1 - share) * budget / SLEEP
+    assert adam_fit / 3 <= trainer.adam_cut <= adam_fit + 1
+    assert trainer.step > trainer.adam_cut
+    # an L-BFGS iteration evaluates the loss up to max_eval = 25 times
+    assert budget <= trainer.elapsed_s <= budget + 26 * SLEEP + 0.1
 
 
-def test_negative_budget_is_refused():
-    with pytest.raises(ParameterError, match="time_budget_s"):
-        make_config("pinn", None, {"train.time_budget_s": -1.0})
+def test_without_budget_the_step_count_rules():
+    trainer = Trainer(SleepyTask(), TrainConfig(steps=7, lbfgs_steps=2), verbose=False)
+    trainer.run()
+    assert trainer.step == 9 and not trainer.out_of_time and trainer.adam_cut is None
+
+
+def test_a_resumed_run_continues_the_budget():
+    """The time spent is part of the saved state: resuming with the same budget stops at once,
+    and a larger budget adds only the difference."""
+    cfg = TrainConfig(steps=10**6, time_budget_s=0.3)
+    first = Trainer(SleepyTask(), cfg, verbose=False)
+    first.run()
+    state = first.state_dict()
+    assert state["elapsed_s"] == first.elapsed_s >= 0.3
+
+    again = Trainer(SleepyTask(), cfg, verbose=False)
+    again.load_state_dict(state)
+    again.run()
+    assert again.step == first.step + 1  # the one step that finds the budget spent
+
+    more = Trainer(SleepyTask(), TrainConfig(steps=10**6, time_budget_s=0.6), verbose=False)
+    more.load_state_dict(state)
+    t0 = time.monotonic()
+    more.run()
+    assert 0.6 - first.elapsed_s <= time.monotonic() - t0 <= 0.6 - first.elapsed_s + 10 * SLEEP
+    assert more.elapsed_s >= 0.6
+
+
+@pytest.mark.parametrize("field, value", [("time_budget_s", -1.0), ("lbfgs_budget_share", 1.5)])
+def test_bad_budget_settings_are_refused(field, value):
+    with pytest.raises(ParameterError, match=field):
+        TrainConfig(**{field: value})

@@ -244,7 +244,7 @@ class ProbConserv(NetworkSolver):
             step=step,
         )
 
-    def _solution(self, problem, config, model, task, trainer):
+    def _solution(self, problem, config, model, task, trainer, state=None):
         return self._make_solution(
             problem,
             config,
@@ -252,7 +252,7 @@ class ProbConserv(NetworkSolver):
             history=trainer.history,
             step=trainer.step,
             extras={},
-            trainer_state=trainer.state_dict(),
+            trainer_state=state if state is not None else trainer.state_dict(),
         )
 
     def restore(self, problem: Problem, config: ProbConservConfig, ckpt: Checkpoint):

@@ -1,0 +1,178 @@
+"""Lagrangian PINN benchmark: every (case, solver) trained for the same wall-clock budget.
+
+Cases (issue 7): linear convection at beta = 50 and 100, the convection-diffusion Gaussian pulse
+and viscous Burgers (nu = 0.01/pi, t in [0, 1]); ``lagrangian_pinn`` on all, ``causal_pinn``
+and vanilla ``pinn`` on ``convection_beta50`` and ``burgers``. Each run stops when its budget is
+spent (``train.time_budget_s``; for the causal PINN also ``causal.time_budget_s``, which shares
+the budget among its stages), and is scored by ``Solution.errors()`` on the problem's evaluation
+grid against its reference. For Burgers the error is also split at the steep front: rel_l2 on
+``|x| < 0.1`` (the shock at x = 0) and on ``|x| >= 0.1``, and per time row (the error map).
+
+    OMP_NUM_THREADS=1 python benchmarks/lagrangian_pinn.py --budget 600 --device cpu
+    python benchmarks/lagrangian_pinn.py --cases burgers --solvers lagrangian_pinn --budget 60
+
+Writes ``benchmarks/results/lagrangian_pinn.json`` (``--out``) as
+``{"device", "budget_s", "cases": {case: {solver: {"rel_l2", "wall_s", "steps", ...}}}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pdekit
+from pdekit.metrics import field_errors
+
+#: case -> (problem, parameters)
+CASES = {
+    "convection_beta50": ("convection_diffusion/convection", {"beta": 50.0}),
+    "convection_beta100": ("convection_diffusion/convection", {"beta": 100.0}),
+    "gaussian_pulse": ("convection_diffusion/gaussian_pulse", {}),
+    "burgers": ("convection_diffusion/burgers", {"nu": 0.01 / math.pi}),
+}
+#: solvers run on each case
+SOLVERS = {
+    "convection_beta50": ("lagrangian_pinn", "causal_pinn", "pinn"),
+    "convection_beta100": ("lagrangian_pinn",),
+    "gaussian_pulse": ("lagrangian_pinn",),
+    "burgers": ("lagrangian_pinn", "causal_pinn", "pinn"),
+}
+#: config overrides per (case, solver) beyond the budget, each with its reason
+OVERRIDES = {
+    # the RMS norm leaves the Burgers characteristics at rest (see LagrangianWeights.norm)
+    ("burgers", "lagrangian_pinn"): {"weights.norm": "mse"},
+}
+#: half-width of the band around the Burgers shock (x = 0) scored separately
+FRONT = 0.1
+
+
+def _overrides(case: str, solver: str, budget: float) -> dict:
+    out = {"train.steps": 10**9, "train.time_budget_s": budget}
+    if solver == "causal_pinn":
+        out["causal.time_budget_s"] = budget
+    out.update(OVERRIDES.get((case, solver), {}))
+    return out
+
+
+def _front_errors(sol) -> dict:
+    """rel_l2 near the Burgers front and away from it, and per time (the error map's rows)."""
+    grid = sol.problem.evaluation_grid()
+    pts = grid.points()
+    pred = sol(pts)["u"]
+    ref = sol.problem.reference()(pts)["u"]
+    near = np.abs(pts[:, 0]) < FRONT
+    out = {
+        "rel_l2_front": field_errors({"u": pred[near]}, {"u": ref[near]})["rel_l2"],
+        "rel_l2_outside_front": field_errors({"u": pred[~near]}, {"u": ref[~near]})["rel_l2"],
+        "front_halfwidth": FRONT,
+    }
+    times = np.unique(pts[:, 1])
+    rows = {}
+    for t in times[:: max(1, len(times) // 10)]:
+        at = pts[:, 1] == t
+        rows[f"{t:.2f}"] = {
+            "front": field_errors({"u": pred[at & near]}, {"u": ref[at & near]})["rel_l2"],
+            "outside": field_errors({"u": pred[at & ~near]}, {"u": ref[at & ~near]})["rel_l2"],
+        }
+    out["rel_l2_by_time"] = rows
+    return out
+
+
+def run_case(case: str, solver: str, budget: float, device: str, seed: int) -> dict:
+    name, params = CASES[case]
+    t0 = time.perf_counter()
+    sol = pdekit.solve(
+        name,
+        solver=solver,
+        device=device,
+        seed=seed,
+        verbose=False,
+        overrides=_overrides(case, solver, budget),
+        **params,
+    )
+    wall = time.perf_counter() - t0
+    errors = sol.errors()
+    result = {
+        "rel_l2": errors["rel_l2"],
+        "max_abs": errors["max_abs"],
+        "wall_s": wall,
+        "steps": int(sol.step),
+    }
+    if case == "burgers":
+        result.update(_front_errors(sol))
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _names(text: str | None, valid, what: str) -> list[str]:
+    if text is None:
+        return list(valid)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise SystemExit(f"unknown {what} {unknown}; valid: {sorted(valid)}")
+    return names
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", help=f"comma-separated, of {list(CASES)} (default: all)")
+    all_solvers = sorted({s for v in SOLVERS.values() for s in v})
+    ap.add_argument("--solvers", help=f"comma-separated, of {all_solvers} (default: all)")
+    ap.add_argument("--budget", type=float, default=600.0, help="seconds per (case, solver)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="benchmarks/results/lagrangian_pinn.json")
+    args = ap.parse_args(argv)
+    cases = _names(args.cases, CASES, "case(s)")
+    solvers = _names(args.solvers, all_solvers, "solver(s)")
+
+    device = str(pdekit.solvers.training.select_device(args.device))
+    started = time.perf_counter()
+    results: dict = {}
+    for case in cases:
+        for solver in (s for s in SOLVERS[case] if s in solvers):
+            r = run_case(case, solver, args.budget, device, args.seed)
+            results.setdefault(case, {})[solver] = r
+            print(
+                f"{case:20s} {solver:16s} rel_l2 {r['rel_l2']:.3e}  wall {r['wall_s']:7.1f} s  "
+                f"steps {r['steps']}",
+                flush=True,
+            )
+    out = {
+        "device": device if device != "cpu" else f"cpu ({_cpu_name()})",
+        "budget_s": args.budget,
+        "cases": results,
+        "meta": {
+            "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+            "torch_threads": torch.get_num_threads(),
+            "seed": args.seed,
+            "total_wall_s": time.perf_counter() - started,
+        },
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path} ({out['meta']['total_wall_s']:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

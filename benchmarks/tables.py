@@ -1,0 +1,223 @@
+"""Markdown tables from the benchmark results in ``benchmarks/results/``.
+
+One small function per results file, ``<name>_table(json_path) -> str``, registered in
+``TABLES`` under the file's name; :func:`main` prints the table of every results file present.
+
+    python benchmarks/tables.py
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}"
+
+
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:.1f}"
+
+
+#: kernel rows: copies, then each kernel allocating its output and writing into ``out=``
+KERNEL_ROWS = (
+    "copy",
+    "copy_allocating",
+    "heat_residual_2d",
+    "heat_residual_2d_out",
+    "navier_stokes_residual_2d",
+    "navier_stokes_residual_2d_out",
+)
+
+
+def residual_engines_table(json_path: str | Path) -> str:
+    """One row per (case, engine) of ``residual_engines*.json``: median step time, speed-up and
+    peak memory against DeepXDE, residual difference against DeepXDE; then the kernels."""
+    data = json.loads(Path(json_path).read_text())
+    s = data["settings"]
+    lines = [
+        f"Training step (residual + MSE + parameter backward), {s['network']}, {s['points']} "
+        f"points, {s['dtype']}; median of {s['repeats']} steps. Device: {data['device']}.",
+        "",
+        "| case | engine | median step (ms) | speed-up vs DeepXDE | peak memory (MiB) "
+        "| memory / DeepXDE | max rel. diff vs DeepXDE |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for case, c in data["cases"].items():
+        for engine, r in c["engines"].items():
+            name = f"**{engine}**" if engine == c["best_engine"] else engine
+            if r.get("status") != "ok":
+                reason = r.get("reason", "").splitlines()[0][:80] if r.get("reason") else ""
+                lines.append(f"| {case} | {name} | {r.get('status')}: {reason} | | | | |")
+                continue
+            speed = f"{r['speedup_vs_deepxde']:.2f}x" if "speedup_vs_deepxde" in r else "1"
+            mem = f"{r['memory_ratio_vs_deepxde']:.2f}" if "memory_ratio_vs_deepxde" in r else "1"
+            diff = r.get("rel_diff_vs_deepxde")
+            diff_s = f"{max(diff.values()):.1e}" if diff else "(reference)"
+            lines.append(
+                f"| {case} | {name} | {_ms(r['median_s'])} | {speed} "
+                f"| {_mib(r['peak_memory_bytes'])} | {mem} | {diff_s} |"
+            )
+    k = data.get("kernels")
+    if k:
+        n = "x".join(str(v) for v in k["grid"])
+        lines += [
+            "",
+            f"numba grid-residual kernels, {n} {k['dtype']} grid, {k['numba_threads']} thread(s); "
+            "bandwidth = minimal bytes moved / median time.",
+            "",
+            "| operation | median (ms) | bandwidth (GB/s) | ratio to copy "
+            "| ratio to allocating copy |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for op in KERNEL_ROWS:
+            if op not in k:
+                continue
+            r = k[op]
+            ratios = [
+                f"{r[key]:.2f}" if key in r else ""
+                for key in ("bandwidth_ratio_to_copy", "bandwidth_ratio_to_allocating_copy")
+            ]
+            cells = [op, _ms(r["median_s"]), f"{r['bandwidth_gb_s']:.2f}", *ratios]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+#: results file stem -> table function; ``residual_engines_cuda`` shares the CPU layout
+def training_table(path: str | Path) -> str:
+    """Cases x solvers under one wall-clock budget (causal_pinn.json, lagrangian_pinn.json)."""
+    data = json.loads(Path(path).read_text())
+    lines = [
+        f"Every (case, solver) trained for the same wall-clock budget of {data['budget_s']:g} s "
+        f"on {data['device']}; rel_l2 against the problem's reference.",
+        "",
+        "| case | solver | rel_l2 | steps | wall (s) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for case, solvers in data["cases"].items():
+        for solver, r in solvers.items():
+            if "rel_l2" not in r:
+                lines.append(f"| {case} | {solver} | {r.get('error', 'failed')} | | |")
+                continue
+            lines.append(
+                f"| {case} | {solver} | {r['rel_l2']:.3g} | {r['steps']} | {r['wall_s']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def geometry_table(path: str | Path) -> str:
+    d = json.loads(Path(path).read_text())
+    sec, ratio = d["seconds"], d["speedup_baseline_over_pdekit"]
+    return "\n".join(
+        [
+            f"{d['dim']}D Delaunay mesh of {d['cells']} cells; {d['samples']:.0e} samples, "
+            f"{d['points']:.0e} points located; best of {d['repeat_best_of']}, "
+            f"{d['machine']['numba_threads']} numba thread(s).",
+            "",
+            "| operation | seconds | baseline / pdekit |",
+            "|---|---:|---:|",
+            f"| sample interior (pdekit, uniform) | {sec['sample_pdekit_uniform']:.2f} | |",
+            f"| sample interior (numpy choice + Dirichlet) | "
+            f"{sec['sample_numpy_choice_dirichlet']:.2f} | "
+            f"{ratio['sample_numpy_over_pdekit_uniform']:.2f} |",
+            f"| sample interior (rejection + scipy find_simplex) | "
+            f"{sec['sample_scipy_rejection_find_simplex']:.2f} | "
+            f"{ratio['sample_rejection_over_pdekit_uniform']:.1f} |",
+            f"| locate points (pdekit numba) | {sec['locate_pdekit_numba']:.2f} | |",
+            f"| locate points (scipy find_simplex) | {sec['locate_scipy_find_simplex']:.2f} | "
+            f"{ratio['locate_scipy_over_pdekit']:.1f} |",
+            f"| locate points (pyvista find_containing_cell) | "
+            f"{sec['locate_pyvista_find_containing_cell']:.2f} | "
+            f"{ratio['locate_pyvista_over_pdekit']:.1f} |",
+        ]
+    )
+
+
+def references_table(path: str | Path) -> str:
+    d = json.loads(Path(path).read_text())
+    lines = []
+    if "pseudo_spectral" in d:
+        ps = d["pseudo_spectral"]
+        lines += [
+            f"Pseudo-spectral ETDRK4 step of the 2D vorticity solver ({ps['threads']} thread):",
+            "",
+            "| grid | step (ms) | its FFTs (ms) | step / FFTs |",
+            "|---|---:|---:|---:|",
+        ]
+        for n, r in ps["sizes"].items():
+            lines.append(
+                f"| {n} | {_ms(r['step_s'])} | {_ms(r['fft_s'])} | {r['ratio_step_to_fft']:.2f} |"
+            )
+    if "finite_volume" in d:
+        fv = d["finite_volume"]
+        lines += [
+            "",
+            f"Finite volumes ({fv['numba_threads']} numba thread):",
+            "",
+            "| grid | flux divergence (Mcell/s) | vs its torch twin | RKC2 PME solve "
+            "(Mcell-updates/s) |",
+            "|---|---:|---:|---:|",
+        ]
+        for n, r in fv["sizes"].items():
+            lines.append(
+                f"| {n} | {r['kernel_cells_per_s'] / 1e6:.1f} | "
+                f"{r['kernel_speedup_vs_torch_twin']:.1f}x | "
+                f"{r['solve_cell_updates_per_s'] / 1e6:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def probconserv_table(path: str | Path) -> str:
+    d = json.loads(Path(path).read_text())
+    lines = [
+        "| case | model | MSE | CE | LL | shock MAE |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for case, models in d["cases"].items():
+        for model, r in models.items():
+            cells = [
+                f"{r[k]:.3g}" if isinstance(r.get(k), float) else "-"
+                for k in ("mse", "ce", "ll", "shock_mae")
+            ]
+            lines.append(f"| {case} | {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def soak_table(path: str | Path) -> str:
+    d = json.loads(Path(path).read_text())
+    g, c = d["rss_growth"], d["checkpoint_write_stats_s"]
+    return (
+        f"{d['wall_s'] / 60:.0f}-minute run of {d['meta']['problem']} / {d['meta']['solver']} "
+        f"({d['steps']} steps, checkpoints every minute): resident memory "
+        f"{g['baseline_mib']:.0f} MiB after a {g['warmup_s']:.0f} s warm-up, "
+        f"{g['growth_pct']:+.2f}% at the end (max {g['max_growth_pct']:+.2f}%); "
+        f"{c['n']} checkpoint writes, median {_ms(c['median'])} ms (max {_ms(c['max'])} ms)."
+    )
+
+
+TABLES: dict[str, Callable[[str | Path], str]] = {
+    "residual_engines": residual_engines_table,
+    "residual_engines_cuda": residual_engines_table,
+    "causal_pinn": training_table,
+    "lagrangian_pinn": training_table,
+    "probconserv": probconserv_table,
+    "geometry": geometry_table,
+    "references": references_table,
+    "soak": soak_table,
+}
+
+
+def main(results: Path = RESULTS) -> None:
+    """Print the table of every results file present that has a table function."""
+    for stem, fn in TABLES.items():
+        path = results / f"{stem}.json"
+        if path.exists():
+            print(f"### {stem}\n\n{fn(path)}\n")
+
+
+if __name__ == "__main__":
+    main()
