@@ -62,7 +62,7 @@ class CausalConfig:
     #: test the criterion every this many steps of a stage (1: every step, as Alg. 1)
     check_every: int = 1
     #: most steps of one stage (the paper's S); 0: share the budget (``train.steps``, or
-    #: ``time_budget_s``) among windows and stages as training goes
+    #: ``train.time_budget_s`` when set) among windows and stages as training goes
     stage_steps: int = 0
     #: stop when the last stage meets the criterion (paper §5.1: stopping there is more accurate)
     early_stop: bool = True
@@ -79,9 +79,6 @@ class CausalConfig:
     boundary_in_chain: bool = True
     #: time-marching windows, each with its own network, trained in order
     windows: int = 1
-    #: wall-clock training budget in seconds (0: none); when set, stage and window budgets are
-    #: shares of it and training stops once it is spent
-    time_budget_s: float = 0.0
     #: flush subnormal floats to zero during the fit (exp(-eps S) underflows; subnormals are
     #: slow on CPUs); restored afterwards
     flush_denormal: bool = True
@@ -103,7 +100,6 @@ class CausalConfig:
         check(self, "chunks", self.chunks, low=1, high=100000, kind=int)
         check(self, "chunking", self.chunking, choices=CHUNKINGS)
         check(self, "windows", self.windows, low=1, high=10000, kind=int)
-        check(self, "time_budget_s", self.time_budget_s, low=0.0)
         check(self, "grad_norm_every", self.grad_norm_every, low=0, kind=int)
         check(self, "grad_norm_momentum", self.grad_norm_momentum, low=0.0, high=1.0)
 
@@ -307,7 +303,8 @@ class CausalPINNTask(PINNTask):
             problem, config, rng, device=device, dtype=config.train.torch_dtype
         )
         self.edges = model.edges.tolist()
-        total = c.time_budget_s if c.time_budget_s > 0 else config.train.steps
+        budget = config.train.time_budget_s
+        total = budget if budget > 0 else config.train.steps
         self.schedule = AnnealingSchedule(
             c.eps,
             c.delta,
@@ -390,7 +387,7 @@ class CausalPINNTask(PINNTask):
             "window": sched.window,
             "min_w": min_w,
         }
-        clock = self.elapsed if self.config.causal.time_budget_s > 0 else float(step)
+        clock = self.elapsed if self.config.train.time_budget_s > 0 else float(step)
         weights = self.weights.detach().to("cpu", torch.float64)
         event = sched.update(step, clock, min_w)
         if event or step % self.config.train.log_every == 0:

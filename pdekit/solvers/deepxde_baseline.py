@@ -61,6 +61,21 @@ class DeepXDEConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+def _time_budget_callback(dde, seconds: float):
+    """A DeepXDE callback that stops training after the first step ending ``seconds`` after
+    training began (``train.time_budget_s``, as pdekit's Trainer does)."""
+
+    class TimeBudget(dde.callbacks.Callback):
+        def on_train_begin(self):
+            self.start = time.perf_counter()
+
+        def on_batch_end(self):
+            if time.perf_counter() - self.start >= seconds:
+                self.model.stop_training = True
+
+    return TimeBudget()
+
+
 class DeepXDEFields(Fields):
     """pdekit's fields accessor over DeepXDE's gradient API (first and second derivatives)."""
 
@@ -247,6 +262,8 @@ class DeepXDEBaseline(Solver):
         callbacks = []
         if s.resample_every > 0:
             callbacks.append(dde.callbacks.PDEPointResampler(period=s.resample_every))
+        if t.time_budget_s > 0:
+            callbacks.append(_time_budget_callback(dde, t.time_budget_s))
         model.compile(
             "adam", lr=t.lr, decay=("step", t.decay_every, t.lr_decay), loss_weights=weights
         )

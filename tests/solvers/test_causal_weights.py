@@ -17,6 +17,7 @@ from pdekit.solvers.causal_weights import (
     causal_weights,
     chunk_means,
     exclusive_cumsum,
+    grad_norm_weights,
 )
 
 FLOAT64_EXACT = 1e-14  # a cumulative sum of 32 O(1) float64 numbers, then exp: round-off only
@@ -152,3 +153,14 @@ def test_schedule_state_round_trip():
     for k in range(140, 1001):
         mw = 0.995 if k % 37 == 0 else 0.1
         assert s.update(k, k, mw) == t.update(k, k, mw)
+
+
+def test_grad_norm_weights_equalise_the_gradient_norms():
+    p = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([3.0, 0.0, 4.0], dtype=torch.float64)  # ||grad|| = 5
+    b = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    terms = {"residual": (a * p).sum(), "initial": (b * p).sum() ** 2}  # grad 2 (b.p) b: norm 4
+    lam = grad_norm_weights(terms, [p])
+    assert lam == pytest.approx({"residual": 9 / 5, "initial": 9 / 4}, rel=1e-14)
+    # every weighted term then has the same gradient norm, sum_j ||grad L_j|| = 9
+    assert lam["residual"] * 5 == pytest.approx(lam["initial"] * 4, rel=1e-14)
