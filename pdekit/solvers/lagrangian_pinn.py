@@ -70,7 +70,7 @@ from pdekit.solvers.lagrangian_frame import invert_characteristics, physical_der
 from pdekit.solvers.networks import MLP, CoordinateEmbedding, NetworkConfig
 from pdekit.solvers.physics import PhysicsLoss, SamplingConfig
 from pdekit.solvers.registry import register_solver
-from pdekit.solvers.training import TrainConfig
+from pdekit.solvers.training import SampledTask, TrainConfig
 
 NORMS = ("rms", "mse")
 
@@ -288,7 +288,7 @@ def _boundary_crossing(problem: Problem, dom: SpaceTime, name: str) -> str | Non
 
 
 # -- training ------------------------------------------------------------------------------------
-class LagrangianTask:
+class LagrangianTask(SampledTask):
     """Training task: residuals and initial/boundary misfits in the label frame."""
 
     def __init__(self, problem: Problem, config: LagrangianPINNConfig, model, rng, device):
@@ -297,14 +297,9 @@ class LagrangianTask:
         self.physics = PhysicsLoss(
             problem, config.sampling, rng, device=device, dtype=config.train.torch_dtype
         )
-        self.batch = None
-        self._draw_state = None
 
-    def next_batch(self, step: int) -> None:
-        every = self.config.sampling.resample_every
-        if self.batch is None or (every > 0 and step % every == 0):
-            self._draw_state = self.rng.bit_generator.state
-            self.batch = self.physics.sample()
+    def draw_batch(self):
+        return self.physics.sample()
 
     # -- pointwise terms ------------------------------------------------------------------------
     def residuals(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -381,24 +376,6 @@ class LagrangianTask:
             for k, v in terms.items()
         )
         return total, terms
-
-    def after_step(self, step: int, terms) -> bool:
-        return False
-
-    def status(self) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "draw_state": self._draw_state}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("draw_state") is not None:  # re-draw the batch in use at save time
-            self.rng.bit_generator.state = state["draw_state"]
-            self.batch = self.physics.sample()
-            self._draw_state = state["draw_state"]
-        else:
-            self.batch = None
-        self.rng.bit_generator.state = state["rng"]
 
 
 def displacement_scale(problem: Problem, n: int = 1024) -> float:

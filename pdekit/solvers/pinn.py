@@ -24,7 +24,7 @@ from pdekit.solvers.config import check
 from pdekit.solvers.networks import NetworkConfig, build_mlp
 from pdekit.solvers.physics import ENGINES, PhysicsLoss, SamplingConfig, WeightsConfig
 from pdekit.solvers.registry import register_solver
-from pdekit.solvers.training import TrainConfig
+from pdekit.solvers.training import SampledTask, TrainConfig
 
 
 @dataclass
@@ -43,7 +43,7 @@ class PINNConfig:
         check(self, "engine", self.engine, choices=ENGINES)
 
 
-class PINNTask:
+class PINNTask(SampledTask):
     """Training task of the vanilla PINN (also the base of other PINN-type tasks)."""
 
     def __init__(self, problem: Problem, config, model, rng: np.random.Generator, device):
@@ -57,14 +57,9 @@ class PINNTask:
             periodic_by_loss=config.network.periodic_harmonics == 0,
             engine=config.engine,
         )
-        self.batch = None
-        self._draw_state = None  # RNG state before the current batch was drawn (for resume)
 
-    def next_batch(self, step: int) -> None:
-        every = self.config.sampling.resample_every
-        if self.batch is None or (every > 0 and step % every == 0):
-            self._draw_state = self.rng.bit_generator.state
-            self.batch = self.physics.sample()
+    def draw_batch(self):
+        return self.physics.sample()
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         """Mean-square terms: ``residual/<eq>``, ``initial/<field>``, ``boundary/<bc>/<field>``."""
@@ -85,24 +80,6 @@ class PINNTask:
         weight = {"residual": w.residual, "initial": w.initial, "boundary": w.boundary}
         total = sum(weight[k.split("/")[0]] * v for k, v in terms.items())
         return total, terms
-
-    def after_step(self, step: int, terms) -> bool:
-        return False
-
-    def status(self) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "draw_state": self._draw_state}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("draw_state") is not None:  # re-draw the batch in use at save time
-            self.rng.bit_generator.state = state["draw_state"]
-            self.batch = self.physics.sample()
-            self._draw_state = state["draw_state"]
-        else:
-            self.batch = None
-        self.rng.bit_generator.state = state["rng"]
 
 
 @register_solver("pinn")

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from pdekit.checkpoints.tree import tree_from_bytes, tree_to_bytes
@@ -156,6 +157,51 @@ class TrainingTask(Protocol):
         """Solver state beyond the model (sampler RNG, stages...) for exact resume."""
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+class SampledTask:
+    """Plumbing shared by training tasks whose batches are drawn from ``self.rng`` (a numpy
+    Generator): the resampling schedule, and a state that resumes exactly by re-drawing the batch
+    in use at save time from the generator state it was drawn from.
+
+    Subclasses set ``rng`` and implement :meth:`draw_batch`; ``resample_every`` (0: draw once,
+    1: every step, n: every n steps) defaults to ``config.sampling.resample_every``.
+    """
+
+    rng: np.random.Generator
+    batch = None
+    _draw_state = None  # the generator state before the current batch was drawn
+
+    @property
+    def resample_every(self) -> int:
+        return self.config.sampling.resample_every
+
+    def draw_batch(self):
+        raise NotImplementedError
+
+    def next_batch(self, step: int) -> None:
+        every = self.resample_every
+        if self.batch is None or (every > 0 and step % every == 0):
+            self._draw_state = self.rng.bit_generator.state
+            self.batch = self.draw_batch()
+
+    def after_step(self, step: int, terms) -> bool:
+        return False
+
+    def status(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "draw_state": self._draw_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("draw_state") is not None:  # re-draw the batch in use at save time
+            self.rng.bit_generator.state = state["draw_state"]
+            self.batch = self.draw_batch()
+            self._draw_state = state["draw_state"]
+        else:
+            self.batch = None
+        self.rng.bit_generator.state = state["rng"]
 
 
 def select_device(device: str = "auto") -> torch.device:

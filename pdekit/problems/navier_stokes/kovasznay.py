@@ -9,6 +9,7 @@ import torch
 
 from pdekit.geometries import Rectangle
 from pdekit.problems.base import BC, Problem, param
+from pdekit.problems.navier_stokes.equations import navier_stokes_2d
 from pdekit.problems.registry import register
 
 
@@ -51,19 +52,7 @@ class Kovasznay(Problem):
         return [BC("dirichlet", ("u", "v", "p"), self.exact)]
 
     def residual(self, f):
-        u, v = f["u"], f["v"]
-        nu = 1.0 / self.re
-        return {
-            "momentum_x": u * f.d("u", "x")
-            + v * f.d("u", "y")
-            + f.d("p", "x")
-            - nu * (f.d("u", "xx") + f.d("u", "yy")),
-            "momentum_y": u * f.d("v", "x")
-            + v * f.d("v", "y")
-            + f.d("p", "y")
-            - nu * (f.d("v", "xx") + f.d("v", "yy")),
-            "continuity": f.d("u", "x") + f.d("v", "y"),
-        }
+        return navier_stokes_2d(f, 1.0 / self.re, unsteady=False)
 
     def exact(self, points):
         x, y = points[:, 0], points[:, 1]

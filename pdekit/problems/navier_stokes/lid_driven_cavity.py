@@ -10,6 +10,7 @@ import torch
 
 from pdekit.geometries import Rectangle
 from pdekit.problems.base import BC, Problem, param
+from pdekit.problems.navier_stokes.equations import navier_stokes_2d
 from pdekit.problems.references import GridReference, cavity, load_or_compute
 from pdekit.problems.registry import register
 
@@ -66,19 +67,7 @@ class LidDrivenCavity(Problem):
         ]
 
     def residual(self, f):
-        u, v = f["u"], f["v"]
-        nu = 1.0 / self.re
-        return {
-            "momentum_x": u * f.d("u", "x")
-            + v * f.d("u", "y")
-            + f.d("p", "x")
-            - nu * (f.d("u", "xx") + f.d("u", "yy")),
-            "momentum_y": u * f.d("v", "x")
-            + v * f.d("v", "y")
-            + f.d("p", "y")
-            - nu * (f.d("v", "xx") + f.d("v", "yy")),
-            "continuity": f.d("u", "x") + f.d("v", "y"),
-        }
+        return navier_stokes_2d(f, 1.0 / self.re, unsteady=False)
 
     def reference_settings(self) -> dict:
         """Grid of the reference solve (part of its cache key): 128 cells up to re = 400, 256

@@ -9,6 +9,7 @@ import torch
 
 from pdekit.geometries import Rectangle, SpaceTime, TimeDomain
 from pdekit.problems.base import Problem, param
+from pdekit.problems.navier_stokes.equations import navier_stokes_2d
 from pdekit.problems.registry import register
 
 
@@ -54,20 +55,7 @@ class TaylorGreen(Problem):
         return self.exact(torch.cat([x, zero_t], dim=1))
 
     def residual(self, f):
-        u, v = f["u"], f["v"]
-        return {
-            "momentum_x": f.d("u", "t")
-            + u * f.d("u", "x")
-            + v * f.d("u", "y")
-            + f.d("p", "x")
-            - self.nu * (f.d("u", "xx") + f.d("u", "yy")),
-            "momentum_y": f.d("v", "t")
-            + u * f.d("v", "x")
-            + v * f.d("v", "y")
-            + f.d("p", "y")
-            - self.nu * (f.d("v", "xx") + f.d("v", "yy")),
-            "continuity": f.d("u", "x") + f.d("v", "y"),
-        }
+        return navier_stokes_2d(f, self.nu, unsteady=True)
 
     def exact(self, points):
         x, y, t = points[:, 0], points[:, 1], points[:, 2]

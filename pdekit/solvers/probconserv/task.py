@@ -20,6 +20,7 @@ from pdekit.core.fields import AutogradFields
 from pdekit.problems.base import Problem
 from pdekit.solvers.probconserv.anp import anp_loss
 from pdekit.solvers.probconserv.family import FamilyBatch, sample_batch
+from pdekit.solvers.training import SampledTask
 
 
 def residual_penalty(problem_members: list[Problem], tx_flat, mu_flat, n_per_function: int):
@@ -36,7 +37,7 @@ def residual_penalty(problem_members: list[Problem], tx_flat, mu_flat, n_per_fun
     return total / count
 
 
-class ANPTask:
+class ANPTask(SampledTask):
     """TrainingTask: fresh family batches, ANP loss (+ SoftC residual penalty)."""
 
     def __init__(self, problem: Problem, config, model, rng: np.random.Generator, device):
@@ -44,12 +45,11 @@ class ANPTask:
         self.device = device
         self.dtype = config.train.torch_dtype
         self.softc = config.model == "softc"
-        self.batch: FamilyBatch | None = None
-        self._draw_state = None
 
-    def next_batch(self, step: int) -> None:
-        self._draw_state = self.rng.bit_generator.state
-        self.batch = sample_batch(
+    resample_every = 1  # a fresh batch of family members every step
+
+    def draw_batch(self) -> FamilyBatch:
+        return sample_batch(
             self.problem, self.config.family, self.rng, dtype=self.dtype, device=self.device
         )
 
@@ -65,19 +65,3 @@ class ANPTask:
         penalty = residual_penalty(b.members, tx_flat, mu.reshape(-1), m)
         terms["residual"] = penalty
         return total + self.config.softc_weight * penalty, terms
-
-    def after_step(self, step: int, terms) -> bool:
-        return False
-
-    def status(self) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "draw_state": self._draw_state}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("draw_state") is not None:  # re-draw the batch in use at save time
-            self.rng.bit_generator.state = state["draw_state"]
-            self.next_batch(0)
-        self.rng.bit_generator.state = state["rng"]
-        self._draw_state = state.get("draw_state")

@@ -1,0 +1,32 @@
+"""The 2D incompressible Navier-Stokes equations in primitive variables, written once.
+
+    u_t + u u_x + v u_y + p_x - nu (u_xx + u_yy) = 0
+    v_t + u v_x + v v_y + p_y - nu (v_xx + v_yy) = 0
+    u_x + v_y = 0
+
+(density 1). Problems in (u, v, p) call :func:`navier_stokes_2d` from their ``residual``; the
+steady problems leave out the time derivatives.
+"""
+
+from __future__ import annotations
+
+
+def navier_stokes_2d(f, nu: float, unsteady: bool) -> dict:
+    """Momentum (x, y) and continuity residuals of the fields ``f`` (any engine)."""
+    u, v = f["u"], f["v"]
+    mx = (
+        u * f.d("u", "x")
+        + v * f.d("u", "y")
+        + f.d("p", "x")
+        - nu * (f.d("u", "xx") + f.d("u", "yy"))
+    )
+    my = (
+        u * f.d("v", "x")
+        + v * f.d("v", "y")
+        + f.d("p", "y")
+        - nu * (f.d("v", "xx") + f.d("v", "yy"))
+    )
+    if unsteady:
+        mx = f.d("u", "t") + mx
+        my = f.d("v", "t") + my
+    return {"momentum_x": mx, "momentum_y": my, "continuity": f.d("u", "x") + f.d("v", "y")}
