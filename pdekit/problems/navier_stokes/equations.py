@@ -10,6 +10,14 @@ steady problems leave out the time derivatives.
 
 from __future__ import annotations
 
+#: the derivatives :func:`navier_stokes_2d` reads (declare these on the problem)
+STEADY_DERIVATIVES = {"u": ("x", "y", "xx", "yy"), "v": ("x", "y", "xx", "yy"), "p": ("x", "y")}
+UNSTEADY_DERIVATIVES = {
+    "u": ("t", "x", "y", "xx", "yy"),
+    "v": ("t", "x", "y", "xx", "yy"),
+    "p": ("x", "y"),
+}
+
 
 def navier_stokes_2d(f, nu: float, unsteady: bool) -> dict:
     """Momentum (x, y) and continuity residuals of the fields ``f`` (any engine)."""

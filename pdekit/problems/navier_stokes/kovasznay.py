@@ -9,7 +9,7 @@ import torch
 
 from pdekit.geometries import Rectangle
 from pdekit.problems.base import BC, Problem, param
-from pdekit.problems.navier_stokes.equations import navier_stokes_2d
+from pdekit.problems.navier_stokes.equations import STEADY_DERIVATIVES, navier_stokes_2d
 from pdekit.problems.registry import register
 
 
@@ -31,11 +31,7 @@ class Kovasznay(Problem):
 
     coordinates = ("x", "y")
     fields = ("u", "v", "p")
-    derivatives = {
-        "u": ("x", "y", "xx", "yy"),
-        "v": ("x", "y", "xx", "yy"),
-        "p": ("x", "y"),
-    }
+    derivatives = STEADY_DERIVATIVES
     equation = (
         "u.grad(u) + grad p = (1/re) lap u,  div u = 0  on [-0.5, 1] x [-0.5, 1.5], "
         "Dirichlet u, v, p from the exact solution"

@@ -10,7 +10,7 @@ import torch
 
 from pdekit.geometries import Rectangle
 from pdekit.problems.base import BC, Problem, param
-from pdekit.problems.navier_stokes.equations import navier_stokes_2d
+from pdekit.problems.navier_stokes.equations import STEADY_DERIVATIVES, navier_stokes_2d
 from pdekit.problems.references import GridReference, cavity, load_or_compute
 from pdekit.problems.registry import register
 
@@ -39,11 +39,7 @@ class LidDrivenCavity(Problem):
 
     coordinates = ("x", "y")
     fields = ("u", "v", "p")
-    derivatives = {
-        "u": ("x", "y", "xx", "yy"),
-        "v": ("x", "y", "xx", "yy"),
-        "p": ("x", "y"),
-    }
+    derivatives = STEADY_DERIVATIVES
     equation = (
         "u.grad(u) + grad p = (1/re) lap u,  div u = 0  on [0, 1]^2; u = (1, 0) on the lid "
         "y = 1, u = 0 on the other walls; p(0.5, 0.5) = 0"

@@ -9,7 +9,7 @@ import torch
 
 from pdekit.geometries import Rectangle, SpaceTime, TimeDomain
 from pdekit.problems.base import Problem, param
-from pdekit.problems.navier_stokes.equations import navier_stokes_2d
+from pdekit.problems.navier_stokes.equations import UNSTEADY_DERIVATIVES, navier_stokes_2d
 from pdekit.problems.registry import register
 
 
@@ -35,11 +35,7 @@ class TaylorGreen(Problem):
 
     coordinates = ("x", "y", "t")
     fields = ("u", "v", "p")
-    derivatives = {
-        "u": ("t", "x", "y", "xx", "yy"),
-        "v": ("t", "x", "y", "xx", "yy"),
-        "p": ("x", "y"),
-    }
+    derivatives = UNSTEADY_DERIVATIVES
     equation = (
         "u_t + u.grad(u) + grad p = nu lap u,  div u = 0  on [0, 2pi)^2 periodic, t in [0, t_end]; "
         "u(x, y, 0) = (cos x sin y, -sin x cos y)"
