@@ -46,6 +46,33 @@ def physical_derivatives(
     return u_x, (w_aa * X_a - w_a * X_aa) / X_a**3
 
 
+def state_residual(
+    w_t: torch.Tensor,
+    w_a: torch.Tensor,
+    w_aa: torch.Tensor,
+    X_a: torch.Tensor,
+    X_aa: torch.Tensor,
+    diffusivity: float,
+    form: str = "cleared",
+) -> torch.Tensor:
+    """Residual of ``u_t + a u_x = D u_xx`` carried along characteristics: ``w_t - D u_xx``.
+
+    ``form="divided"``: ``w_t - D (w_aa X_a - w_a X_aa) / X_a^3`` (the physical ``u_xx`` of
+    :func:`physical_derivatives`). ``form="cleared"``: the same multiplied by ``X_a^3``,
+
+        X_a^3 w_t - D (w_aa X_a - w_a X_aa),
+
+    which vanishes exactly where the divided form does (``X_a > 0`` on a valid map) but is a
+    polynomial in the label derivatives: bounded where characteristics converge (``X_a -> 0``
+    at a shock), where the divided form, and its gradient, are amplified by ``X_a^-3``.
+    """
+    if form == "divided":
+        return w_t - diffusivity * physical_derivatives(w_a, w_aa, X_a, X_aa)[1]
+    if form == "cleared":
+        return X_a**3 * w_t - diffusivity * (w_aa * X_a - w_a * X_aa)
+    raise ValueError(f"form must be 'cleared' or 'divided'; got {form!r}")
+
+
 def invert_characteristics(
     char: CharacteristicFn,
     x: torch.Tensor,

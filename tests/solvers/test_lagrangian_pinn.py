@@ -75,32 +75,36 @@ class Fn(nn.Module):
         return (self.fn(pts[:, 0], pts[:, 1]) + 0 * self.dummy)[:, None]
 
 
-def _task(problem, model):
+def _task(problem, model, cfg=None):
     solver = get("lagrangian_pinn")
-    cfg = make_config("lagrangian_pinn", None, {"train.dtype": "float64"})
+    cfg = cfg or make_config("lagrangian_pinn", None, {})
+    cfg = make_config("lagrangian_pinn", cfg, {"train.dtype": "float64"})
     return solver.build_task(problem, cfg, model, np.random.default_rng(0), torch.device("cpu"))
 
 
-def test_label_frame_residuals_on_a_known_mapping():
-    """R_X = X_t - beta and R_w = w_t - nu u_xx of the Gaussian-pulse problem, for a mapping that
-    is not its characteristics: exact values by hand (u_t + u_x X_t - nu u_xx at X)."""
+@pytest.mark.parametrize("form", ["divided", "cleared"])
+def test_label_frame_residuals_on_a_known_mapping(form):
+    """R_X = X_t - beta and R_w = w_t - nu u_xx of the Gaussian-pulse problem (times X_a^3 in
+    the cleared form), for a mapping that is not its characteristics: exact values by hand
+    (u_t + u_x X_t - nu u_xx at X)."""
     problem = problems.get("convection_diffusion/gaussian_pulse", beta=2.0, nu=0.3)
-    model = get("lagrangian_pinn").build_model(
-        problem, make_config("lagrangian_pinn", None, {"exact_initial_state": False})
-    )
+    cfg = make_config("lagrangian_pinn", None, {"exact_initial_state": False, "state_form": form})
+    model = get("lagrangian_pinn").build_model(problem, cfg)
     model = model.to(F64)
     # X = a + s tau N_X with t in [0, 1] (tau = t): N_X = 0.3 sin(a) / s gives X_map
     s = float(model.scale)
     model.char_net = Fn(lambda a, t: 0.3 * torch.sin(a) / s)
     model.state_net = Fn(lambda a, t: u_field(X_map(a, t), t))
     pts = torch.rand(200, 2, dtype=F64) * torch.tensor([2 * math.pi, 1.0], dtype=F64)
-    res = _task(problem, model).residuals(pts)
+    res = _task(problem, model, cfg).residuals(pts)
     a, t = pts[:, 0], pts[:, 1]
     X = X_map(a, t)
     u_t, u_x, u_xx = u_derivs(X, t)
     X_t = 0.3 * torch.sin(a)
     torch.testing.assert_close(res["characteristic"], X_t - 2.0, rtol=1e-12, atol=1e-12)
     expected = u_t + u_x * X_t - 0.3 * u_xx
+    if form == "cleared":
+        expected = expected * (1.0 + 0.3 * torch.cos(a) * t) ** 3  # X_a^3
     torch.testing.assert_close(res["state"], expected, rtol=1e-10, atol=1e-10)
 
 
@@ -254,7 +258,7 @@ def test_checkpoint_round_trip(tmp_path):
         steps=30,
         device="cpu",
         verbose=False,
-        overrides={"train.lbfgs_steps": 0, "weights.norm": "mse"},
+        overrides={"train.lbfgs_steps": 0},
     )
     path = sol.save(tmp_path / "lpinn.h5")
     again = pdekit.load(path)
