@@ -76,23 +76,6 @@ def _along(f, r, flat, i, n, stride, periodic, center, left, right):
     return s
 
 
-@numba.njit(inline="always", cache=True)
-def _central2(f, r, flat, st, w, c):
-    """(first, second) central differences at an interior sample, unit spacing.
-
-    ``c`` = the five first-derivative weights at offsets -2..2 followed by the five
-    second-derivative weights (zero-padded when w = 1), as a tuple of floats: scalars do not
-    alias the arrays and carry no reference counts.
-    """
-    if w == 1:
-        a, b, e = f[r, flat - st], f[r, flat], f[r, flat + st]
-        return c[1] * a + c[3] * e, c[6] * a + c[7] * b + c[8] * e
-    a, b, m = f[r, flat - 2 * st], f[r, flat - st], f[r, flat]
-    d, e = f[r, flat + st], f[r, flat + 2 * st]
-    d1 = c[0] * a + c[1] * b + c[3] * d + c[4] * e
-    return d1, c[5] * a + c[6] * b + c[7] * m + c[8] * d + c[9] * e
-
-
 # -- boundary samples: wrapped or one-sided rows, any dimension ---------------------------------
 @numba.njit(inline="always", cache=True)
 def _edge_d12(f, r, flat, a, shape, strides, periodic, c1, l1, r1, c2, l2, r2):
@@ -141,91 +124,171 @@ def _ns_edge(
         out[d, flat] = div
 
 
-# -- interior samples: central stencils, scalars only (vectorisable) ------------------------------
+# -- interior samples: central stencils on row views (contiguous, vectorisable) ---------------
+# Each interior kernel walks the grid's rows (the last, contiguous axis) and reads every
+# neighbour along the other axes as another row view, so the innermost loop is a plain unit-stride
+# loop LLVM vectorises (flat index arithmetic defeats that: measured 2x slower). The stencil
+# half-width w (1 or 2) reaches the row loop as a literal through an ``inline="always"`` call in
+# each branch of ``if w == 1``, so each copy of the loop is compiled for its own order.
+@numba.njit(inline="always", cache=True)
+def _rows(f, i, w):
+    """Rows i-2..i+2 of the 2D array f (i-2 and i+2 stand in for themselves only when w = 2)."""
+    lo = i - 2 if w == 2 else i
+    hi = i + 2 if w == 2 else i
+    return (f[lo], f[i - 1], f[i], f[i + 1], f[hi])
+
+
+@numba.njit(inline="always", cache=True)
+def _rows0(f, i, j, w):
+    """Rows (i-2..i+2, j) of the 3D array f, the neighbours of row (i, j) along axis 0."""
+    lo = i - 2 if w == 2 else i
+    hi = i + 2 if w == 2 else i
+    return (f[lo, j], f[i - 1, j], f[i, j], f[i + 1, j], f[hi, j])
+
+
+@numba.njit(inline="always", cache=True)
+def _across(r, j, w, c):
+    """(first, second) central differences at column j across the rows ``r`` (unit spacing).
+
+    ``c`` = the five first-derivative weights at offsets -2..2 followed by the five
+    second-derivative weights (zero-padded when w = 1), as a tuple of floats: scalars do not
+    alias the arrays and carry no reference counts.
+    """
+    if w == 1:
+        a, b, e = r[1][j], r[2][j], r[3][j]
+        return c[1] * a + c[3] * e, c[6] * a + c[7] * b + c[8] * e
+    a, b, m, d, e = r[0][j], r[1][j], r[2][j], r[3][j], r[4][j]
+    return c[0] * a + c[1] * b + c[3] * d + c[4] * e, (
+        c[5] * a + c[6] * b + c[7] * m + c[8] * d + c[9] * e
+    )
+
+
+@numba.njit(inline="always", cache=True)
+def _along_row(row, j, w, c):
+    """(first, second) central differences at column j along one row (unit spacing)."""
+    if w == 1:
+        a, b, e = row[j - 1], row[j], row[j + 1]
+        return c[1] * a + c[3] * e, c[6] * a + c[7] * b + c[8] * e
+    a, b, m, d, e = row[j - 2], row[j - 1], row[j], row[j + 1], row[j + 2]
+    return c[0] * a + c[1] * b + c[3] * d + c[4] * e, (
+        c[5] * a + c[6] * b + c[7] * m + c[8] * d + c[9] * e
+    )
+
+
+@numba.njit(inline="always", cache=True)
+def _heat_row(u, u_t, kappa, ih2, ra, rb, lo, w, c, out):
+    """Heat residual along one row; ``ra``/``rb``: the row's neighbours on the other axes."""
+    for j in range(lo, u.size - lo):
+        s = ih2[-1] * _along_row(u, j, w, c)[1] + ih2[0] * _across(ra, j, w, c)[1]
+        if len(ih2) == 3:
+            s += ih2[1] * _across(rb, j, w, c)[1]
+        out[j] = u_t[j] - kappa * s
+
+
 @numba.njit(parallel=True, cache=True)
-def _heat_inner_2d(u, u_t, kappa, n0, n1, ih2x, ih2y, w, c, out):
+def _heat_inner_2d(u, u_t, kappa, ih2, w, c, out):
+    """u, u_t, out: (n0, n1) arrays; ih2: (1/hx^2, 1/hy^2)."""
     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c  # scalars outside the parallel loop
-    for p0 in numba.prange(w, n0 - w):
-        i = np.int64(p0)
+    for i in numba.prange(w, u.shape[0] - w):
         cc = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
-        for j in range(w, n1 - w):
-            f = i * n1 + j
-            uxx = _central2(u, 0, f, n1, w, cc)[1]
-            uyy = _central2(u, 0, f, 1, w, cc)[1]
-            out[0, f] = u_t[0, f] - kappa * (ih2x * uxx + ih2y * uyy)
+        if w == 1:
+            r = _rows(u, i, 1)
+            _heat_row(u[i], u_t[i], kappa, ih2, r, r, 1, 1, cc, out[i])
+        else:
+            r = _rows(u, i, 2)
+            _heat_row(u[i], u_t[i], kappa, ih2, r, r, 2, 2, cc, out[i])
 
 
 @numba.njit(parallel=True, cache=True)
-def _heat_inner_3d(u, u_t, kappa, n0, n1, n2, ih2x, ih2y, ih2z, w, c, out):
+def _heat_inner_3d(u, u_t, kappa, ih2, w, c, out):
+    """u, u_t, out: (n0, n1, n2) arrays; ih2: (1/hx^2, 1/hy^2, 1/hz^2)."""
     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c
-    s0 = n1 * n2
-    for p0 in numba.prange(w, n0 - w):
-        i = np.int64(p0)
+    for i in numba.prange(w, u.shape[0] - w):
         cc = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
-        for j in range(w, n1 - w):
-            for k in range(w, n2 - w):
-                f = i * s0 + j * n2 + k
-                uxx = _central2(u, 0, f, s0, w, cc)[1]
-                uyy = _central2(u, 0, f, n2, w, cc)[1]
-                uzz = _central2(u, 0, f, 1, w, cc)[1]
-                out[0, f] = u_t[0, f] - kappa * (ih2x * uxx + ih2y * uyy + ih2z * uzz)
+        for j in range(w, u.shape[1] - w):
+            if w == 1:
+                ra, rb = _rows0(u, i, j, 1), _rows(u[i], j, 1)
+                _heat_row(u[i, j], u_t[i, j], kappa, ih2, ra, rb, 1, 1, cc, out[i, j])
+            else:
+                ra, rb = _rows0(u, i, j, 2), _rows(u[i], j, 2)
+                _heat_row(u[i, j], u_t[i, j], kappa, ih2, ra, rb, 2, 2, cc, out[i, j])
+
+
+@numba.njit(inline="always", cache=True)
+def _ns_row_2d(u, v, p, ut, vt, ru, rv, rp, nu, ih, ih2, w, c, o0, o1, o2):
+    """2D Navier-Stokes residual along one row (x: across rows, y: along the row)."""
+    for j in range(w, u.size - w):
+        ux, uxx = _across(ru, j, w, c)
+        vx, vxx = _across(rv, j, w, c)
+        uy, uyy = _along_row(u, j, w, c)
+        vy, vyy = _along_row(v, j, w, c)
+        px = _across(rp, j, w, c)[0]
+        py = _along_row(p, j, w, c)[0]
+        ux, uy, vx, vy = ih[0] * ux, ih[1] * uy, ih[0] * vx, ih[1] * vy
+        a, b = u[j], v[j]
+        o0[j] = ut[j] + a * ux + b * uy + ih[0] * px - nu * (ih2[0] * uxx + ih2[1] * uyy)
+        o1[j] = vt[j] + a * vx + b * vy + ih[1] * py - nu * (ih2[0] * vxx + ih2[1] * vyy)
+        o2[j] = ux + vy
 
 
 @numba.njit(parallel=True, cache=True)
-def _ns_inner_2d(vel, p, vel_t, nu, n0, n1, ihx, ihy, ih2x, ih2y, w, c, out):
+def _ns_inner_2d(vel, p, vel_t, nu, ih, ih2, w, c, out):
+    """vel, vel_t: (2, n0, n1); p: (n0, n1); out: (3, n0, n1); ih, ih2: 1/h, 1/h^2 per axis."""
     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c
-    for p0 in numba.prange(w, n0 - w):
-        i = np.int64(p0)
+    u, v = vel[0], vel[1]
+    for i in numba.prange(w, p.shape[0] - w):
         cc = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
-        for j in range(w, n1 - w):
-            f = i * n1 + j
-            u, v = vel[0, f], vel[1, f]
-            ux, uxx = _central2(vel, 0, f, n1, w, cc)
-            uy, uyy = _central2(vel, 0, f, 1, w, cc)
-            vx, vxx = _central2(vel, 1, f, n1, w, cc)
-            vy, vyy = _central2(vel, 1, f, 1, w, cc)
-            px = _central2(p, 0, f, n1, w, cc)[0]
-            py = _central2(p, 0, f, 1, w, cc)[0]
-            ux, uy, vx, vy = ihx * ux, ihy * uy, ihx * vx, ihy * vy
-            lap_u = ih2x * uxx + ih2y * uyy
-            lap_v = ih2x * vxx + ih2y * vyy
-            out[0, f] = vel_t[0, f] + u * ux + v * uy + ihx * px - nu * lap_u
-            out[1, f] = vel_t[1, f] + u * vx + v * vy + ihy * py - nu * lap_v
-            out[2, f] = ux + vy
+        ui, vi, pi, uti, vti = u[i], v[i], p[i], vel_t[0, i], vel_t[1, i]
+        o0, o1, o2 = out[0, i], out[1, i], out[2, i]
+        if w == 1:
+            ru, rv, rp = _rows(u, i, 1), _rows(v, i, 1), _rows(p, i, 1)
+            _ns_row_2d(ui, vi, pi, uti, vti, ru, rv, rp, nu, ih, ih2, 1, cc, o0, o1, o2)
+        else:
+            ru, rv, rp = _rows(u, i, 2), _rows(v, i, 2), _rows(p, i, 2)
+            _ns_row_2d(ui, vi, pi, uti, vti, ru, rv, rp, nu, ih, ih2, 2, cc, o0, o1, o2)
+
+
+@numba.njit(inline="always", cache=True)
+def _ns_row_3d(vel, p, vel_t, nu, i, j, ih, ih2, w, c, out):
+    """3D Navier-Stokes residual along row (i, j) (x, y: across rows, z: along the row)."""
+    u, v, s = vel[0, i, j], vel[1, i, j], vel[2, i, j]
+    ra = (_rows0(vel[0], i, j, w), _rows0(vel[1], i, j, w), _rows0(vel[2], i, j, w))
+    rb = (_rows(vel[0, i], j, w), _rows(vel[1, i], j, w), _rows(vel[2, i], j, w))
+    pa, pb, pc = _rows0(p, i, j, w), _rows(p[i], j, w), p[i, j]
+    row = (u, v, s)
+    for k in range(w, u.size - w):
+        a, b, e = u[k], v[k], s[k]
+        div = 0.0
+        for m in range(3):
+            dx, dxx = _across(ra[m], k, w, c)
+            dy, dyy = _across(rb[m], k, w, c)
+            dz, dzz = _along_row(row[m], k, w, c)
+            dx, dy, dz = ih[0] * dx, ih[1] * dy, ih[2] * dz
+            if m == 0:
+                dp = ih[0] * _across(pa, k, w, c)[0]
+                div += dx
+            elif m == 1:
+                dp = ih[1] * _across(pb, k, w, c)[0]
+                div += dy
+            else:
+                dp = ih[2] * _along_row(pc, k, w, c)[0]
+                div += dz
+            lap = ih2[0] * dxx + ih2[1] * dyy + ih2[2] * dzz
+            out[m, i, j, k] = vel_t[m, i, j, k] + a * dx + b * dy + e * dz + dp - nu * lap
+        out[3, i, j, k] = div
 
 
 @numba.njit(parallel=True, cache=True)
-def _ns_inner_3d(vel, p, vel_t, nu, n0, n1, n2, ih, ih2, w, c, out):
+def _ns_inner_3d(vel, p, vel_t, nu, ih, ih2, w, c, out):
+    """vel, vel_t: (3, n0, n1, n2); p: (n0, n1, n2); out: (4, n0, n1, n2)."""
     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = c
-    hx, hy, hz = ih
-    h2x, h2y, h2z = ih2
-    s0 = n1 * n2
-    for p0 in numba.prange(w, n0 - w):
-        i = np.int64(p0)
+    for i in numba.prange(w, p.shape[0] - w):
         cc = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
-        for j in range(w, n1 - w):
-            for k in range(w, n2 - w):
-                f = i * s0 + j * n2 + k
-                u, v, ww = vel[0, f], vel[1, f], vel[2, f]
-                div = 0.0
-                for m in range(3):
-                    dx, dxx = _central2(vel, m, f, s0, w, cc)
-                    dy, dyy = _central2(vel, m, f, n2, w, cc)
-                    dz, dzz = _central2(vel, m, f, 1, w, cc)
-                    dx, dy, dz = hx * dx, hy * dy, hz * dz
-                    conv = u * dx + v * dy + ww * dz
-                    lap = h2x * dxx + h2y * dyy + h2z * dzz
-                    if m == 0:
-                        dp = hx * _central2(p, 0, f, s0, w, cc)[0]
-                        div += dx
-                    elif m == 1:
-                        dp = hy * _central2(p, 0, f, n2, w, cc)[0]
-                        div += dy
-                    else:
-                        dp = hz * _central2(p, 0, f, 1, w, cc)[0]
-                        div += dz
-                    out[m, f] = vel_t[m, f] + conv + dp - nu * lap
-                out[3, f] = div
+        for j in range(w, p.shape[1] - w):
+            if w == 1:
+                _ns_row_3d(vel, p, vel_t, nu, i, j, ih, ih2, 1, cc, out)
+            else:
+                _ns_row_3d(vel, p, vel_t, nu, i, j, ih, ih2, 2, cc, out)
 
 
 # -- public face --------------------------------------------------------------------------------
@@ -302,10 +365,9 @@ def heat_residual(
     result = _output(out, shape, 1)
     out = result.reshape(1, -1)
     w = order // 2
-    if len(shape) == 2:
-        _heat_inner_2d(uf, utf, k, n[0], n[1], inv_h2[0], inv_h2[1], w, c, out)
-    else:
-        _heat_inner_3d(uf, utf, k, n[0], n[1], n[2], *inv_h2, w, c, out)
+    ih2 = tuple(inv_h2.tolist())
+    inner = _heat_inner_2d if len(shape) == 2 else _heat_inner_3d
+    inner(uf.reshape(shape), utf.reshape(shape), k, ih2, w, c, result)
     _heat_edge(uf, utf, k, edge, n, strides, per, inv_h2, *ops, out)
     return result
 
@@ -344,11 +406,10 @@ def navier_stokes_residual(
     result = _output(out, shape, d + 1)
     out = result.reshape(d + 1, -1)
     w = order // 2
-    if d == 2:
-        _ns_inner_2d(vel, pf, vel_t, nu, n[0], n[1], *inv_h, *inv_h2, w, c, out)
-    else:
-        ih, ih2 = tuple(inv_h.tolist()), tuple(inv_h2.tolist())
-        _ns_inner_3d(vel, pf, vel_t, nu, n[0], n[1], n[2], ih, ih2, w, c, out)
+    ih, ih2 = tuple(inv_h.tolist()), tuple(inv_h2.tolist())
+    grid = (d, *shape)
+    inner = _ns_inner_2d if d == 2 else _ns_inner_3d
+    inner(vel.reshape(grid), pf.reshape(shape), vel_t.reshape(grid), nu, ih, ih2, w, c, result)
     _ns_edge(vel, pf, vel_t, nu, edge, n, strides, per, inv_h, inv_h2, *ops, out)
     return [o.reshape(shape) for o in out]
 
