@@ -22,7 +22,7 @@ from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import Problem
 from pdekit.solvers.config import check
 
-ENGINES = ("auto", "taylor", "autograd")
+ENGINES = ("auto", "taylor", "taylor_compiled", "autograd")
 
 
 @dataclass
@@ -71,7 +71,8 @@ def make_fields(
 
     ``"taylor"``: forward Taylor propagation (networks with ``forward_taylor``); ``"autograd"``:
     nested reverse mode (any network); ``"auto"``: Taylor where the network supports it and the
-    problem declares second derivatives, else autograd. Measured on 1 CPU thread, 4x64 tanh MLP,
+    problem declares second derivatives, else autograd. (``"taylor_compiled"`` is Taylor here;
+    :class:`PhysicsLoss` runs it under ``torch.compile``.) Measured on 1 CPU thread, 4x64 tanh MLP,
     2048 points per step: Kovasznay (u, v, p; 2nd derivatives) 34 ms/step Taylor vs 73
     autograd; linear convection (1st derivatives only) 25 ms/step Taylor vs 14.5 autograd.
     """
@@ -82,10 +83,10 @@ def make_fields(
         for specs in problem.derivatives.values()
         for s in specs
     )
-    want_taylor = engine == "taylor" or (engine == "auto" and second)
+    want_taylor = engine in ("taylor", "taylor_compiled") or (engine == "auto" and second)
     if want_taylor and TaylorFields.supports(model):
         return TaylorFields(model, points, problem.coordinates, problem.fields, problem.derivatives)
-    if engine == "taylor":
+    if engine in ("taylor", "taylor_compiled"):
         raise ValueError(f"{type(model).__name__} has no forward_taylor: use engine 'autograd'")
     pts = points.detach().requires_grad_(True)
     out = model(pts)
@@ -147,6 +148,7 @@ class PhysicsLoss:
         self.rng = rng
         self.device, self.dtype = device, dtype
         self.engine = engine
+        self._compiled: tuple[torch.nn.Module, object] | None = None
         self.domain = problem.domain()
         self.bcs = problem.boundary_conditions()
         self.periodic_axes = (
@@ -183,7 +185,31 @@ class PhysicsLoss:
     # -- pointwise terms -----------------------------------------------------------------------
     def residuals(self, model: torch.nn.Module, points: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each equation's residual at ``points`` (n,)."""
+        if self.engine == "taylor_compiled":
+            return self._compiled_residual(model)(points)
         return self.problem.residual(make_fields(model, points, self.problem, self.engine))
+
+    def _compiled_residual(self, model: torch.nn.Module):
+        """points -> residuals by the Taylor engine under ``torch.compile`` (one per model).
+
+        The whole forward (jet propagation and the problem's residual) is traced into one graph
+        and its backward compiled with it: elementwise work of each layer is fused, which nested
+        ``autograd.grad`` (the autograd engine) cannot offer. Compiling costs seconds to tens of
+        seconds on the first step (and again for each new number of points), so it pays off
+        on long runs; ``benchmarks/residual_engines.py`` measures the step times.
+        """
+        if self._compiled is None or self._compiled[0] is not model:
+            if not TaylorFields.supports(model):
+                raise ValueError(
+                    f"{type(model).__name__} has no forward_taylor: use engine 'autograd'"
+                )
+            problem = self.problem
+
+            def residual(points: torch.Tensor) -> dict[str, torch.Tensor]:
+                return problem.residual(make_fields(model, points, problem, "taylor"))
+
+            self._compiled = (model, torch.compile(residual))
+        return self._compiled[1]
 
     def initial_misfit(self, model: torch.nn.Module, points: torch.Tensor):
         """Pointwise (prediction - u0) per field at initial points (n,)."""

@@ -36,7 +36,9 @@ class PINNConfig:
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     #: derivative engine of the core for residuals: auto (Taylor where the network supports
-    #: it), taylor, or autograd
+    #: it and the residual has second derivatives), taylor, taylor_compiled (Taylor under
+    #: torch.compile: a compile of seconds to tens of seconds on the first step, faster steps
+    #: after; see the README's residual-engine table), or autograd
     engine: str = "auto"
 
     def __post_init__(self):
