@@ -158,8 +158,14 @@ class Jet:
 
     # -- linear operations -------------------------------------------------------------------
     def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Jet:
-        """``x W^T + b`` (``torch.nn.Linear`` convention): one matmul over all slots."""
-        return self.like(torch.matmul(self.stacked(), weight.t()), bias)
+        """``x W^T + b`` (``torch.nn.Linear`` convention): one matmul over all slots.
+
+        ``W^T`` is made contiguous first (a copy of the small weight matrix): MKL's plain
+        product of two row-major matrices measured faster here than its transposed-operand
+        variant on these tall-skinny shapes (49152 x 100 by 100 x 100, one thread: 9.4 ms
+        against 12-17 ms; NS training step, compiled: 205 against 218 ms of CPU time).
+        """
+        return self.like(torch.matmul(self.stacked(), weight.t().contiguous()), bias)
 
     def affine(self, scale, shift=None) -> Jet:
         """Featurewise ``scale * x + shift`` (scale, shift broadcast over the feature axis)."""
