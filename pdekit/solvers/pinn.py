@@ -22,7 +22,13 @@ from pdekit.problems.base import Problem
 from pdekit.solvers.base import NetworkSolver
 from pdekit.solvers.config import check
 from pdekit.solvers.networks import NetworkConfig, build_mlp
-from pdekit.solvers.physics import ENGINES, PhysicsLoss, SamplingConfig, WeightsConfig
+from pdekit.solvers.physics import (
+    ENGINES,
+    PhysicsLoss,
+    SamplingConfig,
+    WeightsConfig,
+    resolve_engine,
+)
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import SampledTask, TrainConfig
 
@@ -35,10 +41,11 @@ class PINNConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    #: derivative engine of the core for residuals: auto (Taylor where the network supports
-    #: it and the residual has second derivatives), taylor, taylor_compiled (Taylor under
-    #: torch.compile: a compile of seconds to tens of seconds on the first step, faster steps
-    #: after; see the README's residual-engine table), or autograd
+    #: derivative engine of the core for residuals: auto (see
+    #: :func:`~pdekit.solvers.physics.resolve_engine`: Taylor where the network supports it
+    #: and the residual has second derivatives, compiled for runs of 2000 steps or more, else
+    #: autograd), taylor, taylor_compiled (Taylor under torch.compile: a compile of seconds on
+    #: the first step, faster steps after), or autograd
     engine: str = "auto"
 
     def __post_init__(self):
@@ -57,7 +64,7 @@ class PINNTask(SampledTask):
             device=device,
             dtype=config.train.torch_dtype,
             periodic_by_loss=config.network.periodic_harmonics == 0,
-            engine=config.engine,
+            engine=resolve_engine(config.engine, problem, model, config.train.steps),
         )
 
     def draw_batch(self):

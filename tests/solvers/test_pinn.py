@@ -101,3 +101,66 @@ def test_compiled_taylor_engine_matches_eager_taylor():
     ]
     for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_auto_engine_follows_the_measured_choice():
+    """'auto': compiled Taylor for long runs with second derivatives, eager Taylor for short
+    ones, autograd for first-derivative residuals or networks without forward_taylor."""
+    import torch
+
+    from pdekit import problems
+    from pdekit.solvers.networks import MLP, CoordinateEmbedding
+    from pdekit.solvers.physics import COMPILE_MIN_STEPS, resolve_engine
+
+    kov = problems.get("navier_stokes/kovasznay")
+    conv = problems.get("convection_diffusion/convection")
+    dom = kov.domain()
+    net = MLP(CoordinateEmbedding(dom.bounds, dom.periodic, 0), 3, 8, 1, "tanh")
+    plain = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    assert resolve_engine("auto", kov, net, COMPILE_MIN_STEPS) == "taylor_compiled"
+    assert resolve_engine("auto", kov, net, COMPILE_MIN_STEPS - 1) == "taylor"
+    assert resolve_engine("auto", kov, plain, 10**6) == "autograd"
+    assert resolve_engine("auto", conv, net, 10**6) == "autograd"
+    assert resolve_engine("taylor", conv, net, 10) == "taylor"
+
+
+def test_compile_failure_falls_back_to_eager_taylor(monkeypatch):
+    """Where torch.compile cannot run (no C++ toolchain...), the run warns and goes on with the
+    same residual, uncompiled."""
+    import numpy as np
+    import torch
+
+    from pdekit import problems
+    from pdekit.solvers.networks import MLP, CoordinateEmbedding
+    from pdekit.solvers.physics import PhysicsLoss, SamplingConfig
+
+    def broken(fn, *args, **kwargs):
+        def call(*a, **k):
+            raise RuntimeError("no compiler here")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    problem = problems.get("porous_medium/heat")
+    dom = problem.domain()
+    net = MLP(CoordinateEmbedding(dom.bounds, dom.periodic, 0), 1, 8, 1, "tanh").double()
+    pts = torch.as_tensor(dom.sample_interior(16, np.random.default_rng(0)))
+    phys = {
+        e: PhysicsLoss(
+            problem,
+            SamplingConfig(),
+            np.random.default_rng(0),
+            device=pts.device,
+            dtype=torch.float64,
+            engine=e,
+        )  # fmt: skip
+        for e in ("taylor", "taylor_compiled")
+    }
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        got = phys["taylor_compiled"].residuals(net, pts)
+    want = phys["taylor"].residuals(net, pts)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+    again = phys["taylor_compiled"].residuals(net, pts)  # no second warning, same values
+    for k in want:
+        torch.testing.assert_close(again[k], want[k], rtol=0, atol=0)
