@@ -106,7 +106,43 @@ def training_table(path: str | Path) -> str:
             lines.append(
                 f"| {case} | {solver} | {r['rel_l2']:.3g} | {r['steps']} | {r['wall_s']:.0f} |"
             )
+    for case, solvers in data["cases"].items():
+        lines += _front_map(case, solvers)
     return "\n".join(lines)
+
+
+def _front_map(case: str, solvers: dict) -> list[str]:
+    """The error map near a steep front, where the results carry one (Burgers): rel_l2 per
+    time in the band around the front and away from it, one column pair per solver."""
+    with_map = {s: r for s, r in solvers.items() if "rel_l2_by_time" in r}
+    if not with_map:
+        return []
+    first = next(iter(with_map.values()))
+    half = first.get("front_halfwidth", 0.0)
+    names = list(with_map)
+    lines = [
+        "",
+        f'{case}: rel_l2 by time within |x| < {half:g} of the front ("front") and outside it '
+        f"(whole run: "
+        + "; ".join(
+            f"{s} {r['rel_l2_front']:.3g} / {r['rel_l2_outside_front']:.3g}"
+            for s, r in with_map.items()
+        )
+        + ").",
+        "",
+        "| t | " + " | ".join(f"{s} front | {s} outside" for s in names) + " |",
+        "|---:|" + "---:|---:|" * len(names),
+    ]
+    for t in first["rel_l2_by_time"]:
+        cells = []
+        for s in names:
+            row = with_map[s]["rel_l2_by_time"].get(t, {})
+            cells += [
+                f"{row.get('front', float('nan')):.3g}",
+                f"{row.get('outside', float('nan')):.3g}",
+            ]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def geometry_table(path: str | Path) -> str:
