@@ -159,6 +159,9 @@ class PhysicsLoss:
     rng: numpy Generator owning all sampling randomness (its state is saved for resume).
     periodic_by_loss: enforce periodic axes by a loss (values and first derivatives equal at
         both ends); False when the network is exactly periodic there (periodic embedding).
+    engine: derivative engine (see :func:`make_fields`; ``"taylor_compiled"`` compiles).
+    auto: ``engine`` is what "auto" resolved to for the bare network: a model passed later
+        without ``forward_taylor`` (a DistributedDataParallel wrapper) falls back to "auto".
     """
 
     def __init__(
@@ -171,12 +174,15 @@ class PhysicsLoss:
         dtype: torch.dtype,
         periodic_by_loss: bool = False,
         engine: str = "auto",
+        auto: bool = False,
     ):
         self.problem = problem
         self.sampling = sampling
         self.rng = rng
         self.device, self.dtype = device, dtype
         self.engine = engine
+        #: ``engine`` was resolved from "auto" (see :func:`resolve_engine`)
+        self.auto = auto
         self._compiled: tuple[torch.nn.Module, object] | None = None
         self.domain = problem.domain()
         self.bcs = problem.boundary_conditions()
@@ -214,9 +220,14 @@ class PhysicsLoss:
     # -- pointwise terms -----------------------------------------------------------------------
     def residuals(self, model: torch.nn.Module, points: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each equation's residual at ``points`` (n,)."""
-        if self.engine == "taylor_compiled":
+        engine = self.engine
+        if self.auto and not TaylorFields.supports(model):
+            # resolved by "auto" for the bare network; a wrapper without forward_taylor
+            # (DistributedDataParallel under torchrun) goes on with what "auto" gives it
+            engine = "auto"
+        if engine == "taylor_compiled":
             return self._compiled_residual(model)(points)
-        return self.problem.residual(make_fields(model, points, self.problem, self.engine))
+        return self.problem.residual(make_fields(model, points, self.problem, engine))
 
     def _compiled_residual(self, model: torch.nn.Module):
         """points -> residuals by the Taylor engine under ``torch.compile`` (one per model).

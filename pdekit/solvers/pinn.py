@@ -65,6 +65,7 @@ class PINNTask(SampledTask):
             dtype=config.train.torch_dtype,
             periodic_by_loss=config.network.periodic_harmonics == 0,
             engine=resolve_engine(config.engine, problem, model, config.train.steps),
+            auto=config.engine == "auto",
         )
 
     def draw_batch(self):
