@@ -176,9 +176,10 @@ def _along_row(row, j, w, c):
 
 
 @numba.njit(inline="always", cache=True)
-def _heat_row(u, u_t, kappa, ih2, ra, rb, lo, w, c, out):
-    """Heat residual along one row; ``ra``/``rb``: the row's neighbours on the other axes."""
-    for j in range(lo, u.size - lo):
+def _heat_row(u, u_t, kappa, ih2, ra, rb, w, c, out):
+    """Heat residual along one row; ``ra``/``rb``: the row's neighbours on the other axes
+    (``rb`` is read only on a 3D grid, where ``ih2`` has three entries)."""
+    for j in range(w, u.size - w):
         s = ih2[-1] * _along_row(u, j, w, c)[1] + ih2[0] * _across(ra, j, w, c)[1]
         if len(ih2) == 3:
             s += ih2[1] * _across(rb, j, w, c)[1]
@@ -193,10 +194,10 @@ def _heat_inner_2d(u, u_t, kappa, ih2, w, c, out):
         cc = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
         if w == 1:
             r = _rows(u, i, 1)
-            _heat_row(u[i], u_t[i], kappa, ih2, r, r, 1, 1, cc, out[i])
+            _heat_row(u[i], u_t[i], kappa, ih2, r, r, 1, cc, out[i])
         else:
             r = _rows(u, i, 2)
-            _heat_row(u[i], u_t[i], kappa, ih2, r, r, 2, 2, cc, out[i])
+            _heat_row(u[i], u_t[i], kappa, ih2, r, r, 2, cc, out[i])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -208,10 +209,10 @@ def _heat_inner_3d(u, u_t, kappa, ih2, w, c, out):
         for j in range(w, u.shape[1] - w):
             if w == 1:
                 ra, rb = _rows0(u, i, j, 1), _rows(u[i], j, 1)
-                _heat_row(u[i, j], u_t[i, j], kappa, ih2, ra, rb, 1, 1, cc, out[i, j])
+                _heat_row(u[i, j], u_t[i, j], kappa, ih2, ra, rb, 1, cc, out[i, j])
             else:
                 ra, rb = _rows0(u, i, j, 2), _rows(u[i], j, 2)
-                _heat_row(u[i, j], u_t[i, j], kappa, ih2, ra, rb, 2, 2, cc, out[i, j])
+                _heat_row(u[i, j], u_t[i, j], kappa, ih2, ra, rb, 2, cc, out[i, j])
 
 
 @numba.njit(inline="always", cache=True)

@@ -147,8 +147,9 @@ class LagrangianPINNConfig:
     #: ``w_t - D u_xx`` with ``u_xx = (w_aa X_a - w_a X_aa) / X_a^3``, or "cleared", the same
     #: times ``X_a^3``, free of the division. Where characteristics converge (a Burgers shock,
     #: X_a -> 0) the divided form is amplified without bound and the optimiser slows the
-    #: characteristics down to keep it small; measured on Burgers (nu = 0.01/pi, 40 s, one CPU
-    #: thread, MSE norm): rel_l2 0.45 divided, 0.106 cleared. The two agree where X_a = 1.
+    #: characteristics down to keep it small. Measured on Burgers (nu = 0.01/pi, one CPU
+    #: thread, MSE norm): divided 0.45 after 120 s, cleared 0.106 after 40 s; cleared with the
+    #: RMS norm 5.7e-2 after 600 s (benchmarks/lagrangian_pinn.py). They agree where X_a = 1.
     state_form: str = "cleared"
 
     def __post_init__(self):

@@ -147,19 +147,24 @@ class TrainingTask(Protocol):
     def loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its named terms on the current batch."""
 
+    # Defaults for a task with no state beyond its model (inherited by subclassing explicitly)
     def after_step(self, step: int, terms: dict[str, float]) -> bool:
         """Update solver state after an optimiser step; return True to stop training."""
+        return False
 
     def status(self) -> dict[str, float]:
         """Extra numbers to show and log (e.g. causal epsilon and min weight)."""
+        return {}
 
     def state_dict(self) -> dict:
         """Solver state beyond the model (sampler RNG, stages...) for exact resume."""
+        return {}
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
 
-class SampledTask:
+class SampledTask(TrainingTask):
     """Plumbing shared by training tasks whose batches are drawn from ``self.rng`` (a numpy
     Generator): the resampling schedule, and a state that resumes exactly by re-drawing the batch
     in use at save time from the generator state it was drawn from.
@@ -184,12 +189,6 @@ class SampledTask:
         if self.batch is None or (every > 0 and step % every == 0):
             self._draw_state = self.rng.bit_generator.state
             self.batch = self.draw_batch()
-
-    def after_step(self, step: int, terms) -> bool:
-        return False
-
-    def status(self) -> dict[str, float]:
-        return {}
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "draw_state": self._draw_state}

@@ -30,7 +30,7 @@ from pdekit import problems, solvers
 from pdekit.api import make_config
 from pdekit.checkpoints import load_checkpoint
 from pdekit.solvers.distributed import Distributed
-from pdekit.solvers.training import Trainer
+from pdekit.solvers.training import Trainer, TrainingTask
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 PROBLEM = "porous_medium/heat"
@@ -120,7 +120,7 @@ def _one_process(ranks: tuple[int, ...]):
         for r in ranks
     ]
 
-    class MeanTask:
+    class MeanTask(TrainingTask):
         """The ranks' tasks side by side; loss and terms are their means."""
 
         def __init__(self):
@@ -135,18 +135,6 @@ def _one_process(ranks: tuple[int, ...]):
             total = sum(o[0] for o in out) / len(out)
             terms = {k: sum(o[1][k] for o in out) / len(out) for k in out[0][1]}
             return total, terms
-
-        def after_step(self, step, terms):
-            return False
-
-        def status(self):
-            return {}
-
-        def state_dict(self):
-            return {}
-
-        def load_state_dict(self, state):
-            pass
 
     trainer = Trainer(MeanTask(), cfg.train, verbose=False, dist=Distributed())
     trainer.run()

@@ -50,6 +50,8 @@ def test_compiled_taylor_engine_matches_eager_taylor():
     """engine='taylor_compiled' evaluates the same residual as eager Taylor (float64): values
     and parameter gradients of the loss agree to round-off; a few training steps then land on
     the same parameters."""
+    import warnings
+
     import numpy as np
     import torch
 
@@ -74,7 +76,11 @@ def test_compiled_taylor_engine_matches_eager_taylor():
         return res, grads
 
     eager, g_eager = loss_and_grads("taylor")
-    compiled, g_compiled = loss_and_grads("taylor_compiled")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        compiled, g_compiled = loss_and_grads("taylor_compiled")
+    if any("torch.compile failed" in str(w.message) for w in caught):
+        pytest.skip("torch.compile cannot run here: the fallback is tested on its own")
     assert list(compiled) == list(eager)
     for k in eager:
         torch.testing.assert_close(compiled[k], eager[k], rtol=1e-12, atol=1e-12)

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from pdekit.errors import ParameterError
-from pdekit.solvers.training import TrainConfig, Trainer
+from pdekit.solvers.training import TrainConfig, Trainer, TrainingTask
 
 SLEEP = 0.01  # seconds per loss evaluation
 
 
-class SleepyTask:
+class SleepyTask(TrainingTask):
     """Least squares for a linear model; each loss evaluation sleeps SLEEP seconds."""
 
     def __init__(self):
@@ -34,18 +34,6 @@ class SleepyTask:
         time.sleep(SLEEP)
         loss = (self.model(self.x) - self.y).square().mean()
         return loss, {"fit": loss}
-
-    def after_step(self, step, terms):
-        return False
-
-    def status(self):
-        return {}
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 def test_adam_stops_when_the_budget_is_spent():
