@@ -318,7 +318,13 @@ class CausalPINNTask(PINNTask):
         self.elapsed = 0.0  # seconds of training (between the first and the last step)
         self._tick: float | None = None
         self.weights: torch.Tensor | None = None  # causal weights of the last loss evaluation
-        self.last = {"eps": self.schedule.epsilon, "stage": 0, "window": 0, "min_w": float("nan")}
+        self.last = {
+            "eps": self.schedule.epsilon,
+            "stage": 0,
+            "window": 0,
+            "min_w": float("nan"),
+            "train_s": 0.0,
+        }
         self.records: dict[str, list] = {k: [] for k in ("step", "window", "stage", "eps")}
         self.records["weights"] = []
         w = config.weights
@@ -386,6 +392,7 @@ class CausalPINNTask(PINNTask):
             "stage": sched.stage,
             "window": sched.window,
             "min_w": min_w,
+            "train_s": self.elapsed,  # the seconds clock the schedule saw at this step
         }
         clock = self.elapsed if self.config.train.time_budget_s > 0 else float(step)
         weights = self.weights.detach().to("cpu", torch.float64)
@@ -441,6 +448,7 @@ class CausalPINNTask(PINNTask):
         self.elapsed = float(state["elapsed"])
         self._tick = None
         self.last = dict(state["last"])
+        self.last.setdefault("train_s", self.elapsed)  # checkpoints written before it was kept
         w = state["weights"]
         self.weights = None if w is None else w.to(self.model.edges.device)
         rec = state["records"]
