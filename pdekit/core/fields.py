@@ -6,6 +6,7 @@ A problem writes its residual once, as a function of a :class:`Fields` object ``
     f.d("u", "x")       # du/dx
     f.d("u", "xx")      # d2u/dx2
     f.d("u", "xt")      # d2u/dxdt (mixed derivatives commute: "tx" is the same request)
+    f.laplacian("u")    # u_xx + u_yy (+ u_zz): the spatial Laplacian, one request
     f.coord("x")        # the x coordinate of the evaluation points
 
 Engines (subclasses) decide where the numbers come from: nested autograd
@@ -17,6 +18,11 @@ A derivative is named by a *spec*: a string of single-letter coordinate names (`
 ``"xy"``) or a tuple of coordinate names (``("x", "x")``) for multi-letter coordinates.
 Specs are canonicalised to a sorted tuple of coordinate indices, so ``"xt"`` and ``"tx"`` are
 the same derivative.
+
+The Laplacian over the spatial coordinates (every coordinate but ``t``) is the spec
+``"laplacian"``.  Engines that can carry it as one quantity do (the Taylor engine propagates
+the sum instead of each pure second derivative: the "forward Laplacian" of Li et al. 2023,
+arXiv 2307.08214); the others add the pure second derivatives.
 
 Problems declare the derivatives their residual needs (``derivatives = {"u": ("t", "x", "xx")}``);
 an engine built with that declaration computes only those and raises
@@ -31,6 +37,17 @@ import torch
 
 Spec = str | Sequence[str]
 Key = tuple[int, ...]
+
+#: spec of the spatial Laplacian (sum of the pure second derivatives along every coordinate
+#: but ``t``)
+LAPLACIAN_SPEC = "laplacian"
+#: its key: a second-order key no coordinate pair can produce
+LAPLACIAN: Key = (-1, -1)
+
+
+def spatial_axes(coordinates: Sequence[str]) -> tuple[int, ...]:
+    """Indices of the spatial coordinates (all but ``t``), the axes of :data:`LAPLACIAN`."""
+    return tuple(i for i, c in enumerate(coordinates) if c != "t")
 
 
 class UndeclaredDerivativeError(KeyError):
@@ -50,6 +67,10 @@ def parse_spec(spec: Spec, coordinates: Sequence[str]) -> Key:
     """
     index = {c: i for i, c in enumerate(coordinates)}
     if isinstance(spec, str):
+        if spec == LAPLACIAN_SPEC and spec not in index:
+            if not spatial_axes(coordinates):
+                raise ValueError(f"the Laplacian needs a spatial coordinate; got {coordinates}")
+            return LAPLACIAN
         if spec in index:  # a single (possibly multi-letter) coordinate
             names: Sequence[str] = (spec,)
         elif all(len(c) == 1 for c in coordinates):
@@ -74,6 +95,8 @@ def parse_spec(spec: Spec, coordinates: Sequence[str]) -> Key:
 
 def spec_name(key: Key, coordinates: Sequence[str]) -> str:
     """Human-readable name of a derivative key (``(0, 0)`` -> ``"xx"``)."""
+    if key == LAPLACIAN:
+        return LAPLACIAN_SPEC
     return "".join(coordinates[i] for i in key)
 
 
@@ -94,6 +117,9 @@ def required_keys(declared: Mapping[str, frozenset[Key]]) -> dict[str, frozenset
     for f, keys in declared.items():
         closed: set[Key] = set()
         for k in keys:
+            if k == LAPLACIAN:  # needs no prefix of its own: engines expand it as they see fit
+                closed.add(k)
+                continue
             for n in range(1, len(k) + 1):
                 closed.add(tuple(sorted(k[:n])))
         out[f] = frozenset(closed)
@@ -141,8 +167,14 @@ class Fields:
             )
         ck = (field, key)
         if ck not in self._cache:
-            self._cache[ck] = self._derivative(field, key)
+            self._cache[ck] = (
+                self._laplacian(field) if key == LAPLACIAN else self._derivative(field, key)
+            )
         return self._cache[ck]
+
+    def laplacian(self, field: str) -> torch.Tensor:
+        """Spatial Laplacian of ``field`` (declared as ``"laplacian"``)."""
+        return self.d(field, LAPLACIAN_SPEC)
 
     def coord(self, name: str) -> torch.Tensor:
         """The coordinate ``name`` of the evaluation points."""
@@ -163,6 +195,14 @@ class Fields:
 
     def _coord(self, index: int) -> torch.Tensor:
         raise NotImplementedError
+
+    def _laplacian(self, field: str) -> torch.Tensor:
+        """The sum of the pure second derivatives (engines with a cheaper way override it)."""
+        axes = spatial_axes(self.coordinates)
+        out = self._derivative(field, (axes[0], axes[0]))
+        for a in axes[1:]:
+            out = out + self._derivative(field, (a, a))
+        return out
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_field(self, field: str) -> None:

@@ -10,11 +10,16 @@ rules, for an affine map ``y = W x + b`` and an elementwise function ``s``:
     y = W v + b,            y_i = W v_i,             y_ij = W v_ij
     z = s(v),               z_i = s'(v) v_i,         z_ij = s'(v) v_ij + s''(v) v_i v_j
 
+A jet may also carry the *Laplacian* ``L = sum_{i in S} v_ii`` over a set S of directions as
+one slot instead of |S| pure second derivatives (the "forward Laplacian", Li, Ye, Wang et al.
+2023, arXiv 2307.08214), with the rules ``y_L = W v_L`` and
+``z_L = s'(v) v_L + s''(v) sum_{i in S} v_i^2``.
+
 Because the derivative slots are stacked, each affine layer is one matrix product over all
-``(1 + k + m) n`` rows.  Only the requested second-derivative pairs are carried, so the cost is
-set by what the residual declares.  Gradients with respect to the network parameters come from
-ordinary reverse mode through these operations (no nested ``autograd.grad``, so the whole
-forward-and-backward step can also be traced by ``torch.compile``).
+``(1 + k + m [+ 1]) n`` rows.  Only the requested second-derivative pairs are carried, so the
+cost is set by what the residual declares.  Gradients with respect to the network parameters
+come from ordinary reverse mode through these operations (no nested ``autograd.grad``, so the
+whole forward-and-backward step can also be traced by ``torch.compile``).
 
 A network supports the engine by implementing ``forward_taylor(jet) -> jet`` with these ops;
 :class:`TaylorFields` then serves the fields accessor from one such propagation.
@@ -28,7 +33,15 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch.nn import functional as F
 
-from pdekit.core.fields import Fields, Key, Spec, declared_keys, spec_name
+from pdekit.core.fields import (
+    LAPLACIAN,
+    Fields,
+    Key,
+    Spec,
+    declared_keys,
+    spatial_axes,
+    spec_name,
+)
 from pdekit.errors import ParameterError, UnknownNameError
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
@@ -88,9 +101,12 @@ class Jet:
     pairs:
         The m pairs (a, b), a <= b, of first-derivative slots (0-based) whose mixed second
         derivative is carried.
+    lap:
+        First-derivative slots (0-based, increasing) whose pure second derivatives are carried
+        summed, in one last slot (the Laplacian); empty: no such slot.
     """
 
-    __slots__ = ("data", "offset", "nfirst", "pairs", "_diag")
+    __slots__ = ("data", "offset", "nfirst", "pairs", "lap", "_diag", "_lap_run")
 
     def __init__(
         self,
@@ -98,31 +114,40 @@ class Jet:
         nfirst: int,
         pairs: Sequence[tuple[int, int]],
         offset: torch.Tensor | None = None,
+        lap: Sequence[int] = (),
     ):
         self.data = data
         self.offset = offset
         self.nfirst = nfirst
         self.pairs = tuple((int(a), int(b)) for a, b in pairs)
+        self.lap = tuple(int(a) for a in lap)
         self._diag = _diagonal_run(self.pairs)
+        self._lap_run = _diagonal_run(tuple((a, a) for a in self.lap))
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def input(
-        cls, points: torch.Tensor, directions: Sequence[int], pairs: Sequence[tuple[int, int]]
+        cls,
+        points: torch.Tensor,
+        directions: Sequence[int],
+        pairs: Sequence[tuple[int, int]],
+        lap: Sequence[int] = (),
     ) -> Jet:
         """The jet of the identity map at ``points`` (n, d): unit first derivatives along the
-        coordinates ``directions`` and zero second derivatives for the slot ``pairs``."""
+        coordinates ``directions`` and zero second derivatives for the slot ``pairs`` (and the
+        Laplacian over the direction slots ``lap``)."""
         n, d = points.shape
         eye = torch.eye(d, dtype=points.dtype, device=points.device)
         first = eye[list(directions)][:, None, :].expand(len(directions), n, d)
-        second = points.new_zeros(len(pairs), n, d)
-        return cls(torch.cat([points[None], first, second]), len(directions), pairs)
+        second = points.new_zeros(len(pairs) + (1 if lap else 0), n, d)
+        return cls(torch.cat([points[None], first, second]), len(directions), pairs, lap=lap)
 
     def like(self, data: torch.Tensor, offset: torch.Tensor | None = None) -> Jet:
         """A jet with the same directions and pairs holding ``data`` (+ ``offset``)."""
         out = Jet.__new__(Jet)
         out.data, out.offset, out.nfirst = data, offset, self.nfirst
         out.pairs, out._diag = self.pairs, self._diag
+        out.lap, out._lap_run = self.lap, self._lap_run
         return out
 
     # -- views -------------------------------------------------------------------------------
@@ -143,6 +168,7 @@ class Jet:
 
     @property
     def second(self) -> torch.Tensor:
+        """(m [+ 1], n, h): the carried pairs, then the Laplacian if carried."""
         return self.parts()[2]
 
     def stacked(self) -> torch.Tensor:
@@ -200,15 +226,20 @@ class Jet:
 
     # -- nonlinear operations ----------------------------------------------------------------
     def _pair_products(self, g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``g_a * h_b`` for every carried pair (a, b): (m, n, w)."""
-        m = len(self.pairs)
-        if self._diag is not None:  # pure second derivatives of consecutive directions
-            cut = [self._diag, m, g.shape[0] - self._diag - m]  # split: no slice-backward scatter
-            gd = g.split(cut)[1]
-            return gd * gd if h is g else gd * h.split(cut)[1]
-        gs = g.unbind(0)
-        hs = gs if h is g else h.unbind(0)
-        return torch.stack([gs[a] * hs[b] for a, b in self.pairs])
+        """``g_a * h_b`` for every carried pair (a, b), then ``sum_{a in lap} g_a * h_a`` if
+        the Laplacian is carried: (m [+ 1], n, w)."""
+        out = []
+        if self.pairs:
+            out.append(_products(g, h, self.pairs, self._diag))
+        if self.lap:
+            diag = tuple((a, a) for a in self.lap)
+            out.append(_products(g, h, diag, self._lap_run).sum(0, keepdim=True))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    @property
+    def nsecond(self) -> int:
+        """Second-order slots carried: pairs, plus one for the Laplacian."""
+        return len(self.pairs) + (1 if self.lap else 0)
 
     def apply(self, name: str) -> Jet:
         """Elementwise function ``name`` (tanh, sin, cos, gelu, softplus) by the chain rule."""
@@ -219,7 +250,7 @@ class Jet:
         v, g, s = self.parts()
         s0, s1, s2 = fn(v)
         out = [s0[None], s1 * g]
-        if self.pairs:
+        if self.nsecond:
             out.append(torch.addcmul(s1 * s, s2, self._pair_products(g, g)))
         return self.like(torch.cat(out))
 
@@ -228,11 +259,29 @@ class Jet:
         va, ga, sa = self.parts()
         vb, gb, sb = other.parts()
         out = [(va * vb)[None], ga * vb + va * gb]
-        if self.pairs:
+        if self.nsecond:
             cross = self._pair_products(ga, gb)
-            cross = cross + (cross if self._diag is not None else self._pair_products(gb, ga))
+            # g_a h_b + g_b h_a = 2 g_a h_b when every carried pair is pure (a, a); the
+            # Laplacian's sum of g_a h_a always is
+            symmetric = self._diag is not None or not self.pairs
+            cross = cross + (cross if symmetric else self._pair_products(gb, ga))
             out.append(sa * vb + va * sb + cross)
         return self.like(torch.cat(out))
+
+
+def _products(
+    g: torch.Tensor, h: torch.Tensor, pairs: tuple[tuple[int, int], ...], diag: int | None
+) -> torch.Tensor:
+    """``g_a * h_b`` for the slot ``pairs`` (a, b): (len(pairs), n, w).  ``diag``: first slot
+    when the pairs are the diagonal run (diag, diag), (diag+1, diag+1), ..."""
+    if diag is not None:  # pure second derivatives of consecutive directions
+        m = len(pairs)
+        cut = [diag, m, g.shape[0] - diag - m]  # split: no slice-backward scatter
+        gd = g.split(cut)[1]
+        return gd * gd if h is g else gd * h.split(cut)[1]
+    gs = g.unbind(0)
+    hs = gs if h is g else h.unbind(0)
+    return torch.stack([gs[a] * hs[b] for a, b in pairs])
 
 
 def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
@@ -301,11 +350,21 @@ class TaylorFields(Fields):
             )
         self.model = model
         self.points = points
-        self.directions, self.pairs = plan(declared_keys(declared, self.coordinates), d)
+        declared_ = declared_keys(declared, self.coordinates)
+        #: direction slots whose pure second derivatives are carried summed (the Laplacian)
+        self.lap: tuple[int, ...] = ()
+        if declared_ is not None and any(LAPLACIAN in keys for keys in declared_.values()):
+            self.directions, self.pairs, self.lap = plan_laplacian(
+                declared_, spatial_axes(self.coordinates)
+            )
+        else:
+            self.directions, self.pairs = plan(declared_, d)
         self._slot = {(a,): 1 + i for i, a in enumerate(self.directions)}
         k = len(self.directions)
         for j, (a, b) in enumerate(self.pairs):
             self._slot[(self.directions[a], self.directions[b])] = 1 + k + j
+        if self.lap:
+            self._slot[LAPLACIAN] = 1 + k + len(self.pairs)
         self._out: dict[str, tuple[torch.Tensor, ...]] | None = None
 
     @staticmethod
@@ -316,7 +375,7 @@ class TaylorFields(Fields):
     def _outputs(self) -> dict[str, tuple[torch.Tensor, ...]]:
         """Per field, its slots (value, first..., second...) as (n,) tensors."""
         if self._out is None:
-            jet = Jet.input(self.points, self.directions, self.pairs)
+            jet = Jet.input(self.points, self.directions, self.pairs, self.lap)
             out = self.model.forward_taylor(jet)
             if out.width != len(self.fields):
                 raise ValueError(f"model has {out.width} outputs but fields are {self.fields}")
@@ -337,8 +396,26 @@ class TaylorFields(Fields):
             )
         return self._outputs()[field][slot]
 
+    def _laplacian(self, field: str) -> torch.Tensor:
+        if not self.lap:  # everything propagated (no declaration): add the pure seconds
+            return super()._laplacian(field)
+        return self._outputs()[field][self._slot[LAPLACIAN]]
+
     def _coord(self, index: int) -> torch.Tensor:
         return self.points[:, index]
+
+
+def plan_laplacian(
+    declared: Mapping[str, frozenset[Key]], spatial: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Directions, pairs and Laplacian slots for a declaration that asks for the Laplacian.
+
+    The Laplacian needs the first derivatives along every spatial axis; the pure second
+    derivatives it sums are not carried on their own unless declared as well."""
+    keys = set().union(*declared.values()) - {LAPLACIAN}
+    dirs, pairs = plan({"": frozenset(keys | {(a,) for a in spatial})}, 0)
+    index = {a: i for i, a in enumerate(dirs)}
+    return dirs, pairs, tuple(index[a] for a in spatial)
 
 
 def plan(

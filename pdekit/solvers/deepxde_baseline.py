@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pdekit.core.fields import Fields
+from pdekit.core.fields import Fields, parse_spec
 from pdekit.errors import ParameterError
 from pdekit.geometries.primitives import Hyperrectangle
 from pdekit.geometries.spacetime import SpaceTime
@@ -120,9 +120,7 @@ class DeepXDEBaseline(Solver):
         if not isinstance(space, Hyperrectangle) or space.dim > 3:
             return "the DeepXDE baseline handles intervals, rectangles and boxes only"
         orders = [
-            len(s) if not isinstance(s, str) else len(s)
-            for v in problem.derivatives.values()
-            for s in v
+            len(parse_spec(s, problem.coordinates)) for v in problem.derivatives.values() for s in v
         ]
         if orders and max(orders) > 2:
             return "DeepXDE's gradient API gives first and second derivatives only"

@@ -62,3 +62,18 @@ def test_gradient_flows_to_parameters():
     x = pts.detach()[:, 0]
     want = (-2 * w * torch.sin(w * x) - w**2 * x * torch.cos(w * x)).sum()
     assert math.isclose(float(g), float(want), rel_tol=1e-12)
+
+
+def test_laplacian_is_the_spatial_sum_of_pure_second_derivatives():
+    # in (x, y, t): the Laplacian leaves t out; u = sin x cos 2y e^t, lap u = -5 u
+    pts = torch.tensor([[0.3, 0.7, 0.1], [1.1, -0.4, 0.9]], dtype=torch.float64)
+    pts.requires_grad_(True)
+    x, y, t = pts.unbind(1)
+    u = torch.sin(x) * torch.cos(2 * y) * torch.exp(t)
+    f = AutogradFields(pts, {"u": u}, ("x", "y", "t"), {"u": ("t", "laplacian")})
+    assert torch.allclose(f.laplacian("u"), -5 * u, rtol=1e-13, atol=1e-13)
+    assert f.laplacian("u") is f.d("u", "laplacian")  # one request, cached
+    with pytest.raises(UndeclaredDerivativeError, match="du/dxx"):
+        f.d("u", "xx")  # declared only inside the sum
+    with pytest.raises(ValueError, match="spatial coordinate"):
+        parse_spec("laplacian", ("t",))

@@ -32,7 +32,10 @@ def test_training_stops_when_the_time_budget_is_spent(solver):
     t0 = time.perf_counter()
     sol = pdekit.solve("porous_medium/heat", solver=solver, config=cfg, verbose=False)
     wall = time.perf_counter() - t0
-    assert 10 < sol.step < 10**6  # it trained, and stopped long before train.steps
+    # it trained, and stopped long before train.steps. No floor on the step count beyond one:
+    # CI's shared 2-core machine once made only 7 steps of this tiny network in the second
+    # (about 4 ms a step here), and throughput is not what this test is about
+    assert 0 < sol.step < 10**6
     # the stop comes after the first step ending past the budget: one tiny step (~ms) later;
     # setup, imports and scoring add at most a few seconds on a loaded 2-core machine
     assert wall >= BUDGET

@@ -93,7 +93,7 @@ class Kolmogorov(Problem):
     derivatives = {
         "u": ("x", "y"),
         "v": ("x", "y"),
-        "w": ("t", "x", "y", "xx", "yy"),
+        "w": ("t", "x", "y", "laplacian"),
     }
     equation = (
         "w_t + u w_x + v w_y = nu lap w + 0.1 (sin 2pi(x+y) + cos 2pi(x+y)),  u_x + v_y = 0,  "
@@ -126,7 +126,7 @@ class Kolmogorov(Problem):
             "vorticity": f.d("w", "t")
             + u * f.d("w", "x")
             + v * f.d("w", "y")
-            - self.nu * (f.d("w", "xx") + f.d("w", "yy"))
+            - self.nu * f.laplacian("w")
             - forcing(f.coord("x"), f.coord("y")),
             "continuity": f.d("u", "x") + f.d("v", "y"),
             "vorticity_definition": f["w"] - (f.d("v", "x") - f.d("u", "y")),

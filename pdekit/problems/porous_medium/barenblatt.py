@@ -53,8 +53,8 @@ class Barenblatt(Problem):
     @property
     def derivatives(self) -> dict[str, tuple[str, ...]]:
         if self.dim == 1:
-            return {"u": ("t", "x", "xx")}
-        return {"u": ("t", "x", "y", "xx", "yy")}
+            return {"u": ("t", "x", "laplacian")}
+        return {"u": ("t", "x", "y", "laplacian")}
 
     def domain(self) -> SpaceTime:
         d = self.dim
@@ -110,7 +110,7 @@ class Barenblatt(Problem):
         u = f["u"]
         space = self.coordinates[:-1]
         grad2 = sum(f.d("u", c) ** 2 for c in space)
-        lap = sum(f.d("u", c + c) for c in space)
+        lap = f.laplacian("u")
         dk = self.m * (self.m - 1.0) * positive_power(u, self.m - 2.0)  # k'(u)
         return {"diffusion": f.d("u", "t") - self.k(u) * lap - dk * grad2}
 
