@@ -310,12 +310,17 @@ def _grid(shape, spacing, periodic, order):
     for a in range(d - 2, -1, -1):
         strides[a] = strides[a + 1] * shape_arr[a + 1]
     w = order // 2
-    edge = np.zeros(shape, dtype=bool)
+    # flat indices of the samples within w of a face: the union of one slab pair per axis,
+    # built from the slabs alone (a full-grid mask cost 0.8 ms of a 5 ms 2048^2 residual)
+    # (disjoint: the slab of axis a takes only interior positions along the axes before it)
+    slabs = []
     for a in range(d):
-        index = [slice(None)] * d
-        index[a] = np.r_[0:w, shape[a] - w : shape[a]]
-        edge[tuple(index)] = True
-    return shape_arr, strides, periodic, 1.0 / spacing, 1.0 / spacing**2, np.flatnonzero(edge)
+        ranges = [np.arange(w if b < a else 0, m - w if b < a else m) for b, m in enumerate(shape)]
+        ranges[a] = np.r_[0:w, shape[a] - w : shape[a]]
+        flat = sum(g.astype(np.int64) * s for g, s in zip(np.ix_(*ranges), strides))
+        slabs.append(np.ravel(flat))
+    edge = np.sort(np.concatenate(slabs))
+    return shape_arr, strides, periodic, 1.0 / spacing, 1.0 / spacing**2, edge
 
 
 def _weights(order: int):
