@@ -80,15 +80,24 @@ SOLVER_CONFIG = {
 }
 
 
-#: per case, for pdekit's solvers: the derivative engine measured faster on this CPU (ms of CPU
-#: time per step, 3 x 64 modified MLP, 2048 points, one thread: allen_cahn autograd 48 / taylor
-#: 53 (causal), 37 / 53 (pinn); taylor_green autograd 131 / taylor 75 (causal), 146 / 83 (pinn))
-CASE_ENGINE = {"allen_cahn": "autograd", "taylor_green": "taylor"}
+#: per case, the causal PINN's derivative engine, measured fastest on this CPU (median ms of
+#: training-clock time per step at the settings above, one thread, 2026-11-23, with
+#: /tmp-style timing of ``train_s`` in the history; autograd / taylor / taylor_compiled):
+#: allen_cahn 40.1 / 51.5 / 28.7, burgers 45.1 / 55.3 / 38.6, taylor_green 128.1 / 63.4 / 29.4,
+#: convection_beta50 (first derivatives only) 19.1 / 38.6 / 26.9 -> autograd, the default.
+#: The compiled engine's first step compiles (about 10 s, counted in the budget). The vanilla
+#: PINN keeps its "auto" engine (compiled Taylor for these long runs where the residual has
+#: second derivatives, see pdekit.solvers.physics.resolve_engine).
+CASE_ENGINE = {
+    "allen_cahn": "taylor_compiled",
+    "burgers": "taylor_compiled",
+    "taylor_green": "taylor_compiled",
+}
 
 
 def config_for(solver: str, budget: float, case: str | None = None) -> dict:
     cfg = {**COMMON, **SOLVER_CONFIG[solver], "train.time_budget_s": float(budget)}
-    if solver != "deepxde" and case in CASE_ENGINE:
+    if solver == "causal_pinn" and case in CASE_ENGINE:
         cfg["engine"] = CASE_ENGINE[case]
     return cfg
 

@@ -48,7 +48,7 @@ from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
 CHUNKINGS = ("slices", "sorted")
-CAUSAL_ENGINES = ("autograd", "taylor")
+CAUSAL_ENGINES = ("autograd", "taylor", "taylor_compiled")
 
 
 @dataclass
@@ -117,7 +117,10 @@ class CausalPINNConfig:
     #: Adam, lr 1e-3 decayed by 0.9 every 5000 steps (paper §5)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(decay_every=5000))
     causal: CausalConfig = field(default_factory=CausalConfig)
-    #: derivative engine of the core: "autograd" (nested autograd) or "taylor" (forward jets)
+    #: derivative engine of the core: "autograd" (nested autograd), "taylor" (forward jets) or
+    #: "taylor_compiled" (the jets under torch.compile: seconds to compile once per window,
+    #: then the fastest step for second-derivative residuals; see
+    #: :func:`pdekit.solvers.physics.resolve_engine` for measured step times)
     engine: str = "autograd"
 
     def __post_init__(self):
@@ -498,9 +501,10 @@ class CausalPINN(PINN):
         return WindowedNetwork(nets, edges)
 
     def build_task(self, problem, config, model, rng, device) -> CausalPINNTask:
-        if config.engine == "taylor" and not all(TaylorFields.supports(n) for n in model.nets):
+        taylor = config.engine in ("taylor", "taylor_compiled")
+        if taylor and not all(TaylorFields.supports(n) for n in model.nets):
             raise ParameterError(
-                f"engine 'taylor' needs networks with forward_taylor; "
+                f"engine {config.engine!r} needs networks with forward_taylor; "
                 f"{type(model.nets[0]).__name__} has none (use engine='autograd')"
             )
         return CausalPINNTask(problem, config, model, rng, device)
