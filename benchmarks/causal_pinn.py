@@ -80,9 +80,9 @@ SOLVER_CONFIG = {
 }
 
 
-#: per case, the causal PINN's derivative engine, measured fastest on this CPU (median ms of
-#: training-clock time per step at the settings above, one thread, 2026-11-23, with
-#: /tmp-style timing of ``train_s`` in the history; autograd / taylor / taylor_compiled):
+#: per case, the causal PINN's derivative engine, measured fastest on this CPU (median of the
+#: step-to-step differences of ``train_s`` in the history over steps 20-150 of a 150-step run
+#: at the settings above, one thread, 2026-11-23, in ms; autograd / taylor / taylor_compiled):
 #: allen_cahn 40.1 / 51.5 / 28.7, burgers 45.1 / 55.3 / 38.6, taylor_green 128.1 / 63.4 / 29.4,
 #: convection_beta50 (first derivatives only) 19.1 / 38.6 / 26.9 -> autograd, the default.
 #: The compiled engine's first step compiles (about 10 s, counted in the budget). The vanilla

@@ -111,21 +111,6 @@ def declared_keys(
     }
 
 
-def required_keys(declared: Mapping[str, frozenset[Key]]) -> dict[str, frozenset[Key]]:
-    """The declaration closed under prefixes: ``u_xx`` needs ``u_x`` on the way (autograd)."""
-    out: dict[str, frozenset[Key]] = {}
-    for f, keys in declared.items():
-        closed: set[Key] = set()
-        for k in keys:
-            if k == LAPLACIAN:  # needs no prefix of its own: engines expand it as they see fit
-                closed.add(k)
-                continue
-            for n in range(1, len(k) + 1):
-                closed.add(tuple(sorted(k[:n])))
-        out[f] = frozenset(closed)
-    return out
-
-
 class Fields:
     """Base accessor: values, derivatives and coordinates of fields at a set of points.
 

@@ -150,12 +150,13 @@ class LagrangianPINNConfig:
     #: characteristics down to keep it small. Measured on Burgers (nu = 0.01/pi, one CPU
     #: thread, MSE norm): divided 0.45 after 120 s, cleared 0.106 after 40 s; cleared with the
     #: RMS norm 5.7e-2 after 600 s (benchmarks/lagrangian_pinn.py). They agree where X_a = 1.
-    #: Known weakness, measured on that 600 s Burgers run: the trained map folds at the shock
-    #: (X_a < 0 from t ~ 0.3; labels from either side overshoot x = 0 by up to 0.03 with their
-    #: speed unchanged: the inviscid, overturned wave), which the cleared form admits because
-    #: it vanishes with X_a; all of the remaining error sits on the two grid points beside
-    #: x = 0. Tried without gain: a penalty relu(-X_a) (weight 100: rel_l2 0.29), and the
-    #: divided form wherever X_a >= 0.3 (5.71e-2) or >= 0.1 (0.23; both ~9700 steps, shared CPU).
+    #: Known weakness, measured on two retrained 600 s Burgers models (5.73e-2, 5.72e-2):
+    #: the map folds at the shock (X_a < 0 at t = 0.4 and 1, the times checked; labels from
+    #: either side overshoot x = 0 by up to 0.03 with their speed unchanged: the inviscid,
+    #: overturned wave), which the cleared form admits because it vanishes with X_a; from
+    #: t = 0.4 on, 98-100% of the squared error lies within 0.02 of x = 0. Tried without
+    #: gain: a penalty relu(-X_a) (weight 100: rel_l2 0.29), and the divided form wherever
+    #: X_a >= 0.3 (5.71e-2) or >= 0.1 (0.23; both ~9700 steps, shared CPU).
     state_form: str = "cleared"
 
     def __post_init__(self):
