@@ -23,6 +23,11 @@ domain, float32):
 * ``heat_3d``: u_t - k (u_xx + u_yy + u_zz) on (x, y, z, t), written here (the registered
   heat problem is 1D).
 
+Beside them, ``gemm_floor`` times the Taylor step's matrix products alone (the same affine
+layers on ``slots x points`` rows, forward and backward, nothing else; see
+:func:`make_gemm_floor`): the JSON reports how far the best engine is from it and the speed-up
+over DeepXDE a step costing only those products would reach on this machine.
+
 Each engine's first step (compilation, for the compiled one) and ``--warmup`` steps are not
 timed; then ``--repeats`` rounds each time one step of every engine in turn (interleaved, so
 load from other users of a shared machine falls on all engines alike), and medians are reported.
@@ -67,6 +72,8 @@ os.environ.setdefault("DDE_BACKEND", "pytorch")
 RESULTS = Path(__file__).resolve().parent / "results"
 ENGINES = ("deepxde", "autograd", "taylor", "taylor_compiled")
 OURS = ("autograd", "taylor", "taylor_compiled")
+#: the pseudo-engine timed beside them: the Taylor step's matrix products alone
+FLOOR = "gemm_floor"
 
 
 class Heat3D:
@@ -208,6 +215,43 @@ def make_step(case: Case, engine: str, ours, net, x):
     return step
 
 
+def taylor_slots(case: Case, ours, x) -> int:
+    """Jet slots the Taylor engine carries for the case's declaration (value, first
+    derivatives, mixed second-order pairs, and the Laplacian slot when declared)."""
+    from pdekit.core import TaylorFields
+
+    pr = case.problem
+    f = TaylorFields(ours, x, pr.coordinates, pr.fields, pr.derivatives)
+    return 1 + len(f.directions) + len(f.pairs) + (1 if f.lap else 0)
+
+
+def make_gemm_floor(ours, slots: int, n: int, dtype, device):
+    """A step made of the Taylor step's matrix products and nothing else.
+
+    The same affine layers as ``ours`` (no activation, no residual) applied to ``slots * n``
+    rows, a mean-square loss and the backward pass: every affine layer of a Taylor step is one
+    such product over all stacked slots, and its backward two more (input and weight
+    gradients). The time of this step bounds any engine that propagates these slots through
+    these layers on this machine, whatever it fuses around the products.
+    """
+    import torch
+
+    layers = [torch.nn.Linear(a.in_features, a.out_features).to(device, dtype) for a in ours.layers]
+    net = torch.nn.Sequential(*layers)
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(slots * n, layers[0].in_features, generator=g).to(device, dtype)
+    params = list(net.parameters())
+
+    def step():
+        loss = net(rows).square().mean()
+        loss.backward()
+        for q in params:
+            q.grad = None
+        return loss
+
+    return step
+
+
 # -- measurements ---------------------------------------------------------------------------------
 def timer(device):
     import torch
@@ -308,6 +352,11 @@ def bench_case(case: Case, args, device) -> dict:
                 "reason": f"{type(exc).__name__}: {exc}"[:2000],
                 "traceback_tail": traceback.format_exc()[-1500:],
             }
+    slots = taylor_slots(case, ours, x)
+    floor = make_gemm_floor(ours, slots, args.points, dtype, device)
+    floor()
+    steps[FLOOR] = floor
+    rows[FLOOR] = {"status": "ok", "slots": slots}
     # engines interleaved, one step each per round: load from other users of a shared machine
     # then falls on every engine alike instead of on whichever ran while it lasted
     samples: dict[str, list[float]] = {e: [] for e in steps}
@@ -319,6 +368,8 @@ def bench_case(case: Case, args, device) -> dict:
     for engine, step in steps.items():
         row = rows[engine]
         row.update(median_s=statistics.median(samples[engine]), samples_s=samples[engine])
+        if engine == FLOOR:
+            continue
         row["peak_memory_bytes"] = peak_memory(step, device)
         if engine != "deepxde":
             row["rel_diff_vs_deepxde"] = correctness(case, ours, net, x, engine)
@@ -333,6 +384,7 @@ def bench_case(case: Case, args, device) -> dict:
             )
     ok = [e for e in OURS if rows[e].get("status") == "ok"]
     best = min(ok, key=lambda e: rows[e]["median_s"])
+    floor_s = rows[FLOOR]["median_s"]
     return {
         "problem": getattr(case.problem, "name", case.name),
         "coordinates": list(case.problem.coordinates),
@@ -341,6 +393,11 @@ def bench_case(case: Case, args, device) -> dict:
         "engines": rows,
         "best_engine": best,
         "speedup_vs_deepxde": base / rows[best]["median_s"],
+        # the matrix products alone (see make_gemm_floor): how far the best engine is from
+        # them, and the speed-up over DeepXDE that a step costing only them would reach
+        "gemm_floor_s": floor_s,
+        "best_over_gemm_floor": rows[best]["median_s"] / floor_s,
+        "speedup_bound_vs_deepxde": base / floor_s,
         "max_rel_diff_vs_deepxde_float32": max(
             max(rows[e]["rel_diff_vs_deepxde"].values()) for e in ok
         ),
@@ -351,8 +408,13 @@ def bench_case(case: Case, args, device) -> dict:
 def _fmt(row: dict) -> str:
     if row.get("status") != "ok":
         return f"{row.get('status')}: {row.get('reason', '')[:120]}"
-    s = f"median {row['median_s'] * 1e3:8.1f} ms  peak {row['peak_memory_bytes'] / 2**20:7.1f} MiB"
-    s += f"  first {row['first_step_s']:.1f} s"
+    s = f"median {row['median_s'] * 1e3:8.1f} ms"
+    if "peak_memory_bytes" in row:
+        s += f"  peak {row['peak_memory_bytes'] / 2**20:7.1f} MiB"
+    if "first_step_s" in row:
+        s += f"  first {row['first_step_s']:.1f} s"
+    if "slots" in row:
+        s += f"  ({row['slots']} slots)"
     if "rel_diff_vs_deepxde" in row:
         s += f"  rel diff {max(row['rel_diff_vs_deepxde'].values()):.1e}"
     return s
