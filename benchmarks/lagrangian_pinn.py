@@ -7,7 +7,9 @@ spent (``train.time_budget_s``; the causal PINN shares it among its stages), and
 by ``Solution.errors()`` on the problem's evaluation grid against its reference. The peers run
 at the CPU settings of ``benchmarks/causal_pinn.py``. For Burgers the error is also split at
 the steep front: rel_l2 on ``|x| < 0.1`` (the shock at x = 0) and on ``|x| >= 0.1``, and per
-time row (the error map).
+time row (the error map), and the inviscid entropy solution is scored the same way
+(``"inviscid_limit"``: what a solver scores that has every characteristic right but no viscous
+shock layer).
 
     OMP_NUM_THREADS=1 python benchmarks/lagrangian_pinn.py --budget 600 --device cpu
     python benchmarks/lagrangian_pinn.py --cases burgers --solvers lagrangian_pinn --budget 60
@@ -31,6 +33,7 @@ import torch
 
 import pdekit
 from pdekit.metrics import field_errors
+from pdekit.problems.references.cole_hopf import burgers_sine_inviscid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import causal_pinn as causal_benchmark  # noqa: E402  (the peers' CPU settings)
@@ -64,10 +67,11 @@ def _overrides(case: str, solver: str, budget: float) -> dict:
 
 def _front_errors(sol) -> dict:
     """rel_l2 near the Burgers front and away from it, and per time (the error map's rows)."""
-    grid = sol.problem.evaluation_grid()
-    pts = grid.points()
-    pred = sol(pts)["u"]
-    ref = sol.problem.reference()(pts)["u"]
+    pts = sol.problem.evaluation_grid().points()
+    return _split_errors(pts, sol(pts)["u"], sol.problem.reference()(pts)["u"])
+
+
+def _split_errors(pts: np.ndarray, pred: np.ndarray, ref: np.ndarray) -> dict:
     near = np.abs(pts[:, 0]) < FRONT
     out = {
         "rel_l2_front": field_errors({"u": pred[near]}, {"u": ref[near]})["rel_l2"],
@@ -84,6 +88,21 @@ def _front_errors(sol) -> dict:
         }
     out["rel_l2_by_time"] = rows
     return out
+
+
+def inviscid_limit_errors() -> dict:
+    """The Burgers case's errors of the inviscid entropy solution (nu -> 0, Lax-Oleinik) against
+    the viscous reference, split as for the solvers: what a solver scores if it learns the
+    characteristics and carried states exactly but no viscous shock layer."""
+    name, params = CASES["burgers"]
+    problem = pdekit.problems.get(name, **params)
+    pts = problem.evaluation_grid().points()
+    ref = problem.reference()(pts)["u"]
+    pred = burgers_sine_inviscid(pts[:, 0], pts[:, 1])
+    errors = field_errors({"u": pred}, {"u": ref})
+    return {"rel_l2": errors["rel_l2"], "max_abs": errors["max_abs"]} | _split_errors(
+        pts, pred, ref
+    )
 
 
 def run_case(case: str, solver: str, budget: float, device: str, seed: int) -> dict:
@@ -160,6 +179,8 @@ def main(argv=None) -> int:
         "device": device if device != "cpu" else f"cpu ({_cpu_name()})",
         "budget_s": args.budget,
         "cases": results,
+        # the floor of an inviscid answer (see inviscid_limit_errors)
+        "inviscid_limit": {"burgers": inviscid_limit_errors()} if "burgers" in results else {},
         "settings": {
             f"{c}/{s}": _overrides(c, s, args.budget) for c in results for s in results[c]
         },
