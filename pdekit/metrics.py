@@ -38,6 +38,37 @@ def nrmse(pred: np.ndarray, ref: np.ndarray) -> float:
 METRICS = {"rel_l2": rel_l2, "max_abs": max_abs, "nrmse": nrmse}
 
 
+def match_gauge(
+    pred: Mapping[str, np.ndarray],
+    ref: Mapping[str, np.ndarray],
+    fields,
+    times: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """``pred`` with each field of ``fields`` shifted to the reference's mean.
+
+    For a field the equations fix only up to an additive constant (at each time), such as the
+    pressure of incompressible flow on a periodic box or in a closed cavity, a prediction's
+    constant is arbitrary and says nothing about the solution. Here it is replaced by the
+    reference's: pred - mean(pred) + mean(ref), the means taken over all points, or over the
+    points at each time when ``times`` (n,) is given (the points of a grid, so the mean is the
+    grid's quadrature of the spatial mean). Other fields are returned unchanged.
+    """
+    out = {k: np.asarray(v) for k, v in pred.items()}
+    for k in fields:
+        if k not in out or k not in ref:
+            continue
+        p, r = np.asarray(out[k], dtype=float).ravel(), np.asarray(ref[k], dtype=float).ravel()
+        if times is None:
+            shifted = p - p.mean() + r.mean()
+        else:
+            _, slot = np.unique(np.asarray(times).ravel(), return_inverse=True)
+            counts = np.bincount(slot)
+            offset = (np.bincount(slot, r) - np.bincount(slot, p)) / counts
+            shifted = p + offset[slot]
+        out[k] = shifted.reshape(np.shape(out[k]))
+    return out
+
+
 def field_errors(pred: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Errors per field (``"rel_l2/u"``...) and over all fields together (``"rel_l2"``...).
 

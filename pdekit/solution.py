@@ -11,7 +11,7 @@ import numpy as np
 
 from pdekit.checkpoints import Checkpoint, save_checkpoint
 from pdekit.geometries.grid import TensorGrid
-from pdekit.metrics import field_errors
+from pdekit.metrics import field_errors, match_gauge
 from pdekit.problems.base import Problem
 
 Predictor = Callable[[np.ndarray], Mapping[str, np.ndarray]]
@@ -86,11 +86,23 @@ class Solution:
     def errors(self, grid: TensorGrid | None = None) -> dict[str, float]:
         """rel_l2, max_abs and nrmse against the problem's reference, joint and per field.
 
-        Evaluated on ``grid`` (default: the problem's evaluation grid).
+        Evaluated on ``grid`` (default: the problem's evaluation grid). Fields the problem
+        fixes only up to a constant (``problem.gauge_fields``, e.g. the pressure on a periodic
+        box) are compared after shifting the prediction, at each time, to the reference's mean
+        over the grid (:func:`pdekit.metrics.match_gauge`).
         """
         grid = grid or self.problem.evaluation_grid()
         pts = grid.points()
-        return field_errors(self(pts), self.problem.reference()(pts))
+        ref = self.problem.reference()(pts)
+        return field_errors(self.gauged(self(pts), ref, pts), ref)
+
+    def gauged(self, pred, ref, points: np.ndarray) -> dict[str, np.ndarray]:
+        """``pred`` at grid ``points`` with its gauge fields shifted to ``ref``'s constant."""
+        fields = getattr(self.problem, "gauge_fields", ())
+        if not fields:
+            return dict(pred)
+        times = np.asarray(points)[:, -1] if self.problem.time_dependent else None
+        return match_gauge(pred, ref, fields, times)
 
     # -- output --------------------------------------------------------------------------------
     def to_vtk(self, path: str | os.PathLike, grid: TensorGrid | None = None) -> Path:

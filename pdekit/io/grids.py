@@ -20,22 +20,27 @@ def solution_arrays(solution, grid: TensorGrid) -> dict[str, np.ndarray]:
     """Prediction, reference and pointwise error per field, grid-shaped.
 
     Names: ``{field}``, ``{field}_reference``, ``{field}_error`` (prediction minus reference).
-    The reference is left out when the problem has none.
+    The reference is left out when the problem has none. A field the problem fixes only up to
+    a constant (``problem.gauge_fields``) is written shifted, at each time, to the reference's
+    mean over the grid, as ``Solution.errors`` compares it.
     """
-    flat = point_arrays(solution, grid.points())
+    flat = point_arrays(solution, grid.points(), gauge=True)
     return {k: v.reshape(grid.shape) for k, v in flat.items()}
 
 
-def point_arrays(solution, points: np.ndarray) -> dict[str, np.ndarray]:
+def point_arrays(solution, points: np.ndarray, gauge: bool = False) -> dict[str, np.ndarray]:
     """Prediction, reference and pointwise error per field at points (n, len(coordinates)).
 
-    Names as in :func:`solution_arrays`; each array has shape (n,).
+    Names as in :func:`solution_arrays`; each array has shape (n,). ``gauge``: the points are
+    a grid, shift gauge fields to the reference's constant (``Solution.gauged``).
     """
     out = dict(solution(points))
     try:
         ref = solution.problem.reference()(points)
     except NotImplementedError:
         ref = {}
+    if gauge and ref:
+        out = solution.gauged(out, ref, points)
     for k, r in ref.items():
         if k in out:
             r = np.asarray(r).reshape(-1)

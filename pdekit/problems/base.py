@@ -149,6 +149,10 @@ class Problem:
     equation: ClassVar[str] = ""
     #: points per coordinate of the default evaluation grid (errors, VTK output, plots)
     evaluation_resolution: ClassVar[dict[str, int]] = {}
+    #: fields the equations and conditions fix only up to an additive constant (at each time),
+    #: such as the pressure with periodic or all-velocity boundaries: errors and written error
+    #: arrays compare them after shifting the prediction to the reference's mean over the grid
+    gauge_fields: ClassVar[tuple[str, ...]] = ()
 
     # -- parameters ----------------------------------------------------------------------------
     def __post_init__(self):

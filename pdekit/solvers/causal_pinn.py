@@ -79,6 +79,14 @@ class CausalConfig:
     boundary_in_chain: bool = True
     #: time-marching windows, each with its own network, trained in order
     windows: int = 1
+    #: start each window's network from the previous window's trained parameters (in the
+    #: window's own time coordinate) instead of a fresh initialisation
+    warm_start: bool = False
+    #: each window but the last trains on [t_k, t_{k+1} + overlap (t_{k+1} - t_k)], so the
+    #: next window's initial condition is taken inside the span its network was trained on
+    #: rather than at its last, least-weighted chunk (jaxpi extends each window by 2 dt); the
+    #: solution still switches networks at t_{k+1}
+    overlap: float = 0.0
     #: flush subnormal floats to zero during the fit (exp(-eps S) underflows; subnormals are
     #: slow on CPUs); restored afterwards
     flush_denormal: bool = True
@@ -100,6 +108,7 @@ class CausalConfig:
         check(self, "chunks", self.chunks, low=1, high=100000, kind=int)
         check(self, "chunking", self.chunking, choices=CHUNKINGS)
         check(self, "windows", self.windows, low=1, high=10000, kind=int)
+        check(self, "overlap", self.overlap, low=0.0, high=1.0)
         check(self, "grad_norm_every", self.grad_norm_every, low=0, kind=int)
         check(self, "grad_norm_momentum", self.grad_norm_momentum, low=0.0, high=1.0)
 
@@ -158,6 +167,16 @@ class WindowedNetwork(nn.Module):
         for idx, o in zip(parts, outs):
             out[idx] = o
         return out
+
+
+def training_spans(edges: list[float], overlap: float) -> list[tuple[float, float]]:
+    """The time span each window's network trains on: its window, extended past its end by
+    ``overlap`` times its length (all windows but the last)."""
+    spans = []
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        last = k == len(edges) - 2
+        spans.append((a, b if last else b + overlap * (b - a)))
+    return spans
 
 
 # -- sampling and chunked losses ---------------------------------------------------------------
@@ -305,7 +324,7 @@ class CausalPINNTask(PINNTask):
         self.physics = CausalPhysics(
             problem, config, rng, device=device, dtype=config.train.torch_dtype
         )
-        self.edges = model.edges.tolist()
+        self.spans = training_spans(model.edges.tolist(), c.overlap)
         budget = config.train.time_budget_s
         total = budget if budget > 0 else config.train.steps
         self.schedule = AnnealingSchedule(
@@ -317,7 +336,7 @@ class CausalPINNTask(PINNTask):
             early_stop=c.early_stop,
             check_every=c.check_every,
         )
-        self.physics.set_window(self.edges[0], self.edges[1])
+        self.physics.set_window(*self.spans[0])
         self.elapsed = 0.0  # seconds of training (between the first and the last step)
         self._tick: float | None = None
         self.weights: torch.Tensor | None = None  # causal weights of the last loss evaluation
@@ -407,7 +426,11 @@ class CausalPINNTask(PINNTask):
             self.records["weights"].append(weights)
         if event == "window":
             self._window_start = step
-            self.physics.set_window(self.edges[sched.window], self.edges[sched.window + 1])
+            if self.config.causal.warm_start:
+                # parameters and persistent buffers (Fourier features); the time scaling of
+                # each window is a non-persistent buffer and stays the window's own
+                self.net.load_state_dict(self.model.nets[sched.window - 1].state_dict())
+            self.physics.set_window(*self.spans[sched.window])
             self.batch = None  # draw in the new window at the next step
         return event == "finished"
 
@@ -446,7 +469,7 @@ class CausalPINNTask(PINNTask):
     def load_state_dict(self, state: dict) -> None:
         self.schedule.load_state_dict(state["schedule"])
         k = self.schedule.window
-        self.physics.set_window(self.edges[k], self.edges[k + 1])
+        self.physics.set_window(*self.spans[k])
         super().load_state_dict(state["base"])  # re-draws the batch in use, in this window
         self.elapsed = float(state["elapsed"])
         self._tick = None
@@ -494,7 +517,10 @@ class CausalPINN(PINN):
         dom = problem.domain()
         edges = np.linspace(dom.time.t0, dom.time.t1, config.causal.windows + 1)
         nets = []
-        for a, b in zip(edges[:-1], edges[1:]):
+        ext = config.causal.overlap * (edges[1] - edges[0]) if len(edges) > 2 else 0.0
+        # every network scales time over its window plus the overlap, the last one too, so a
+        # warm start is an exact shift in time
+        for a, b in zip(edges[:-1], edges[1:] + ext):
             bounds = dom.bounds.copy()
             bounds[:, -1] = (a, b)
             nets.append(build_mlp(config.network, bounds, dom.periodic, len(problem.fields)))

@@ -70,6 +70,8 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
 
 def _convert(value: Any, tp: Any, label: str) -> Any:
     origin = typing.get_origin(tp)
+    if tp is bool and not isinstance(value, bool):
+        raise ParameterError(f"config {label} must be true or false; got {value!r}")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if origin is tuple and isinstance(value, list | tuple):

@@ -209,6 +209,62 @@ def test_windows_route_points_and_chain_initial_conditions():
     assert terms["initial/u"].item() == pytest.approx(want.item(), rel=1e-6)
 
 
+def test_overlap_extends_training_past_the_window_but_not_the_routing():
+    cfg = config(
+        **{
+            "causal.windows": 2,
+            "causal.overlap": 0.5,
+            "causal.eps": [1.0],
+            "causal.stage_steps": 1,
+            "train.steps": 100,
+        }
+    )
+    task = task_for(heat(), cfg)  # windows [0, 0.5], [0.5, 1]; window 0 trains on [0, 0.75]
+    assert task.spans == [(0.0, 0.75), (0.5, 1.0)]
+    t = task.physics.sample().interior[:, 1]
+    assert 0.5 < float(t.max()) <= 0.75
+    assert task.model.edges.tolist() == [0.0, 0.5, 1.0]  # the solution switches at t = 0.5
+    assert task.model.window_of(torch.tensor([0.6])).tolist() == [1]
+    task.weights = torch.ones(8)
+    task.after_step(1, {})  # the window event
+    batch = task.physics.sample()  # window 1: from t = 0.5, its initial condition there
+    assert float(batch.interior[:, 1].min()) >= 0.5
+    assert torch.all(batch.initial[:, 1] == 0.5)
+    with pytest.raises(ParameterError, match="overlap"):
+        config(**{"causal.overlap": 1.5})
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_warm_start_copies_the_previous_window_in_its_own_time(warm):
+    cfg = config(
+        **{
+            "train.steps": 100,
+            "causal.windows": 2,
+            "causal.eps": [1.0],
+            "causal.stage_steps": 1,
+            "causal.warm_start": warm,
+            "network.kind": "modified_mlp",
+            "network.fourier_features": 8,
+        }
+    )
+    task = task_for(heat(), cfg)
+    net0, net1 = task.model.nets
+    task.weights = torch.full((8,), 0.5)
+    assert task.after_step(1, {}) is False and task.schedule.window == 1  # the window event
+    x = torch.linspace(0.1, 6.0, 9)
+    s = torch.linspace(0.0, 0.5, 9)  # times within a window, from its start
+    with torch.no_grad():
+        early = net0(torch.stack([x, s], 1))
+        late = net1(torch.stack([x, 0.5 + s], 1))  # window 1 is [0.5, 1]
+    # warm: window 1's network is window 0's, shifted in time by the window length; cold: its
+    # own random initialisation
+    assert torch.allclose(early, late, rtol=0, atol=1e-6) == warm
+    if warm:  # equal parameters and Fourier features; the time scaling stays each window's own
+        for a, b in zip(net0.parameters(), net1.parameters()):
+            assert torch.equal(a, b)
+        assert not torch.equal(net0(torch.stack([x, s], 1)), net1(torch.stack([x, s], 1)))
+
+
 # -- training: annealing, history, resume ----------------------------------------------------------
 def test_annealing_moves_on_exactly_when_min_weight_exceeds_delta():
     # the heat equation is easy: with lambda_ic = 10 the criterion is met several times within
