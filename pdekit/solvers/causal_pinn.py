@@ -17,7 +17,14 @@ slices of a tensor-product batch (N sorted times x M spatial points: the paper) 
 chunks of random points sorted by time (Wang et al. 2023, "An expert's guide to training PINNs",
 the jaxpi code, there with one fixed epsilon).  Time marching: the time interval is split into
 windows, each with its own network, trained one after the other; window k's initial condition
-is window k-1's prediction at their common time.
+is window k-1's prediction at their common time.  Two options the paper does not state, off by
+default: ``warm_start`` starts window k's network from window k-1's trained parameters (each
+network scales time over its own window, so this is the previous solution shifted by one window
+length) instead of a fresh initialisation, and ``overlap`` trains each window a little past its
+end (the jaxpi code extends windows by 2 dt), so the next initial condition is read inside the
+trained span rather than at its last, least-weighted chunk.  Measured on convection at
+beta = 50 (600 s, one CPU thread, ``benchmarks/causal_pinn.py``): 16 fresh windows broke down at
+t = 0.78 (rel_l2 0.56); 8 warm-started windows reached 8.8e-3.
 """
 
 from __future__ import annotations
