@@ -8,6 +8,11 @@ from pdekit.errors import ParameterError
 from pdekit.geometries.base import Geometry
 from pdekit.geometries.sampling import unit_samples
 
+#: shortest time interval, absolute and relative to |t|: networks scale time by 1/(t1 - t0),
+#: so a time derivative grows as 1/(t1 - t0) and its square overflows float32 long before the
+#: span reaches float resolution (t_end = 1e-35 gave inf/nan losses at the first step)
+MIN_SPAN = 1e-6
+
 
 class TimeDomain:
     """The time interval [t0, t1]."""
@@ -15,6 +20,12 @@ class TimeDomain:
     def __init__(self, t0: float, t1: float):
         if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
             raise ParameterError(f"need finite t0 < t1; got t0={t0}, t1={t1}")
+        if t1 - t0 < MIN_SPAN * max(1.0, abs(t0), abs(t1)):
+            raise ParameterError(
+                f"time interval [{t0:g}, {t1:g}] is too short: t1 - t0 must be at least "
+                f"{MIN_SPAN:g} x max(1, |t0|, |t1|) (derivatives in t scale as 1/(t1 - t0)); "
+                "rescale time"
+            )
         self.t0, self.t1 = float(t0), float(t1)
 
     def __repr__(self) -> str:

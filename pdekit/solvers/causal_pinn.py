@@ -332,6 +332,11 @@ class CausalPINNTask(PINNTask):
             problem, config, rng, device=device, dtype=config.train.torch_dtype
         )
         self.spans = training_spans(model.edges.tolist(), c.overlap)
+        for a, b in self.spans:  # refuse too-short windows now, not at a window switch
+            try:
+                TimeDomain(a, b)
+            except ParameterError as e:
+                raise ParameterError(f"causal.windows = {c.windows}: a window {e}") from None
         budget = config.train.time_budget_s
         total = budget if budget > 0 else config.train.steps
         self.schedule = AnnealingSchedule(
