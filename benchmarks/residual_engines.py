@@ -147,9 +147,12 @@ def build_networks(case: Case, width: int, depth: int, dtype, device, seed: int)
 def sample_points(case: Case, n: int, dtype, device, seed: int):
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    lo, hi = (torch.as_tensor(b, dtype=torch.float64) for b in case.bounds)
-    x = lo + (hi - lo) * torch.rand(n, len(lo), generator=g, dtype=torch.float64)
+    # drawn on the CPU (explicitly: DeepXDE's PyTorch backend makes CUDA the default device
+    # when one is present), so every device sees the same points
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    lo, hi = (torch.as_tensor(b, dtype=torch.float64, device="cpu") for b in case.bounds)
+    u = torch.rand(n, len(lo), generator=g, dtype=torch.float64, device="cpu")
+    x = lo + (hi - lo) * u
     return x.to(device, dtype)
 
 
@@ -238,8 +241,9 @@ def make_gemm_floor(ours, slots: int, n: int, dtype, device):
 
     layers = [torch.nn.Linear(a.in_features, a.out_features).to(device, dtype) for a in ours.layers]
     net = torch.nn.Sequential(*layers)
-    g = torch.Generator().manual_seed(0)
-    rows = torch.randn(slots * n, layers[0].in_features, generator=g).to(device, dtype)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    rows = torch.randn(slots * n, layers[0].in_features, generator=g, device="cpu")
+    rows = rows.to(device, dtype)
     params = list(net.parameters())
 
     def step():

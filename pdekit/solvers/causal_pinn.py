@@ -446,6 +446,33 @@ class CausalPINNTask(PINNTask):
             self.batch = None  # draw in the new window at the next step
         return event == "finished"
 
+    def finished(self) -> bool:
+        return self.schedule.finished
+
+    def _schedule_state(self, state: dict) -> dict:
+        """The schedule's saved state; for checkpoints written before it kept its budget and
+        clock, those are recovered: the clock from the last recorded step (or the seconds),
+        and a finished run counts as stopped by its budget unless the criterion could have
+        ended it (early_stop and a last min w above delta). A finished run's old budget is
+        taken as its clock, so a larger budget resumes it; an unfinished run keeps its plan."""
+        sched = dict(state["schedule"])
+        if "total" in sched:
+            return sched
+        c = self.config
+        steps = state["records"]["step"]
+        if c.train.time_budget_s > 0:
+            clock = float(state["elapsed"])
+        else:
+            clock = float(steps[-1]) if len(steps) else 0.0
+        met = c.causal.early_stop and float(state["last"]["min_w"]) > c.causal.delta
+        finished = bool(sched["finished"])
+        sched.update(
+            total=clock if finished else self.schedule.total,
+            clock=clock,
+            budget_spent=finished and not met,
+        )
+        return sched
+
     def status(self) -> dict[str, float]:
         out = dict(self.last)
         if self.config.causal.grad_norm_every:
@@ -479,7 +506,7 @@ class CausalPINNTask(PINNTask):
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.schedule.load_state_dict(state["schedule"])
+        self.schedule.load_state_dict(self._schedule_state(state))
         k = self.schedule.window
         self.physics.set_window(*self.spans[k])
         super().load_state_dict(state["base"])  # re-draws the batch in use, in this window

@@ -133,6 +133,10 @@ class AnnealingSchedule:
         self.window_end = 0.0
         self.stage_end = 0.0
         self.finished = False
+        #: the clock of the last update, and whether training finished by spending the budget
+        #: (not by the stopping criterion): a resumed run with a larger budget goes on from there
+        self.clock = 0.0
+        self.budget_spent = False
         self._plan_window(0.0)
 
     @property
@@ -155,6 +159,7 @@ class AnnealingSchedule:
         """
         if self.finished:
             return "finished"
+        self.clock = float(clock)
         in_stage = step - self.stage_start_step
         last_stage = self.stage == len(self.eps) - 1
         met = in_stage % self.check_every == 0 and min_weight > self.delta
@@ -165,7 +170,7 @@ class AnnealingSchedule:
         else:
             spent = clock >= self.stage_end
         if clock >= self.total:  # the whole budget is gone, whatever the plan said
-            self.finished = True
+            self.finished = self.budget_spent = True
             return "finished"
         if not (met or spent):
             return ""
@@ -180,6 +185,7 @@ class AnnealingSchedule:
             self._plan_window(clock)
             return "window"
         self.finished = True
+        self.budget_spent = not met
         return "finished"
 
     def state_dict(self) -> dict:
@@ -190,6 +196,9 @@ class AnnealingSchedule:
             "window_end": self.window_end,
             "stage_end": self.stage_end,
             "finished": self.finished,
+            "total": self.total,
+            "clock": self.clock,
+            "budget_spent": self.budget_spent,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -199,3 +208,20 @@ class AnnealingSchedule:
         self.window_end = float(state["window_end"])
         self.stage_end = float(state["stage_end"])
         self.finished = bool(state["finished"])
+        if "total" not in state:  # written before budgets were kept: the plan stands
+            return
+        self.clock = float(state["clock"])
+        self.budget_spent = bool(state["budget_spent"])
+        if float(state["total"]) != self.total:
+            self._rebudget()
+
+    def _rebudget(self) -> None:
+        """Share a changed budget (a resumed run given more or fewer steps or seconds) out
+        again from the clock of the last step, as :meth:`_plan_window` would have: the current
+        window gets its share of what is left, its current stage a share of that. A run that
+        finished by spending its old budget goes on; one stopped by the criterion stays
+        finished."""
+        if self.finished and not (self.budget_spent and self.clock < self.total):
+            return
+        self.finished = self.budget_spent = False
+        self._plan_window(self.clock)

@@ -163,6 +163,12 @@ class TrainingTask(Protocol):
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def finished(self) -> bool:
+        """After :meth:`load_state_dict` of a run that the task stopped early: whether it is
+        still finished under this run's config (a causal run stopped by its step budget is not,
+        when resumed with a larger one)."""
+        return True
+
 
 class SampledTask(TrainingTask):
     """Plumbing shared by training tasks whose batches are drawn from ``self.rng`` (a numpy
@@ -394,6 +400,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.task.load_state_dict(task_state)
+        self.stopped_early = self.stopped_early and self.task.finished()
         torch.set_rng_state(state["torch_rng"])
         param = next(self.model.parameters())
         if "cuda_rng" in state and param.device.type == "cuda":

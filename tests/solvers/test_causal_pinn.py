@@ -344,6 +344,41 @@ def test_resume_mid_annealing_matches_the_uninterrupted_run(tmp_path):
     }
 
 
+def test_resume_with_more_steps_trains_on(tmp_path):
+    # the stages share train.steps (stage_steps 0); a finished run resumed with a larger
+    # train.steps (a resumable key) trains the extra steps in its last stage
+    cfg = config(**{"train.steps": 20, "causal.early_stop": False, "causal.eps": [1.0]})
+    kw = dict(solver="causal_pinn", config=cfg, verbose=False, beta=5.0)
+    pdekit.solve("convection_diffusion/convection", checkpoint_dir=tmp_path, **kw)
+    more = pdekit.solve(
+        "convection_diffusion/convection",
+        solver="causal_pinn",
+        resume=tmp_path,
+        steps=35,
+        verbose=False,
+        beta=5.0,
+    )
+    assert more.step == 35 and len(more.history["loss"]) > 0
+
+
+def test_checkpoints_without_the_schedule_budget_still_resume_with_more_steps(tmp_path):
+    # checkpoints written before the schedule kept its budget and clock (2026-11-23)
+    cfg = config(**{"train.steps": 20, "causal.early_stop": False, "causal.eps": [1.0]})
+    kw = dict(solver="causal_pinn", config=cfg, verbose=False, beta=5.0)
+    pdekit.solve("convection_diffusion/convection", checkpoint_dir=tmp_path, **kw)
+    state = pdekit.load(tmp_path / "checkpoint_00000020.h5").trainer_state["task"]
+    for key in ("total", "clock", "budget_spent"):
+        del state["schedule"][key]
+    problem = problems.get("convection_diffusion/convection", beta=5.0)
+    more = {"train.steps": 35, "causal.early_stop": False, "causal.eps": [1.0]}
+    task = task_for(problem, config(**more))
+    task.load_state_dict(state)
+    assert not task.finished() and task.schedule.stage_end == 35
+    same = task_for(problem, cfg)  # the same budget: still finished
+    same.load_state_dict(state)
+    assert same.finished()
+
+
 def test_weight_history_survives_save_and_load(tmp_path):
     cfg = config(**{"train.steps": 20, "train.log_every": 5})
     sol = pdekit.solve("porous_medium/heat", solver="causal_pinn", config=cfg, verbose=False)

@@ -155,6 +155,36 @@ def test_schedule_state_round_trip():
         assert s.update(k, k, mw) == t.update(k, k, mw)
 
 
+def test_resume_with_a_larger_budget_reshares_it():
+    # 2 windows x 2 stages over 400 steps, all spent: resumed with 800, training goes on in the
+    # last stage of the last window, which now ends at 800 (what is left, given to it)
+    s = AnnealingSchedule((1.0, 10.0), 0.99, windows=2, total=400, early_stop=False)
+    assert [s.update(k, k, 0.0) for k in range(1, 401)][-1] == "finished"
+    t = AnnealingSchedule((1.0, 10.0), 0.99, windows=2, total=800, early_stop=False)
+    t.load_state_dict(s.state_dict())
+    assert not t.finished and (t.window, t.stage) == (1, 1) and t.stage_end == 800
+    assert t.update(401, 401, 1.0) == "" and t.update(800, 800, 0.0) == "finished"
+    # mid-run (step 150, window 0, stage 1): the 650 steps left go half to this window
+    s = AnnealingSchedule((1.0, 10.0), 0.99, windows=2, total=400)
+    for k in range(1, 151):
+        s.update(k, k, 0.0)
+    t = AnnealingSchedule((1.0, 10.0), 0.99, windows=2, total=800)
+    t.load_state_dict(s.state_dict())
+    assert (t.window, t.stage) == (0, 1) and t.window_end == 475 and t.stage_end == 475
+    # the same budget: the saved plan stands exactly
+    u = AnnealingSchedule((1.0, 10.0), 0.99, windows=2, total=400)
+    u.load_state_dict(s.state_dict())
+    assert u.state_dict() == s.state_dict()
+
+
+def test_resume_after_the_criterion_stopped_training_stays_finished():
+    s = AnnealingSchedule((1.0,), 0.99, total=400)  # early_stop: the criterion ends training
+    assert s.update(30, 30, 1.0) == "finished"
+    t = AnnealingSchedule((1.0,), 0.99, total=800)
+    t.load_state_dict(s.state_dict())
+    assert t.finished
+
+
 def test_grad_norm_weights_equalise_the_gradient_norms():
     p = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
     a = torch.tensor([3.0, 0.0, 4.0], dtype=torch.float64)  # ||grad|| = 5
