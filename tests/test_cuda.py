@@ -124,3 +124,14 @@ def test_probconserv_checkpoint_on_cuda_equals_cpu():
     for f in ("u", "u_std"):
         # float32 network on different hardware, then the float64 conservation update
         assert np.abs(a[f] - b[f]).max() <= 1e-4 * np.abs(b[f]).max(), f
+
+
+def test_deepxde_baseline_trains_on_cuda_and_leaves_the_default_device():
+    # DeepXDE's backend makes CUDA the process's default device when imported; the baseline
+    # trains there only when asked and restores the default afterwards
+    sol = pdekit.solve("porous_medium/heat", solver="deepxde", steps=30, device="cuda", k=2.0)
+    assert next(sol.model.parameters()).is_cuda
+    assert torch.get_default_device().type == "cpu"
+    assert np.isfinite(sol.errors()["rel_l2"])
+    cpu = pdekit.solve("porous_medium/heat", solver="deepxde", steps=30, device="cpu", k=2.0)
+    assert not next(cpu.model.parameters()).is_cuda

@@ -18,6 +18,7 @@ pdekit does not own. Checkpoints still save and load the trained network.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,12 +37,33 @@ from pdekit.solvers.base import RunOptions, Solver, network_predictor
 from pdekit.solvers.networks import NetworkConfig
 from pdekit.solvers.physics import SamplingConfig, WeightsConfig, residual_names
 from pdekit.solvers.registry import register_solver
-from pdekit.solvers.training import TrainConfig
+from pdekit.solvers.training import TrainConfig, select_device
+
+
+def _set_default_device(device: torch.device) -> None:
+    # None clears torch's default-device mode: CPU without the per-call overhead of the mode
+    torch.set_default_device(None if device.type == "cpu" else device)
+
+
+@contextlib.contextmanager
+def _default_device(device: torch.device):
+    """torch's default device set to ``device`` inside (DeepXDE creates its tensors there)."""
+    before = torch.get_default_device()
+    _set_default_device(device)
+    try:
+        yield
+    finally:
+        _set_default_device(before)
 
 
 def _dde():
     os.environ.setdefault("DDE_BACKEND", "pytorch")
+    # DeepXDE's PyTorch backend makes CUDA torch's default device for the whole process when a
+    # GPU is present; the rest of pdekit places its tensors itself and must not inherit that
+    before = torch.get_default_device()
     import deepxde as dde
+
+    _set_default_device(before)
 
     if dde.backend.backend_name != "pytorch":
         raise RuntimeError(
@@ -148,8 +170,8 @@ class DeepXDEBaseline(Solver):
         def as_np(fn, key):
             def value(x):
                 with torch.no_grad():
-                    out = fn(torch.as_tensor(np.asarray(x), dtype=torch.float64))
-                return out[key].numpy().reshape(-1, 1)
+                    out = fn(torch.as_tensor(np.asarray(x), dtype=torch.float64, device="cpu"))
+                return out[key].cpu().numpy().reshape(-1, 1)
 
             return value
 
@@ -211,9 +233,12 @@ class DeepXDEBaseline(Solver):
                 "the deepxde baseline cannot resume training (see its docstring); resume runs "
                 "of the pinn, causal_pinn, lagrangian_pinn or probconserv solvers"
             )
-        if run.device not in ("auto", "cpu") and not torch.cuda.is_available():
-            raise ParameterError(f"device {run.device!r} is not available; use 'auto' or 'cpu'")
+        device = select_device(run.device)
         dde = _dde()
+        with _default_device(device):  # DeepXDE trains on the default device
+            return self._fit(dde, problem, config, run)
+
+    def _fit(self, dde, problem: Problem, config: DeepXDEConfig, run: RunOptions) -> Solution:
         dde.config.set_random_seed(run.seed)
         if config.train.dtype == "float64":
             dde.config.set_default_float("float64")
