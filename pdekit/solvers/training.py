@@ -400,7 +400,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.task.load_state_dict(task_state)
-        self.stopped_early = self.stopped_early and self.task.finished()
+        still = getattr(self.task, "finished", None)  # a structural task may not define it
+        self.stopped_early = self.stopped_early and (still is None or bool(still()))
         torch.set_rng_state(state["torch_rng"])
         param = next(self.model.parameters())
         if "cuda_rng" in state and param.device.type == "cuda":
