@@ -84,9 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--steps", type=int, default=PAPER_CONFIG["train.steps"])
-    ap.add_argument("--network", choices=sorted(PAPER_REL_L2), default="mlp")
+    # a resumed or evaluated run keeps its checkpoint's network and engine
+    ap.add_argument("--network", choices=sorted(PAPER_REL_L2), default="mlp", help="new runs only")
     ap.add_argument(
-        "--engine", choices=("autograd", "taylor", "taylor_compiled"), default="taylor_compiled"
+        "--engine",
+        choices=("autograd", "taylor", "taylor_compiled"),
+        default="taylor_compiled",
+        help="new runs only",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint-dir", default="runs/causal_pinn_paper")
