@@ -59,6 +59,17 @@ def _pairs(items: list[str]) -> dict:
     return out
 
 
+def _grid(text: str) -> tuple[int, int]:
+    """'10x40' -> (10, 40)."""
+    try:
+        nt, nx = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected TIMESxPOSITIONS such as 10x10, got {text!r}"
+        ) from None
+    return nt, nx
+
+
 # -- train ---------------------------------------------------------------------------------------
 def train(args) -> int:
     torch.set_num_threads(args.threads)
@@ -68,7 +79,14 @@ def train(args) -> int:
         "model": "softc" if args.kind == "softc" else "probconserv",
         "retrain": True,
         "anp": anp,
-        "family": {"param": param, "low": float(low), "high": float(high), "batch": args.batch},
+        "family": {
+            "param": param,
+            "low": float(low),
+            "high": float(high),
+            "batch": args.batch,
+            "target_t": args.targets[0],
+            "target_x": args.targets[1],
+        },
         "train": {
             "steps": args.steps,
             "lr": args.lr,
@@ -219,6 +237,12 @@ def main(argv=None) -> int:
     t.add_argument("--kind", choices=("anp", "softc"), default="anp")
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch", type=int, default=16, help="functions per step")
+    t.add_argument(
+        "--targets",
+        type=_grid,
+        default=(10, 10),
+        help="training targets per function, TIMESxPOSITIONS (the paper's 10x10)",
+    )
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--lr-decay", type=float, default=1.0, help="factor every --decay-every")
     t.add_argument("--decay-every", type=int, default=1000)

@@ -1,7 +1,9 @@
 """The ANP learns a family for real (tiny, CPU) and the shipped checkpoints reproduce their
 recorded metrics."""
 
+import importlib.util
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +110,22 @@ def test_shipped_checkpoint_loads_without_pickle_and_reproduces_its_metrics(path
                 continue
             # same float32 network on CPU; different BLAS paths may move the last bits
             assert got[key] == pytest.approx(want, rel=1e-4, abs=1e-9), (model, key)
+
+
+def test_benchmark_train_records_its_target_grid_and_rejects_a_bad_one(tmp_path, capsys):
+    """``benchmarks/probconserv.py train --targets TxX`` trains on that target grid and the
+    checkpoint's config says so; a malformed grid is refused by name."""
+    path = Path(__file__).parents[2] / "benchmarks" / "probconserv.py"
+    spec = importlib.util.spec_from_file_location("bench_probconserv", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "heat.h5"
+    anp = [f"--anp={k}={v}" for k, v in TINY.items()]
+    argv = ["train", "--problem", "porous_medium/heat", "--set", "k=1", "--family", "k:1:5"]
+    argv += ["--steps", "3", "--batch", "2", "--front-samples", "0", *anp, "--out", str(out)]
+    assert bench.main([*argv, "--targets", "3x7"]) == 0
+    family = load_checkpoint(out, with_trainer=False).solver_config["family"]
+    assert (family["target_t"], family["target_x"]) == (3, 7)
+    with pytest.raises(SystemExit):
+        bench.main([*argv, "--targets", "3by7"])
+    assert "TIMESxPOSITIONS" in capsys.readouterr().err
