@@ -209,6 +209,7 @@ class CausalPhysics(PhysicsLoss):
             dtype=dtype,
             periodic_by_loss=config.network.periodic_harmonics == 0,
             engine=config.engine,
+            retain_graph=config.causal.grad_norm_every > 0,  # grad_norm_weights walks it again
         )
         self.causal = config.causal
         self.window = self.domain

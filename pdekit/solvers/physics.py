@@ -162,6 +162,11 @@ class PhysicsLoss:
     engine: derivative engine (see :func:`make_fields`; ``"taylor_compiled"`` compiles).
     auto: ``engine`` is what "auto" resolved to for the bare network: a model passed later
         without ``forward_taylor`` (a DistributedDataParallel wrapper) falls back to "auto".
+    retain_graph: the loss's graph is walked backward more than once per step (the causal
+        PINN's gradient-norm balancing). ``"taylor_compiled"`` then runs as ``"taylor"``, with
+        a warning: torch.compile's backward donates its saved tensors and refuses a second walk
+        (torch 2.13), and with donation turned off a kernel from inductor's on-disk cache gave
+        gradients 2e-6 off (relative, float64) against eager Taylor in our test.
     """
 
     def __init__(
@@ -175,6 +180,7 @@ class PhysicsLoss:
         periodic_by_loss: bool = False,
         engine: str = "auto",
         auto: bool = False,
+        retain_graph: bool = False,
     ):
         self.problem = problem
         self.sampling = sampling
@@ -183,6 +189,15 @@ class PhysicsLoss:
         self.engine = engine
         #: ``engine`` was resolved from "auto" (see :func:`resolve_engine`)
         self.auto = auto
+        if retain_graph and engine == "taylor_compiled":
+            warnings.warn(
+                "the loss is differentiated more than once per step (retain_graph), which "
+                "torch.compile's backward does not support reliably: the Taylor engine runs "
+                "uncompiled (engine 'taylor')",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.engine = "taylor"
         self._compiled: tuple[torch.nn.Module, object] | None = None
         self.domain = problem.domain()
         self.bcs = problem.boundary_conditions()

@@ -5,6 +5,7 @@ solutions."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -151,8 +152,6 @@ def test_taylor_and_autograd_engines_give_the_same_chunk_losses():
 def test_compiled_taylor_engine_trains_like_eager_taylor():
     # two windows (one compiled graph per window's network), float64: the compiled engine's
     # chunk losses equal autograd's, and a short run ends on the same weights as eager Taylor
-    import warnings
-
     cfg = config(**{"engine": "taylor_compiled", "train.dtype": "float64"})
     ref = config(**{"engine": "autograd", "train.dtype": "float64"})
     with warnings.catch_warnings(record=True) as caught:
@@ -179,6 +178,40 @@ def test_compiled_taylor_engine_trains_like_eager_taylor():
         runs["taylor_compiled"].model.state_dict().items(),
     ):
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12, msg=k)
+
+
+def test_compiled_engine_with_gradient_norm_balancing_runs_as_eager_taylor():
+    # the balancing walks the loss graph more than once (retain_graph), which the compiled
+    # backward refused (a crash before): the solver says so and runs eager Taylor. Oracle:
+    # autograd in float64 on one loss evaluation (balanced lambdas, loss, parameter gradients)
+    # and a short run that ends.
+    kw = {"causal.grad_norm_every": 2, "train.dtype": "float64"}
+    got = {}
+    for e in ("autograd", "taylor_compiled"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            task = task_for(heat(), config(engine=e, **kw))
+        said = [str(w.message) for w in caught if "retain_graph" in str(w.message)]
+        assert bool(said) == (e == "taylor_compiled"), said
+        assert task.physics.engine == ("taylor" if e == "taylor_compiled" else e)
+        task.next_batch(0)
+        loss, _ = task.loss()
+        grads = torch.autograd.grad(loss, list(task.net.parameters()))
+        got[e] = (loss.detach(), dict(task.lambdas), grads)
+    (loss0, lam0, g0), (loss1, lam1, g1) = got["autograd"], got["taylor_compiled"]
+    assert lam0["residual"] != 1.0  # the balancing acted
+    assert lam1 == pytest.approx(lam0, rel=1e-10)
+    torch.testing.assert_close(loss1, loss0, rtol=1e-12, atol=0)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-13)
+    with pytest.warns(RuntimeWarning, match="retain_graph"):
+        sol = pdekit.solve(
+            "porous_medium/heat",
+            solver="causal_pinn",
+            config=config(engine="taylor_compiled", **{**kw, "train.steps": 4}),
+            verbose=False,
+        )
+    assert sol.step == 4 and np.isfinite(sol.history["lambda_residual"]).all()
 
 
 # -- time-marching windows -------------------------------------------------------------------------
