@@ -72,6 +72,11 @@ def cmd_info(args) -> int:
         print(f"  {doc[0]}")
     print(f"equation: {cls.equation}")
     print(f"coordinates: {', '.join(cls.coordinates)}    fields: {', '.join(cls.fields)}")
+    if cls.gauge_fields:
+        print(
+            f"up to a constant: {', '.join(cls.gauge_fields)} (nothing in the problem sets it; "
+            "errors and outputs on grids shift it to the reference's mean at each time)"
+        )
     print(f"domain: {problem.domain()!r}")
     print("parameters:")
     for row in cls.param_table():

@@ -17,6 +17,9 @@ def test_list_and_info(capsys):
     assert main(["info", "navier_stokes/kovasznay"]) == 0
     out = capsys.readouterr().out
     assert "re (float) = 20.0" in out and "reference: exact" in out
+    assert "up to a constant" not in out  # Kovasznay's pressure is fixed by its conditions
+    assert main(["info", "navier_stokes/taylor_green"]) == 0
+    assert "up to a constant: p " in capsys.readouterr().out
     assert main(["info", "pinn"]) == 0
     assert "train.lr = 0.001" in capsys.readouterr().out
 
