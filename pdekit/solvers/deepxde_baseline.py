@@ -82,6 +82,20 @@ class DeepXDEConfig:
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        # DeepXDE's FNN is a plain MLP: refuse the options it cannot honour, not ignore them
+        n = self.network
+        for name, value, plain in (
+            ("kind", n.kind, "mlp"),
+            ("fourier_features", n.fourier_features, 0),
+            ("factorization", n.factorization, False),
+        ):
+            if value != plain:
+                raise ParameterError(
+                    f"network.{name} = {value!r}: the deepxde baseline builds DeepXDE's plain "
+                    f"FNN; allowed: {plain!r} (pinn and causal_pinn offer the other networks)"
+                )
+
 
 def _time_budget_callback(dde, seconds: float):
     """A DeepXDE callback that stops training after the first step ending ``seconds`` after

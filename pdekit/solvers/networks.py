@@ -60,6 +60,13 @@ class NetworkConfig:
     fourier_features: int = 0
     #: standard deviation of the Gaussian frequency matrix B of the Fourier features
     fourier_scale: float = 1.0
+    #: random weight factorization of every linear layer, W = diag(exp(s)) V (Wang et al. 2022;
+    #: used by jaxpi, the causal PINN authors' later code): off when False
+    factorization: bool = False
+    #: mean mu of the initial log-scales s ~ N(mu, sigma^2) (jaxpi's Allen-Cahn: 1.0)
+    factorization_mean: float = 1.0
+    #: standard deviation sigma of the initial log-scales (jaxpi: 0.1)
+    factorization_std: float = 0.1
 
     def __post_init__(self):
         from pdekit.solvers.config import check
@@ -71,6 +78,15 @@ class NetworkConfig:
         check(self, "kind", self.kind, choices=NETWORK_KINDS)
         check(self, "fourier_features", self.fourier_features, low=0, high=4096, kind=int)
         check(self, "fourier_scale", self.fourier_scale, low=1e-6, high=1e4)
+        check(self, "factorization_mean", self.factorization_mean, low=-10.0, high=10.0)
+        check(self, "factorization_std", self.factorization_std, low=0.0, high=10.0)
+
+    @property
+    def factorize(self) -> tuple[float, float] | None:
+        """(mean, std) of the weight factorization, None when it is off."""
+        if not self.factorization:
+            return None
+        return (self.factorization_mean, self.factorization_std)
 
 
 class CoordinateEmbedding(nn.Module):
@@ -145,6 +161,41 @@ class FourierFeatures(nn.Module):
         return concat([arg.apply("cos"), arg.apply("sin")])
 
 
+class FactorizedLinear(nn.Module):
+    """A linear layer with random weight factorization (RWF): ``W = diag(exp(s)) V``.
+
+    Wang, Wang, Wang & Perdikaris 2022, "Random weight factorization improves the training of
+    continuous neural representations" (arXiv 2210.01274): each output neuron's weight vector
+    is a trainable scale ``exp(s_k)`` times a trainable direction ``v_k``. The network computes
+    the same function as with ``W`` itself, but gradient descent on (s, V) moves the scales and
+    directions at different rates. Made from an initialised :class:`torch.nn.Linear`: s is drawn
+    from N(mean, std^2) and V = W / exp(s), so the initial function is unchanged. ``weight``
+    is the product, so code that reads ``layer.weight`` (the Taylor engine) works unchanged.
+    """
+
+    def __init__(self, linear: nn.Linear, mean: float, std: float):
+        super().__init__()
+        w = linear.weight.detach()
+        s = mean + std * torch.randn(w.shape[0], dtype=w.dtype)
+        self.log_scale = nn.Parameter(s)
+        self.direction = nn.Parameter(w / torch.exp(s)[:, None])
+        self.bias = nn.Parameter(linear.bias.detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.exp(self.log_scale)[:, None] * self.direction
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight, self.bias)
+
+
+def _factorized(layers: Sequence[nn.Linear], factorize: tuple[float, float] | None):
+    """``layers`` as :class:`FactorizedLinear` (in order) when ``factorize`` is (mean, std)."""
+    if factorize is None:
+        return list(layers)
+    return [FactorizedLinear(lin, *factorize) for lin in layers]
+
+
 class MLP(nn.Module):
     """Fully connected network: embedding -> (Linear -> activation) x depth -> Linear.
 
@@ -158,16 +209,18 @@ class MLP(nn.Module):
         width: int = 64,
         depth: int = 4,
         activation_name: str = "tanh",
+        factorize: tuple[float, float] | None = None,
     ):
         super().__init__()
         self.embedding = embedding
         self.activation_name = activation_name
         self.act = activation(activation_name)
         dims = [embedding.out_dim] + [width] * depth + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        for lin in self.layers:
+        layers = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+        for lin in layers:
             nn.init.xavier_normal_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.layers = nn.ModuleList(_factorized(layers, factorize))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embedding(x)
@@ -203,19 +256,21 @@ class ModifiedMLP(nn.Module):
         width: int = 64,
         depth: int = 4,
         activation_name: str = "tanh",
+        factorize: tuple[float, float] | None = None,
     ):
         super().__init__()
         self.embedding = embedding
         self.activation_name = activation_name
         self.act = activation(activation_name)
         din = embedding.out_dim
-        self.encoder_u = nn.Linear(din, width)
-        self.encoder_v = nn.Linear(din, width)
         dims = [din] + [width] * depth + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        for lin in [self.encoder_u, self.encoder_v, *self.layers]:
+        lins = [nn.Linear(din, width), nn.Linear(din, width)]
+        lins += [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+        for lin in lins:
             nn.init.xavier_normal_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.encoder_u, self.encoder_v, *layers = _factorized(lins, factorize)
+        self.layers = nn.ModuleList(layers)
         self.width = width
 
     def _first(self):
@@ -254,4 +309,4 @@ def build_mlp(
     if config.fourier_features:
         emb = FourierFeatures(emb, config.fourier_features, config.fourier_scale)
     cls = {"mlp": MLP, "modified_mlp": ModifiedMLP}[config.kind]
-    return cls(emb, out_dim, config.width, config.depth, config.activation)
+    return cls(emb, out_dim, config.width, config.depth, config.activation, config.factorize)

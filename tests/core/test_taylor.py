@@ -37,6 +37,8 @@ NETWORKS = {
     "modified-tanh": {"kind": "modified_mlp"},
     "modified-gelu-fourier": {"kind": "modified_mlp", "activation": "gelu", "fourier_features": 6},
     "modified-softplus": {"kind": "modified_mlp", "activation": "softplus"},
+    "mlp-factorized": {"factorization": True},
+    "modified-factorized": {"kind": "modified_mlp", "factorization": True},
 }
 
 

@@ -3,6 +3,8 @@
 import pytest
 
 import pdekit
+from pdekit.api import make_config
+from pdekit.errors import ParameterError
 
 
 @pytest.mark.parametrize(
@@ -37,3 +39,14 @@ def test_deepxde_cannot_resume(tmp_path):
     path = sol.save(tmp_path / "dde.h5")
     with pytest.raises(ValueError, match="cannot resume"):
         pdekit.solve("porous_medium/heat", solver="deepxde", steps=10, resume=path, verbose=False)
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("kind", "modified_mlp"), ("fourier_features", 8), ("factorization", True)],
+)
+def test_deepxde_refuses_network_options_its_fnn_lacks(key, value):
+    """DeepXDE's FNN is a plain MLP: a modified MLP, Fourier features or weight factorization
+    asked of the baseline is refused by name, not silently dropped."""
+    with pytest.raises(ParameterError, match=f"network.{key}"):
+        make_config("deepxde", None, {f"network.{key}": value})
