@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pdekit.checkpoints import Checkpoint, checkpoint_name, remove_stale_temporaries, rotate
+from pdekit.core.allocator import retain_freed_memory
 from pdekit.errors import CheckpointError
 from pdekit.problems.base import Problem
 from pdekit.solution import Solution
@@ -113,6 +114,8 @@ class NetworkSolver(Solver):
         """
         dist = distributed.current()
         device = dist.place(select_device(run.device))
+        if device.type == "cpu":
+            retain_freed_memory()  # no page faults on every step's fresh tensors
         torch.manual_seed(run.seed)
         rng = np.random.default_rng(dist.seed(run.seed))
         model = self._model(problem, config, device)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pdekit.core.allocator import retain_freed_memory
 from pdekit.core.fields import Fields, parse_spec
 from pdekit.errors import ParameterError
 from pdekit.geometries.primitives import Hyperrectangle
@@ -248,6 +249,8 @@ class DeepXDEBaseline(Solver):
                 "of the pinn, causal_pinn, lagrangian_pinn or probconserv solvers"
             )
         device = select_device(run.device)
+        if device.type == "cpu":
+            retain_freed_memory()  # as pdekit's own solvers do: a like-for-like comparison
         dde = _dde()
         with _default_device(device):  # DeepXDE trains on the default device
             return self._fit(dde, problem, config, run)
