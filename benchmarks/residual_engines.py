@@ -514,6 +514,12 @@ def main(argv=None) -> dict:
     p.add_argument("--kernel-repeats", type=int, default=10)
     p.add_argument("--cases", nargs="+", default=None, help="subset of the cases")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile engine")
+    p.add_argument(
+        "--release-freed-memory",
+        action="store_true",
+        help="leave glibc's malloc at its defaults (pdekit's CPU training keeps freed memory, "
+        "pdekit.core.allocator; by default this benchmark does too, for every engine)",
+    )
     p.add_argument("--note", default="", help="free text stored in the JSON (machine load...)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
@@ -524,6 +530,11 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    kept = None
+    if device.type == "cpu" and not args.release_freed_memory:
+        from pdekit.core.allocator import retain_freed_memory
+
+        kept = retain_freed_memory()  # as pdekit's solvers train: same setting for all engines
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available")
     out_path = args.out or RESULTS / (
@@ -544,6 +555,7 @@ def main(argv=None) -> dict:
             "repeats": args.repeats,
             "warmup": args.warmup,
             "threads": args.threads,
+            "keep_freed_memory": kept,
         },
         "memory_measure": (
             "torch.cuda.max_memory_allocated above the allocation before one step"
