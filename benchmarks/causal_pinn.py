@@ -126,7 +126,7 @@ CASE_ENGINE = {
 #: with distinct times a finer chain pays (same settings otherwise, 600 s, seed 0, one thread,
 #: rel_l2): slices 3.6e-2 (full run), sorted 1.42e-2, sorted with 4096 points 1.47e-2, sorted
 #: with 128 chunks 7.9e-3. allen_cahn sorted: 2.8e-2 (slices 2.7e-2), so it keeps slices.
-#: allen_cahn stays at 2.5e-2 to 3e-2 whatever was tried (600 s, seed 0, one thread beside a
+#: allen_cahn stays at 2.5e-2 to 3.5e-2 whatever was tried (600 s, seed 0, one thread beside a
 #: second job, 2026-11-23 evening, when this machine made 12-16k steps where the full run made
 #: 17k; rel_l2): sorted with 128 chunks 2.54e-2, 32 random Fourier features 2.61e-2, two x
 #: harmonics 2.97e-2, eps up to 10 3.53e-2, weight factorization (network.factorization) with
