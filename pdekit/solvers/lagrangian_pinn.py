@@ -65,6 +65,7 @@ import torch
 from torch import nn
 
 from pdekit.core.fields import AutogradFields
+from pdekit.errors import ParameterError
 from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import Problem
 from pdekit.solvers.base import NetworkSolver
@@ -74,7 +75,7 @@ from pdekit.solvers.lagrangian_frame import (
     physical_derivatives,
     state_residual,
 )
-from pdekit.solvers.networks import MLP, CoordinateEmbedding, NetworkConfig
+from pdekit.solvers.networks import NetworkConfig, build_mlp
 from pdekit.solvers.physics import PhysicsLoss, SamplingConfig
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import SampledTask, TrainConfig
@@ -446,9 +447,17 @@ class LagrangianPINN(NetworkSolver):
         bounds, periodic = dom.bounds, dom.periodic
         lo, hi = (float(v) for v in dom.space.bounds[:, 0])
 
-        def mlp(cfg: NetworkConfig) -> MLP:
-            emb = CoordinateEmbedding(bounds, periodic, cfg.periodic_harmonics)
-            return MLP(emb, 1, cfg.width, cfg.depth, cfg.activation)
+        def mlp(name: str) -> nn.Module:
+            cfg: NetworkConfig = getattr(config, name)
+            if dom.space.periodic[0] and cfg.periodic_harmonics < 1:
+                # the inversion X(., t)^-1 reads X(a + P) as X(a) + P, which only the
+                # periodic embedding guarantees (no loss can, outside the sampled labels)
+                raise ParameterError(
+                    f"{name}.periodic_harmonics = {cfg.periodic_harmonics}: the labels of "
+                    f"{problem.name!r} are periodic, so both branches need a periodic "
+                    "embedding; allowed: 1 to 64"
+                )
+            return build_mlp(cfg, bounds, periodic, 1)
 
         field_name = problem.fields[0]
 
@@ -457,8 +466,8 @@ class LagrangianPINN(NetworkSolver):
 
         scale = config.displacement_scale or displacement_scale(problem)
         return LagrangianNetwork(
-            mlp(config.characteristic),
-            mlp(config.state),
+            mlp("characteristic"),
+            mlp("state"),
             scale,
             dom.time.t0,
             dom.time.t1,
