@@ -129,8 +129,13 @@ def run_candidates(directory: Path) -> list[Path]:
     final = directory / FINAL_NAME
     if final.is_file():
         files.append(final)
-    # newest first; at equal steps a periodic file (written during training) before the final
-    return sorted(files, key=lambda p: (-_stored_step(p), p.name == FINAL_NAME))
+    return sorted(files, key=_newest_first)
+
+
+def _newest_first(p: Path) -> tuple[int, bool]:
+    """Sort key: newest step first; at equal steps a periodic file (written during training)
+    before the final one."""
+    return (-_stored_step(p), p.name == FINAL_NAME)
 
 
 def find_resumable(path: str | os.PathLike, warn: Warn) -> tuple[Path, bytes, Checkpoint]:
@@ -169,6 +174,9 @@ def find_resumable(path: str | os.PathLike, warn: Warn) -> tuple[Path, bytes, Ch
             for p in dict.fromkeys(siblings)
             if p.resolve() != path.resolve() and (limit is None or _stored_step(p) <= limit)
         ]
+        # the two folders' files interleave by step (a run's final checkpoint.h5 sits beside
+        # its checkpoints/ folder): newest first over both, as run_candidates orders one
+        candidates.sort(key=_newest_first)
     for candidate in candidates:
         try:
             data, ckpt = _verified_bytes(candidate)

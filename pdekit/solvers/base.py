@@ -213,4 +213,4 @@ def _resume(model: torch.nn.Module, trainer: Trainer, ckpt: Checkpoint) -> None:
             f"{name}: its trainer state is incomplete or does not fit this solver ({first})"
         ) from None
     if ckpt.source:
-        trainer.last_checkpoint = Path(ckpt.source)
+        trainer.resumed_from(Path(ckpt.source))

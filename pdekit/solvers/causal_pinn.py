@@ -108,6 +108,10 @@ class CausalConfig:
     grad_norm_momentum: float = 0.9
 
     def __post_init__(self):
+        if not isinstance(self.eps, list | tuple):
+            raise ParameterError(
+                f"CausalConfig.eps must be a list of numbers in [1e-12, 1e12]; got {self.eps!r}"
+            )
         self.eps = tuple(self.eps)
         if not self.eps:
             raise ParameterError("CausalConfig.eps must list at least one epsilon")

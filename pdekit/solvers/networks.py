@@ -35,10 +35,9 @@ NETWORK_KINDS = ("mlp", "modified_mlp")
 
 
 def activation(name: str):
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise UnknownNameError("activation", name, ACTIVATIONS) from None
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise UnknownNameError("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]
 
 
 @dataclass

@@ -86,9 +86,9 @@ class TrainConfig:
 
     def __post_init__(self):
         check(self, "steps", self.steps, low=0, high=10**9, kind=int)
-        check(self, "lr", self.lr, low=0.0, high=10.0)
-        if self.lr <= 0:
-            check(self, "lr", self.lr, low=1e-300)
+        check(self, "lr", self.lr)  # a finite number
+        if not 0 < self.lr <= 10:
+            raise ParameterError(f"TrainConfig.lr must be in (0, 10]; got {self.lr!r}")
         check(self, "lr_decay", self.lr_decay, low=1e-6, high=1.0)
         check(self, "decay_every", self.decay_every, low=1, kind=int)
         check(self, "lbfgs_steps", self.lbfgs_steps, low=0, high=10**7, kind=int)
@@ -318,6 +318,10 @@ class Trainer:
         self.out_of_time = False
         #: path of the newest checkpoint written (or resumed from)
         self.last_checkpoint: Path | None = None
+        #: the newest checkpoint whose state gave a good loss when training went on from it
+        #: (the one a DivergenceError names), and (step, path) of a newer one not yet tested
+        self.confirmed_checkpoint: Path | None = None
+        self._unconfirmed: tuple[int, Path] | None = None
         #: seconds each checkpoint write took on this process (not saved)
         self.checkpoint_seconds: list[float] = []
         self._good: dict | None = None  # newest snapshot whose next loss was good
@@ -412,6 +416,12 @@ class Trainer:
             self.lbfgs.load_state_dict(state["lbfgs"])
         self._good, self._pending = None, None
         self._last_ckpt_step = self.step
+        self.confirmed_checkpoint, self._unconfirmed = None, None
+
+    def resumed_from(self, path: Path) -> None:
+        """Record the checkpoint this run resumes from: untested until its first loss."""
+        self.last_checkpoint = Path(path)
+        self._unconfirmed = (self.step, Path(path))
 
     def _make_lbfgs(self) -> None:
         self.lbfgs = torch.optim.LBFGS(
@@ -466,6 +476,8 @@ class Trainer:
                 continue
             if self._pending is not None:  # the loss at the pending snapshot was good
                 self._good, self._pending = self._pending, None
+            if self._unconfirmed is not None and self._unconfirmed[0] == self.step:
+                self.confirmed_checkpoint, self._unconfirmed = self._unconfirmed[1], None
             self.best_loss = min(self.best_loss, loss_value)
             self.step += 1
             stop = bool(self.task.after_step(self.step, terms))
@@ -610,12 +622,35 @@ class Trainer:
             self._pending = self._snapshot()
 
     def _rollback(self, reason: str) -> None:
-        """Restore the last good state and lower the learning rate (bounded number of times)."""
+        """Restore the last good state and lower the learning rate (bounded number of times).
+
+        Before the first good loss of a run (fresh or resumed) there is no good state to go
+        back to: the failing loss is the one at the starting state, computed before any update,
+        so no learning rate changes it, and the run stops at once."""
         cfg = self.config
         self.rollbacks += 1
-        if self.rollbacks > cfg.max_rollbacks:
+        self._unconfirmed = None  # any untested checkpoint is newer than the good state
+        if self._good is None:
             if self.last_checkpoint is not None:
-                kept = f"the last good checkpoint {self.last_checkpoint} is intact"
+                start = (
+                    f"the state resumed from {self.last_checkpoint} (step {self.step}) gives it "
+                    "at once, before any update, so no rollback can help; resume from an "
+                    "earlier checkpoint of the run"
+                )
+            else:
+                start = (
+                    "the initial network gives it at once, before any update, so no rollback "
+                    "can help; check the problem's scaling, train.dtype and the network"
+                )
+            raise DivergenceError(f"training diverged at step {self.step + 1}: {reason}; {start}")
+        if self.rollbacks > cfg.max_rollbacks:
+            if self.confirmed_checkpoint is not None:
+                kept = f"the last good checkpoint {self.confirmed_checkpoint} is intact"
+            elif self.last_checkpoint is not None:
+                kept = (
+                    f"no checkpoint of this run was confirmed good (the newest, "
+                    f"{self.last_checkpoint}, holds a state that diverged)"
+                )
             elif self.checkpoint_fn is not None:
                 kept = "no checkpoint had been written yet"
             else:
@@ -627,7 +662,7 @@ class Trainer:
                 "train.grad_clip > 0, or check the problem's scaling"
             )
         bad_step = self.step + 1  # the step whose loss or gradient failed
-        snap = self._good if self._good is not None else self._pending
+        snap = self._good
         self.model.load_state_dict(snap["model"])
         self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
         self.scheduler.load_state_dict(copy.deepcopy(snap["scheduler"]))
@@ -636,8 +671,7 @@ class Trainer:
         kept = snap["history_len"]
         self.history = {k: v[: kept[k]] for k, v in self.history.items() if k in kept}
         self.lbfgs = None
-        if self._good is not None:
-            self._pending = None
+        self._pending = None
         self.lr_scale *= cfg.rollback_lr_factor
         ratio = self.lr_scale / snap["lr_scale"]
         for group in self.optimizer.param_groups:
@@ -668,6 +702,7 @@ class Trainer:
                     self.checkpoint_seconds.append(time.perf_counter() - t0)
                     if written is not None:
                         self.last_checkpoint = Path(written)
+                        self._unconfirmed = (self.step, Path(written))
             if self.dist.enabled and self.dist.sum([float(error is not None)])[0] > 0:
                 error = error or CheckpointError("rank 0 could not write a checkpoint")
         finally:

@@ -20,6 +20,7 @@ from robustness_support import assert_same_state
 
 import pdekit
 from pdekit.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from pdekit.checkpoints.rundir import FINAL_NAME
 from pdekit.errors import CheckpointError
 
 PROBLEM = "porous_medium/heat"
@@ -125,6 +126,20 @@ def test_damaged_file_given_explicitly_falls_back_to_an_older_sibling(run, copy,
     _truncate(copy / _name(40))
     sol = _solve(resume=copy / _name(40))
     assert f"resuming from {copy / _name(30)}" in capsys.readouterr().err
+    assert_same_state(sol.model.state_dict(), run[1].model.state_dict())
+
+
+def test_fallback_takes_the_newest_of_a_run_folder_and_its_final_file(run, tmp_path, capsys):
+    """The CLI's layout: periodic files in ``checkpoints/``, the final ``checkpoint.h5`` beside
+    it. A damaged periodic file of step 40 falls back to the final file of step 40, not to the
+    periodic step 30 listed first."""
+    directory = tmp_path / "cli_run"
+    shutil.copytree(run[0], directory / "checkpoints")
+    shutil.copy(run[0] / _name(40), directory / FINAL_NAME)
+    bad = directory / "checkpoints" / _name(40)
+    _truncate(bad)
+    sol = _solve(resume=bad)
+    assert f"resuming from {directory / FINAL_NAME} (step 40)" in capsys.readouterr().err
     assert_same_state(sol.model.state_dict(), run[1].model.state_dict())
 
 

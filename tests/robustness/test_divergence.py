@@ -58,9 +58,9 @@ def _nan_gradient(task, total):
     return total + torch.sqrt((p - p.detach()).abs().sum())
 
 
-def _solve(tmp_path, **kw):
+def _solve(tmp_path, steps_override=STEPS, **kw):
     return pdekit.solve(
-        PROBLEM, steps=STEPS, config=CONFIG, device="cpu", verbose=False,
+        PROBLEM, steps=steps_override, config=CONFIG, device="cpu", verbose=False,
         checkpoint_dir=tmp_path, **kw,
     )  # fmt: skip
 
@@ -115,6 +115,41 @@ def test_persistent_divergence_stops_with_a_clear_message(monkeypatch, tmp_path,
     ckpt = load_checkpoint(newest)  # verifies the checksum
     assert ckpt.step == 20 and _finite(ckpt.model)
     assert capsys.readouterr().err.count("rolled back to step 20") == 3
+
+
+def test_the_named_checkpoint_gave_a_good_loss(monkeypatch, tmp_path, capsys):
+    """NaN from the 21st loss on: the state of step 20 (checkpointed, finite parameters) is the
+    one whose loss fails, so the guard goes back to step 10, and the error names step 10's
+    checkpoint as the good one, not the newer file of step 20."""
+    _inject(monkeypatch, _nan, lambda n: n >= 21)
+    with pytest.raises(DivergenceError) as info:
+        _solve(tmp_path)
+    message = str(info.value)
+    assert f"the last good checkpoint {tmp_path / 'checkpoint_00000010.h5'} is intact" in message
+    assert capsys.readouterr().err.count("at step 21; rolled back to step 10") == 1
+
+
+def test_a_diverging_start_stops_at_once(monkeypatch, tmp_path, capsys):
+    """The first loss is the initial network's, before any update: no learning rate changes
+    it, so there is nothing to roll back to."""
+    _inject(monkeypatch, _nan, lambda n: n == 1)
+    with pytest.raises(DivergenceError, match="at step 1: non-finite loss.*initial network"):
+        _solve(tmp_path)
+    assert "rolled back" not in capsys.readouterr().err
+
+
+def test_a_resumed_state_that_diverges_at_once_is_named(monkeypatch, tmp_path, capsys):
+    """Resuming from a checkpoint whose state fails its first loss stops at once and names the
+    file, rather than rolling back to that same state max_rollbacks times."""
+    _solve(tmp_path, steps_override=20)
+    start = tmp_path / "checkpoint_00000020.h5"
+    _inject(monkeypatch, _nan, lambda n: n == 1)
+    with pytest.raises(DivergenceError) as info:
+        _solve(tmp_path / "again", resume=start)
+    message = str(info.value)
+    assert f"the state resumed from {start} (step 20) gives it at once" in message
+    assert "earlier checkpoint" in message and "\n" not in message
+    assert "rolled back" not in capsys.readouterr().err
 
 
 def test_cli_reports_divergence_in_one_line(monkeypatch, tmp_path, capsys):

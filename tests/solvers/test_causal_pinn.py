@@ -437,6 +437,8 @@ def test_steady_problems_are_refused_with_the_reason():
         ({"causal.chunking": "random"}, "chunking"),
         ({"causal.eps": []}, "at least one"),
         ({"causal.eps": [1.0, -1.0]}, "eps"),
+        ({"causal.eps": 1.0}, r"eps must be a list of numbers in \[1e-12, 1e\+?12\]; got 1.0"),
+        ({"causal.eps": "0.1"}, "eps must be a list of numbers"),
         ({"causal.delta": 1.5}, "delta"),
         ({"engine": "spectral"}, "engine"),
     ],

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdekit.errors import ParameterError
+from pdekit.errors import ParameterError, UnknownNameError
 from pdekit.solvers.networks import FactorizedLinear, NetworkConfig, build_mlp
 
 BOUNDS = np.array([[0.0, -1.0], [1.0, 1.0]])  # (t, x)
@@ -51,6 +51,13 @@ def test_factorized_layer_trains_scale_and_direction():
     torch.testing.assert_close(lin.log_scale.grad, (gw * lin.weight.detach()).sum(1))
     scale = torch.exp(lin.log_scale.detach())[:, None]
     torch.testing.assert_close(lin.direction.grad, scale * gw)
+
+
+@pytest.mark.parametrize("value", [["tanh"], {"tanh": 1}, None, "relu"])
+def test_an_activation_that_is_not_a_known_name_is_refused(value):
+    """Not a string (an unhashable list included) or not a known name: the valid ones listed."""
+    with pytest.raises(UnknownNameError, match="unknown activation.*valid: gelu, sin, softplus"):
+        NetworkConfig(activation=value)
 
 
 @pytest.mark.parametrize("field,value", [("factorization_std", -0.1), ("factorization_mean", 11.0)])

@@ -101,3 +101,10 @@ def test_a_resumed_run_continues_the_budget():
 def test_bad_budget_settings_are_refused(field, value):
     with pytest.raises(ParameterError, match=field):
         TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, 11.0])
+def test_the_learning_rate_range_is_stated_once(value):
+    """lr is in (0, 10]; the message says so for every value outside it."""
+    with pytest.raises(ParameterError, match=r"TrainConfig.lr must be in \(0, 10\]"):
+        TrainConfig(lr=value)
