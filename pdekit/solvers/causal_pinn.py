@@ -38,9 +38,10 @@ import torch
 from torch import nn
 
 from pdekit.core.taylor import TaylorFields
-from pdekit.errors import ParameterError
+from pdekit.errors import ParameterError, UnsupportedPairError
 from pdekit.geometries.spacetime import SpaceTime, TimeDomain
 from pdekit.problems.base import Problem
+from pdekit.solvers import distributed
 from pdekit.solvers.causal_weights import (
     AnnealingSchedule,
     causal_weights,
@@ -375,6 +376,7 @@ class CausalPINNTask(PINNTask):
         self.lambdas = {"residual": 1.0, "initial": w.initial, "boundary": w.boundary}
         self._step = 0
         self._window_start = 0  # first step of the window being trained
+        self._new_window = False  # whether the last after_step switched windows
 
     @property
     def net(self) -> nn.Module:
@@ -411,7 +413,10 @@ class CausalPINNTask(PINNTask):
         self.weights = w
         every = cfg.causal.grad_norm_every
         if every and (self._step - self._window_start) % every == 0:
-            parts = {"residual": residual, "initial": ic, "boundary": outside}
+            # balance the terms as they enter the loss: in the chain the initial term is
+            # lambda * ic / N
+            ic_term = ic / n if cfg.causal.initial_in_chain else ic
+            parts = {"residual": residual, "initial": ic_term, "boundary": outside}
             parts = {key: v for key, v in parts.items() if v.requires_grad}
             self._rebalance(grad_norm_weights(parts, list(self.net.parameters())))
         return total + lam["boundary"] * outside, terms
@@ -445,6 +450,7 @@ class CausalPINNTask(PINNTask):
                 self.records[key].append(self.last[key])
             self.records["step"].append(step)
             self.records["weights"].append(weights)
+        self._new_window = event == "window"
         if event == "window":
             self._window_start = step
             if self.config.causal.warm_start:
@@ -453,7 +459,14 @@ class CausalPINNTask(PINNTask):
                 self.net.load_state_dict(self.model.nets[sched.window - 1].state_dict())
             self.physics.set_window(*self.spans[sched.window])
             self.batch = None  # draw in the new window at the next step
+            self._draw_state = None  # so a checkpoint taken here resumes with a fresh draw
         return event == "finished"
+
+    def new_problem(self) -> bool:
+        """The step just taken ended a window: the next one is a new network's problem, with
+        its own learning-rate schedule (the paper's code builds a new model and optimiser per
+        window)."""
+        return self._new_window
 
     def finished(self) -> bool:
         return self.schedule.finished
@@ -587,6 +600,14 @@ class CausalPINN(PINN):
         return {"causal_weights": task.weight_history()}
 
     def fit(self, problem, config: CausalPINNConfig, run):
+        if distributed.current().enabled:
+            # the task trains one window's network at a time (self.net), not the model the
+            # Trainer wraps in DistributedDataParallel, so gradients would not be averaged
+            raise UnsupportedPairError(
+                "causal_pinn does not run under torchrun yet: it trains one time window's "
+                "network at a time, outside DistributedDataParallel's wrapper; run it in one "
+                "process (the pinn solver scales with torchrun)"
+            )
         with flush_denormal(config.causal.flush_denormal):
             return super().fit(problem, config, run)
 

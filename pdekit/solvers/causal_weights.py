@@ -28,8 +28,12 @@ WEIGHT_FLOOR = 1e-30
 
 
 def exclusive_cumsum(losses: torch.Tensor) -> torch.Tensor:
-    """``out[i] = sum_{k < i} losses[k]`` along the last axis (so ``out[0] = 0``)."""
-    return torch.cumsum(losses, dim=-1) - losses
+    """``out[i] = sum_{k < i} losses[k]`` along the last axis (so ``out[0] = 0``).
+
+    Summed directly rather than as ``cumsum - losses``, which cancels catastrophically in
+    float32 when a chunk's loss dwarfs the sum before it."""
+    zero = torch.zeros_like(losses[..., :1])
+    return torch.cat([zero, torch.cumsum(losses[..., :-1], dim=-1)], dim=-1)
 
 
 def causal_weights(

@@ -169,6 +169,13 @@ class TrainingTask(Protocol):
         when resumed with a larger one)."""
         return True
 
+    def new_problem(self) -> bool:
+        """After :meth:`after_step`: whether the task has just switched to a new optimisation
+        problem (a causal PINN's next time window, trained by a network of its own). The
+        Trainer then restarts the learning-rate schedule, as a fresh optimiser would, and its
+        divergence guard: the best loss and the good state belong to the problem before."""
+        return False
+
 
 class SampledTask(TrainingTask):
     """Plumbing shared by training tasks whose batches are drawn from ``self.rng`` (a numpy
@@ -481,6 +488,8 @@ class Trainer:
             self.best_loss = min(self.best_loss, loss_value)
             self.step += 1
             stop = bool(self.task.after_step(self.step, terms))
+            if getattr(self.task, "new_problem", lambda: False)():
+                self._restart()
             if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop:
                 self._record(loss_value, terms)
             if bar is not None:
@@ -599,6 +608,15 @@ class Trainer:
         if factor > 0 and 0 < self.best_loss < math.inf and value > factor * self.best_loss:
             return f"exploding loss ({value:.3e} > {factor:g} x the best loss {self.best_loss:.3e})"
         return None
+
+    def _restart(self) -> None:
+        """A new optimisation problem starts at this step (see TrainingTask.new_problem)."""
+        self.best_loss = math.inf
+        self._good, self._pending = None, self._snapshot()
+        self.scheduler.last_epoch = 0
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _params_finite(self) -> bool:
         flags = [torch.isfinite(p.detach()).all() for p in self.model.parameters()]

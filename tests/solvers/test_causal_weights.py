@@ -50,6 +50,15 @@ def test_exclusive_cumsum_starts_at_zero():
     assert exclusive_cumsum(x).tolist() == [0.0, 2.0, 5.0]
 
 
+def test_exclusive_sum_keeps_float32_precision():
+    """A small loss before a huge one: cumsum - L would cancel (5e3 + 2e-4 - 5e3 = 0 in
+    float32, weight 1.0); the direct sum keeps exp(-100 * 2e-4) = 0.9802."""
+    losses = torch.tensor([2e-4, 5e3, 1.0], dtype=torch.float32)
+    assert exclusive_cumsum(losses)[1].item() == pytest.approx(2e-4, rel=1e-6)
+    w = causal_weights(losses, eps=100.0)
+    assert w[1].item() == pytest.approx(math.exp(-100 * 2e-4), rel=1e-6)
+
+
 def test_no_gradient_flows_through_the_weights():
     losses = torch.rand(16, dtype=torch.float64, requires_grad=True)
     initial = torch.rand((), dtype=torch.float64, requires_grad=True)

@@ -76,6 +76,25 @@ def test_output_mass_is_exact_on_any_spanning_grid(untrained, model):
     assert abs(trapezoid_weights(np.linspace(0, TWO_PI, 201)) @ u) > 1e-4
 
 
+@pytest.mark.parametrize("model", ["probconserv", "hardc"])
+def test_a_point_given_twice_is_one_point(untrained, model):
+    """Duplicated x's (an interior point and an end) get one value, the same as without the
+    copies, in the mean, the std, the covariance and every sample."""
+    sol = untrained.variant(model=model)
+    x = np.linspace(0, TWO_PI, 11)
+    pts, dup = _slice(x, 0.5), _slice(np.concatenate([x, [x[5], 0.0, x[5]]]), 0.5)
+    once, twice = sol(pts), sol(dup)
+    for f in ("u", "u_std"):
+        np.testing.assert_allclose(twice[f][:11], once[f], rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(twice[f][[11, 12, 13]], twice[f][[5, 0, 5]])
+    ((rows, cov),) = sol.covariance(dup)
+    ((_, cov_once),) = sol.covariance(pts)
+    order = np.argsort(rows)[:11]  # the rows of the 11 distinct points
+    np.testing.assert_allclose(cov[np.ix_(order, order)], cov_once, rtol=1e-10, atol=1e-15)
+    draws = sol.sample(4, dup, seed=0)
+    np.testing.assert_array_equal(draws[:, [11, 12, 13]], draws[:, [5, 0, 5]])
+
+
 def test_slices_that_do_not_span_are_left_alone(untrained):
     pts = _slice(np.linspace(1.0, 2.0, 30), 0.3)
     plain = untrained.variant(model="anp")(pts)

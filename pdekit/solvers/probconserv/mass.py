@@ -41,6 +41,13 @@ def _gauss(lo: float, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
 def _exact_fields(problem: Problem, pts: np.ndarray) -> AutogradFields:
     p = torch.as_tensor(pts, dtype=torch.float64).requires_grad_(True)
     values = problem.exact(p)
+    detached = [k for k, v in values.items() if not v.requires_grad]
+    if detached:  # its derivatives would read as zero, and the flux silently lose them
+        raise ValueError(
+            f"{problem.name}: its closed-form solution ({', '.join(detached)}) is computed "
+            "outside torch's autograd, so the boundary flux needs derivatives it cannot give; "
+            "the problem must state total_mass(t)"
+        )
     return AutogradFields(p, values, problem.coordinates)
 
 

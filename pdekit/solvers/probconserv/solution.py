@@ -50,10 +50,22 @@ def observations(problem, config) -> tuple[tuple[np.ndarray, np.ndarray], np.nda
 
 
 class TimeSlice:
-    """The points of one time that span the spatial domain: indices, weights g and mass b."""
+    """The points of one time that span the spatial domain: weights g and mass b over its
+    distinct x's.
 
-    def __init__(self, index: np.ndarray, g: np.ndarray, b: float, t: float):
-        self.index, self.g, self.b, self.t = index, g, b, t
+    ``index`` holds one row per distinct x (sorted by x), the nodes the update conditions on;
+    ``rows`` all of the slice's rows and ``inverse`` the node of each, so a point given twice
+    is one node and gets one value (see :meth:`spread`).
+    """
+
+    def __init__(self, rows: np.ndarray, x: np.ndarray, g_of, b: float, t: float):
+        _, first, inverse = np.unique(x, return_index=True, return_inverse=True)
+        self.rows, self.index, self.inverse = rows, rows[first], inverse
+        self.g, self.b, self.t = g_of(x[first]), b, t
+
+    def spread(self, values: np.ndarray) -> None:
+        """Copy each node's value (last axis) to every row of the slice, in place."""
+        values[..., self.rows] = values[..., self.index][..., self.inverse]
 
 
 class ProbConservSolution(Solution):
@@ -115,9 +127,8 @@ class ProbConservSolution(Solution):
         t_all, x_all = points[:, self._it], points[:, self._ix]
         length = self._hi - self._lo
         tol = SPAN_RTOL * length
-        out = []
+        spans = []
         times, inverse = np.unique(t_all, return_inverse=True)
-        masses = self._mass(times) if len(times) else np.zeros(0)
         for k, tk in enumerate(times):
             idx = np.flatnonzero(inverse == k)
             if idx.size < 2:
@@ -128,16 +139,20 @@ class ProbConservSolution(Solution):
                 continue
             closed = lo <= self._lo + tol and hi >= self._hi - tol
             if closed:
-                g = trapezoid_weights(x)
+                g_of = trapezoid_weights
             elif self._periodic:
-                gap = np.max(np.diff(np.sort(x)))  # open periodic grid: ends within one gap
+                gap = np.max(np.diff(np.unique(x)))  # open periodic grid: ends within one gap
                 if lo > self._lo + gap + tol or hi < self._hi - gap - tol:
                     continue
-                g = trapezoid_weights(x, period=length)
+
+                def g_of(nodes, length=length):
+                    return trapezoid_weights(nodes, period=length)
             else:
                 continue
-            out.append(TimeSlice(idx, g, float(masses[k]), float(tk)))
-        return out
+            spans.append((idx, x, g_of, float(tk)))
+        # b(t) only where a slice spans the domain (it may cost a quadrature per time)
+        masses = self._mass(np.array([s[3] for s in spans])) if spans else []
+        return [TimeSlice(i, x, g, float(b), tk) for (i, x, g, tk), b in zip(spans, masses)]
 
     def constrained_samples(self, points: np.ndarray):
         """Per-z (mu_s, var_s) after the model's constraint, (S, n), and the spanning slices."""
@@ -152,6 +167,8 @@ class ProbConservSolution(Solution):
                 var[:, i] = np.maximum(cond.cov_diag, self.config.min_var)
             else:  # hardc: orthogonal projection of each mean, variance unchanged
                 mu[:, i] = hardc_project(mu[:, i], s.g, s.b)
+            s.spread(mu)
+            s.spread(var)
         return mu, var, slices
 
     def moments(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +201,8 @@ class ProbConservSolution(Solution):
                     m = hardc_project(m, s.g, s.b)
                 cov = v[:, :, None] * np.eye(v.shape[1])
             dev = m - m.mean(0)
-            out.append((s.index, cov.mean(0) + np.einsum("si,sj->ij", dev, dev) / len(m)))
+            cov = cov.mean(0) + np.einsum("si,sj->ij", dev, dev) / len(m)
+            out.append((s.rows, cov[np.ix_(s.inverse, s.inverse)]))
         return out
 
     def sample(self, n: int, points: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
@@ -217,6 +235,8 @@ class ProbConservSolution(Solution):
                 out[:, i] = sample_conditioned(
                     mu[pick][:, i], var[pick][:, i], s.g, s.b, sg2, normals[:, i], noise
                 )
+        for s in slices:  # a point given twice is one node: one value per draw
+            s.spread(out)
         return out
 
     # -- slices at one time: metrics and the front --------------------------------------------
