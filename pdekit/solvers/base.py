@@ -12,7 +12,7 @@ import torch
 
 from pdekit.checkpoints import Checkpoint, checkpoint_name, remove_stale_temporaries, rotate
 from pdekit.core.allocator import retain_freed_memory
-from pdekit.errors import CheckpointError
+from pdekit.errors import CheckpointError, UnsupportedPairError
 from pdekit.problems.base import Problem
 from pdekit.solution import Solution
 from pdekit.solvers import distributed
@@ -82,6 +82,11 @@ class NetworkSolver(Solver):
     :meth:`predictor` (how the trained model answers at points) and :meth:`extras`.
     """
 
+    #: why this solver cannot train under torchrun (None: it can). Its task must route every
+    #: forward pass through ``task.model``, the DistributedDataParallel wrapper (see
+    #: TrainingTask), for the gradients to be averaged over the processes.
+    no_torchrun: ClassVar[str | None] = None
+
     def build_model(self, problem: Problem, config: Any) -> torch.nn.Module:
         raise NotImplementedError
 
@@ -113,6 +118,11 @@ class NetworkSolver(Solver):
         rank 0 alone writes checkpoints.
         """
         dist = distributed.current()
+        if dist.enabled and self.no_torchrun is not None:
+            raise UnsupportedPairError(
+                f"{self.name} does not run under torchrun yet: {self.no_torchrun}; run it in "
+                "one process (the pinn solver scales with torchrun)"
+            )
         device = dist.place(select_device(run.device))
         if device.type == "cpu":
             retain_freed_memory()  # no page faults on every step's fresh tensors

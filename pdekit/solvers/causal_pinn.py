@@ -38,10 +38,9 @@ import torch
 from torch import nn
 
 from pdekit.core.taylor import TaylorFields
-from pdekit.errors import ParameterError, UnsupportedPairError
+from pdekit.errors import ParameterError
 from pdekit.geometries.spacetime import SpaceTime, TimeDomain
 from pdekit.problems.base import Problem
-from pdekit.solvers import distributed
 from pdekit.solvers.causal_weights import (
     AnnealingSchedule,
     causal_weights,
@@ -565,6 +564,10 @@ class CausalPINN(PINN):
     Config = CausalPINNConfig
     description = "causality-respecting PINN: residuals weighted in time, epsilon annealing"
     paper = "Wang, Sankaran & Perdikaris, arXiv:2203.07404 (2022); CMAME 421 (2024)"
+    no_torchrun = (
+        "it trains one time window's network at a time, outside DistributedDataParallel's "
+        "wrapper, so the processes' gradients would not be averaged"
+    )
 
     def supports(self, problem: Problem) -> str | None:
         reason = super().supports(problem)
@@ -600,14 +603,6 @@ class CausalPINN(PINN):
         return {"causal_weights": task.weight_history()}
 
     def fit(self, problem, config: CausalPINNConfig, run):
-        if distributed.current().enabled:
-            # the task trains one window's network at a time (self.net), not the model the
-            # Trainer wraps in DistributedDataParallel, so gradients would not be averaged
-            raise UnsupportedPairError(
-                "causal_pinn does not run under torchrun yet: it trains one time window's "
-                "network at a time, outside DistributedDataParallel's wrapper; run it in one "
-                "process (the pinn solver scales with torchrun)"
-            )
         with flush_denormal(config.causal.flush_denormal):
             return super().fit(problem, config, run)
 

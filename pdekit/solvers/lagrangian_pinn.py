@@ -438,6 +438,10 @@ class LagrangianPINN(NetworkSolver):
         "1D convection-diffusion"
     )
     paper = "Mojgani, Balajewicz & Hassanzadeh, Comput. Methods Appl. Mech. Eng. 404 (2023)"
+    no_torchrun = (
+        "its task calls the two branches (characteristic, state) directly, outside "
+        "DistributedDataParallel's wrapper, so the processes' gradients would not be averaged"
+    )
 
     def supports(self, problem: Problem) -> str | None:
         return lagrangian_form_mismatch(problem)
