@@ -329,6 +329,12 @@ class Trainer:
         #: (the one a DivergenceError names), and (step, path) of a newer one not yet tested
         self.confirmed_checkpoint: Path | None = None
         self._unconfirmed: tuple[int, Path] | None = None
+        #: what the state training (re)started from is, and what to do if its first loss
+        #: fails (see _rollback)
+        self._start = (
+            "the initial network",
+            "check the problem's scaling, train.dtype and the network",
+        )
         #: seconds each checkpoint write took on this process (not saved)
         self.checkpoint_seconds: list[float] = []
         self._good: dict | None = None  # newest snapshot whose next loss was good
@@ -424,11 +430,16 @@ class Trainer:
         self._good, self._pending = None, None
         self._last_ckpt_step = self.step
         self.confirmed_checkpoint, self._unconfirmed = None, None
+        self._start = (f"the resumed state (step {self.step})", "resume from an earlier state")
 
     def resumed_from(self, path: Path) -> None:
         """Record the checkpoint this run resumes from: untested until its first loss."""
         self.last_checkpoint = Path(path)
         self._unconfirmed = (self.step, Path(path))
+        self._start = (
+            f"the state resumed from {path} (step {self.step})",
+            "resume from an earlier checkpoint of the run",
+        )
 
     def _make_lbfgs(self) -> None:
         self.lbfgs = torch.optim.LBFGS(
@@ -613,6 +624,11 @@ class Trainer:
         """A new optimisation problem starts at this step (see TrainingTask.new_problem)."""
         self.best_loss = math.inf
         self._good, self._pending = None, self._snapshot()
+        self._start = (
+            f"the starting state of the task's new problem at step {self.step} (e.g. a causal "
+            "PINN's next time window)",
+            "check the state the previous problem ended in and train.lr",
+        )
         self.scheduler.last_epoch = 0
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
             group["lr"] = base
@@ -649,18 +665,11 @@ class Trainer:
         self.rollbacks += 1
         self._unconfirmed = None  # any untested checkpoint is newer than the good state
         if self._good is None:
-            if self.last_checkpoint is not None:
-                start = (
-                    f"the state resumed from {self.last_checkpoint} (step {self.step}) gives it "
-                    "at once, before any update, so no rollback can help; resume from an "
-                    "earlier checkpoint of the run"
-                )
-            else:
-                start = (
-                    "the initial network gives it at once, before any update, so no rollback "
-                    "can help; check the problem's scaling, train.dtype and the network"
-                )
-            raise DivergenceError(f"training diverged at step {self.step + 1}: {reason}; {start}")
+            state, advice = self._start
+            raise DivergenceError(
+                f"training diverged at step {self.step + 1}: {reason}; {state} gives it at "
+                f"once, before any update, so no rollback can help; {advice}"
+            )
         if self.rollbacks > cfg.max_rollbacks:
             if self.confirmed_checkpoint is not None:
                 kept = f"the last good checkpoint {self.confirmed_checkpoint} is intact"

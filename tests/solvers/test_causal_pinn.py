@@ -14,9 +14,9 @@ import torch
 import pdekit
 from pdekit import problems
 from pdekit.api import make_config
-from pdekit.errors import ParameterError, UnsupportedPairError
+from pdekit.errors import DivergenceError, ParameterError, UnsupportedPairError
 from pdekit.solvers import distributed, get
-from pdekit.solvers.causal_pinn import flush_denormal
+from pdekit.solvers.causal_pinn import CausalPINNTask, flush_denormal
 from pdekit.solvers.causal_weights import chunk_means
 
 TINY = {
@@ -504,6 +504,30 @@ def test_a_new_window_does_not_trip_the_divergence_guard(capsys):
     loss, window = np.asarray(sol.history["loss"]), np.asarray(sol.history["window"])
     first = int(np.argmax(window == 1))  # the first loss computed in window 1
     assert loss[first] > 100 * loss[window == 0].min()  # what the old guard called explosion
+
+
+def test_a_window_whose_first_loss_fails_stops_at_once(monkeypatch, capsys):
+    """The guard's good state starts with the window: a failing first loss there cannot be
+    rolled back into the previous window's state, and is named as the new window's."""
+    original = CausalPINNTask.loss
+
+    def loss(self):
+        total, terms = original(self)
+        return (total * float("nan") if self.schedule.window == 1 else total), terms
+
+    monkeypatch.setattr(CausalPINNTask, "loss", loss)
+    cfg = config(
+        **{
+            "train.steps": 40,
+            "causal.windows": 2,
+            "causal.eps": [1.0],
+            "causal.stage_steps": 20,
+            "causal.delta": 1.0,
+        }
+    )
+    with pytest.raises(DivergenceError, match="step 21: non-finite loss.*new problem at step 20"):
+        pdekit.solve("porous_medium/heat", solver="causal_pinn", config=cfg, verbose=False)
+    assert "rolled back" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("resample_every", [1, 0, 10])
