@@ -2,6 +2,7 @@
 baselines, persistence and output. A small untrained ANP is enough: every property tested here
 holds for any network (training quality is tested in test_probconserv_anp.py)."""
 
+import dataclasses
 import json
 import pickle
 import xml.etree.ElementTree as ET
@@ -114,6 +115,21 @@ def test_update_is_per_slice_on_a_space_time_grid(untrained):
     assert abs(errs["ce"]) < 1e-13 and errs["ce_max_abs"] < 1e-13
     assert {"ll", "mse", "rel_l2"} <= set(errs)
     assert untrained.variant(model="anp").errors()["ce_max_abs"] > 1e-4
+
+
+def test_variant_refuses_a_model_that_needs_another_network(untrained):
+    """anp, hardc and probconserv share the plain ANP; softc is trained with its penalty, so
+    relabelling the plain network as softc (or back) would report the wrong model."""
+    assert untrained.config.model == "probconserv"
+    for model in ("anp", "hardc", "probconserv"):
+        assert untrained.variant(model=model).config.model == model
+    with pytest.raises(ParameterError, match="'softc' network"):
+        untrained.variant(model="softc")
+    u = untrained
+    as_softc = dataclasses.replace(u.config, model="softc")
+    softc = type(u)(u.problem, u.solver, as_softc, u.model, u.contexts, u.eps)
+    with pytest.raises(ParameterError, match="holds a 'softc' one"):
+        softc.variant(model="probconserv")
 
 
 def test_probconserv_shrinks_and_hardc_keeps_the_variance(untrained):

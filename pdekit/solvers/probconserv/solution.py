@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pdekit.errors import ParameterError
 from pdekit.metrics import field_errors
 from pdekit.solution import Solution
 from pdekit.solvers.probconserv.anp import mixture_moments, predict_samples
@@ -36,6 +37,12 @@ from pdekit.solvers.probconserv.update import (
     sample_conditioned,
     trapezoid_weights,
 )
+
+
+def training_kind(model: str) -> str:
+    """Which trained network a model uses: its own for softc, the plain ANP otherwise."""
+    return "softc" if model == "softc" else "anp"
+
 
 #: relative tolerance for "the x's reach the end of the domain"
 SPAN_RTOL = 1e-9
@@ -90,7 +97,18 @@ class ProbConservSolution(Solution):
     def variant(self, problem=None, **changes) -> ProbConservSolution:
         """The same trained network with config ``changes`` (model, z_samples, sigma_g,
         context_seed, ...) and/or another family member ``problem``: contexts and latent draws
-        are redrawn from ``context_seed`` when the problem, the seed or z_samples change."""
+        are redrawn from ``context_seed`` when the problem, the seed or z_samples change. The model
+        may change among those that share the trained network (anp, hardc, probconserv: the
+        plain ANP); softc has a network of its own, so switching to or from it is refused."""
+        model = changes.get("model", self.config.model)
+        if training_kind(model) != training_kind(self.config.model):
+            # SoftC trains its own network with the residual penalty; the others share the
+            # plain ANP: swapping would report one network's answers under the other's name
+            raise ParameterError(
+                f"model {model!r} needs a {training_kind(model)!r} network; this solution "
+                f"holds a {training_kind(self.config.model)!r} one (trained as "
+                f"{self.config.model!r}): train or load a {training_kind(model)!r} network"
+            )
         config = dataclasses.replace(self.config, **changes)
         problem = problem or self.problem
         contexts, eps = self.contexts, self.eps

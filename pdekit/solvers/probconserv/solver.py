@@ -36,7 +36,11 @@ from pdekit.solvers.config import check, from_dict
 from pdekit.solvers.probconserv.anp import ANP, ANPConfig
 from pdekit.solvers.probconserv.family import FamilyConfig
 from pdekit.solvers.probconserv.mass import mass_source
-from pdekit.solvers.probconserv.solution import ProbConservSolution, observations
+from pdekit.solvers.probconserv.solution import (
+    ProbConservSolution,
+    observations,
+    training_kind,
+)
 from pdekit.solvers.probconserv.task import ANPTask
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
@@ -92,11 +96,6 @@ class ProbConservConfig:
             raise ParameterError(
                 f"ProbConservConfig.retrain must be true or false; got {self.retrain!r}"
             )
-
-
-def training_kind(model: str) -> str:
-    """Which trained network a model uses: its own for softc, the plain ANP otherwise."""
-    return "softc" if model == "softc" else "anp"
 
 
 def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list[Path]:
