@@ -143,10 +143,11 @@ CASE_ENGINE = {
 #: (1.97e-2, 19,791 steps) is the host's speed. What the error growth wanted was jaxpi's
 #: embedding (its Allen-Cahn ablation: 4.35e-1 without Fourier features): random Fourier
 #: features of scale 2 on the embedded inputs with random weight factorization, on top of the
-#: 3 windows (600 s, one thread, side by side, 2026-11-23 23:00-23:44 UTC; rel_l2, steps; with
-#: the 3 windows alone 1.23e-2, 23,722): lr decay every 1000 steps 1.28e-2 (22,638) and every
-#: 500 1.61e-2 (22,166); 64 features 1.09e-2 (14,501), with factorization 9.4e-3 (14,091),
-#: seed 1 5.9e-3 (16,001); 32 features with factorization 6.9e-3 (18,209), adopted.
+#: 3 windows (600 s, one thread, side by side, 2026-11-23 23:00-23:44 UTC; rel_l2, steps; the
+#: 3 windows alone gave 1.23e-2, 23,722, at 22:00): lr decay every 1000 steps 1.28e-2
+#: (22,638), every 500 1.61e-2 (22,166); 64 features 1.09e-2 (14,501), with factorization
+#: 9.4e-3 (14,091), seed 1 5.9e-3 (16,001); 32 features with factorization 6.9e-3 (18,209),
+#: adopted. Full run with it (73adf84, 23:44-00:24 UTC): 8.67e-3 after 16,997 steps.
 _MARCH = {"causal.warm_start": True, "causal.stage_steps": 0, "causal.eps": [0.01, 0.1, 1.0]}
 CASE_CAUSAL = {
     "convection_beta50": {**_MARCH, "causal.windows": 8},
