@@ -83,8 +83,9 @@ class NetworkSolver(Solver):
     """
 
     #: why this solver cannot train under torchrun (None: it can). Its task must route every
-    #: forward pass through ``task.model``, the DistributedDataParallel wrapper (see
-    #: TrainingTask), for the gradients to be averaged over the processes.
+    #: forward pass through ``task.model``, the DistributedDataParallel wrapper, or have the
+    #: Trainer average its gradients (``average_gradients``; see TrainingTask), and take every
+    #: decision from numbers that agree on all processes.
     no_torchrun: ClassVar[str | None] = None
 
     def build_model(self, problem: Problem, config: Any) -> torch.nn.Module:
@@ -121,7 +122,7 @@ class NetworkSolver(Solver):
         if dist.enabled and self.no_torchrun is not None:
             raise UnsupportedPairError(
                 f"{self.name} does not run under torchrun yet: {self.no_torchrun}; run it in "
-                "one process (the pinn solver scales with torchrun)"
+                "one process (pinn and lagrangian_pinn scale with torchrun)"
             )
         device = dist.place(select_device(run.device))
         if device.type == "cpu":

@@ -565,8 +565,8 @@ class CausalPINN(PINN):
     description = "causality-respecting PINN: residuals weighted in time, epsilon annealing"
     paper = "Wang, Sankaran & Perdikaris, arXiv:2203.07404 (2022); CMAME 421 (2024)"
     no_torchrun = (
-        "it trains one time window's network at a time, outside DistributedDataParallel's "
-        "wrapper, so the processes' gradients would not be averaged"
+        "its causal weights, stage and window changes come from each process's own batch "
+        "and clock, so the processes would weight and schedule the same network differently"
     )
 
     def supports(self, problem: Problem) -> str | None:

@@ -103,6 +103,40 @@ class Distributed:
         )
 
     # -- collectives ---------------------------------------------------------------------------
+    def average_gradients(self, params) -> None:
+        """Replace each parameter's gradient by its mean over the ranks, as DDP's all-reduce
+        does, for tasks whose forward passes cannot all go through the DDP wrapper (a
+        network's branches called directly). One all-reduce of the flattened gradients and a
+        mask of which ranks had one: a gradient missing on some ranks counts as zero there
+        (as DDP with unused parameters does), one missing on every rank stays missing."""
+        if not self.enabled:
+            return
+        params = [p for p in params if p.requires_grad]
+        if not params:
+            return
+        ref = params[0]
+        parts = [
+            p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in params
+        ]
+        had = torch.tensor([p.grad is not None for p in params], dtype=ref.dtype, device=ref.device)
+        flat = torch.cat([*parts, had])
+        dev = flat.device
+        if self.backend == "nccl" and dev.type != "cuda":
+            flat = flat.to(self.comm_device)
+        tdist.all_reduce(flat, op=tdist.ReduceOp.SUM)
+        flat = flat.to(dev)
+        counts = flat[-len(params) :].tolist()
+        offset = 0
+        for p, count in zip(params, counts, strict=True):
+            n = p.numel()
+            if count > 0:
+                mean = flat[offset : offset + n].view_as(p) / self.world_size
+                if p.grad is None:
+                    p.grad = mean.clone()
+                else:
+                    p.grad.copy_(mean)
+            offset += n
+
     def sum(self, values: Sequence[float | torch.Tensor]) -> list[float]:
         """Sum of each scalar over all ranks (float64; one all-reduce)."""
         scalars = [torch.as_tensor(v).detach().reshape(()) for v in values]

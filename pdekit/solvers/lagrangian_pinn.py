@@ -321,7 +321,13 @@ def _boundary_crossing(problem: Problem, dom: SpaceTime, name: str) -> str | Non
 
 # -- training ------------------------------------------------------------------------------------
 class LagrangianTask(SampledTask):
-    """Training task: residuals and initial/boundary misfits in the label frame."""
+    """Training task: residuals and initial/boundary misfits in the label frame.
+
+    It calls the two branches (characteristic, state) directly, so under ``torchrun`` the
+    Trainer averages their gradients over the processes itself (``average_gradients``)
+    instead of through a DistributedDataParallel wrapper."""
+
+    average_gradients = True
 
     def __init__(self, problem: Problem, config: LagrangianPINNConfig, model, rng, device):
         self.problem, self.config, self.model, self.rng = problem, config, model, rng
@@ -438,10 +444,6 @@ class LagrangianPINN(NetworkSolver):
         "1D convection-diffusion"
     )
     paper = "Mojgani, Balajewicz & Hassanzadeh, Comput. Methods Appl. Mech. Eng. 404 (2023)"
-    no_torchrun = (
-        "its task calls the two branches (characteristic, state) directly, outside "
-        "DistributedDataParallel's wrapper, so the processes' gradients would not be averaged"
-    )
 
     def supports(self, problem: Problem) -> str | None:
         return lagrangian_form_mismatch(problem)

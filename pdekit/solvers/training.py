@@ -135,8 +135,12 @@ class TrainingTask(Protocol):
     The task must call ``self.model(x)`` for every forward pass: under ``torchrun`` the Trainer
     sets ``task.model`` to the DistributedDataParallel wrapper for the duration of
     :meth:`Trainer.run` (and back afterwards). A task whose loss leaves some parameters unused
-    sets ``ddp_find_unused_parameters = True``. ``after_step`` receives the loss terms averaged
-    over all processes, so decisions taken from them agree on every rank.
+    sets ``ddp_find_unused_parameters = True``. A task that calls parts of its model directly
+    (branches, one network of several) sets ``average_gradients = True`` instead: the model is
+    then not wrapped and the Trainer averages the gradients over the processes after every
+    backward pass (:meth:`~pdekit.solvers.distributed.Distributed.average_gradients`).
+    ``after_step`` receives the loss terms averaged over all processes, so decisions taken
+    from them agree on every rank.
     """
 
     model: torch.nn.Module
@@ -469,7 +473,8 @@ class Trainer:
         if self._good is None and self._pending is None:
             self._pending = self._snapshot()
         find_unused = bool(getattr(self.task, "ddp_find_unused_parameters", False))
-        self.task.model = self.dist.wrap(self.model, find_unused)
+        if not self._manual_average:
+            self.task.model = self.dist.wrap(self.model, find_unused)
         self._guard = _SignalGuard()
         self._guard.install()
         try:
@@ -533,6 +538,15 @@ class Trainer:
                 )
             self._checkpoint()
 
+    @property
+    def _manual_average(self) -> bool:
+        """Whether the Trainer, not a DDP wrapper, averages the processes' gradients."""
+        return self.dist.enabled and bool(getattr(self.task, "average_gradients", False))
+
+    def _average_gradients(self) -> None:
+        if self._manual_average:
+            self.dist.average_gradients(self.model.parameters())
+
     def _reduce(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], flags: list[float]):
         """Loss and terms averaged over processes, and flags summed (identity in one process)."""
         if not self.dist.enabled:
@@ -574,6 +588,7 @@ class Trainer:
         problem = self._diverged(value)
         if problem is None:
             loss.backward()
+            self._average_gradients()
             params = [p for p in self.model.parameters() if p.grad is not None]
             if self.config.grad_clip > 0:
                 norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip))
@@ -597,6 +612,7 @@ class Trainer:
             loss, terms = self.task.loss()
             last["loss"], last["terms"], _ = self._reduce(loss, terms, [])
             loss.backward()
+            self._average_gradients()
             if self.dist.enabled:  # the line search must see the same (global) loss everywhere
                 return torch.tensor(last["loss"], dtype=loss.dtype, device=loss.device)
             return loss

@@ -102,11 +102,17 @@ def launches(tmp_path_factory):
     return root, out_a, out_b
 
 
-def _one_process(ranks: tuple[int, ...]):
-    """The oracle: one process minimising the mean of the given ranks' PINN losses."""
-    problem = problems.get(PROBLEM)
-    solver = solvers.get("pinn")
-    cfg = make_config("pinn", None, dict(CONFIG, **{"train.steps": STEPS}))
+def _one_process(
+    ranks: tuple[int, ...],
+    solver_name: str = "pinn",
+    problem_name: str = PROBLEM,
+    config: dict | None = None,
+):
+    """The oracle: one process minimising the mean of the given ranks' losses."""
+    problem = problems.get(problem_name)
+    solver = solvers.get(solver_name)
+    config = dict(CONFIG, **{"train.steps": STEPS}) if config is None else config
+    cfg = make_config(solver_name, None, config)
     torch.manual_seed(0)  # as every rank does before building the network
     model = solver.build_model(problem, cfg).to(dtype=torch.float64)
     tasks = [
@@ -190,3 +196,62 @@ def test_only_rank_zero_writes_files(launches):
     assert {p.name for p in out_b.iterdir()} == {"checkpoint_00000040.h5"}
     # no temporaries left behind
     assert not [p for p in root.rglob(".*tmp-*")]
+
+
+#: the Lagrangian PINN calls its two branches directly, so the Trainer averages their gradients
+#: itself (no DDP wrapper); Burgers exercises the state residual's second derivatives and the
+#: boundary loss, and the run ends with L-BFGS, whose line search must agree on every rank
+LAGRANGIAN = "convection_diffusion/burgers"
+LAGRANGIAN_CONFIG = {
+    "characteristic.width": 8,
+    "state.width": 8,
+    "state.depth": 2,
+    "sampling.n_interior": 32,
+    "sampling.n_boundary": 8,
+    "sampling.n_initial": 8,
+    "train.log_every": 5,
+    "train.dtype": "float64",
+    "train.steps": 20,
+    "train.decay_every": 15,
+    "train.lbfgs_steps": 5,
+}
+
+
+def test_lagrangian_pinn_two_processes_match_one_process(tmp_path):
+    out = tmp_path / "out"
+    cli = ["solve", LAGRANGIAN, "--solver", "lagrangian_pinn", "--device", "cpu", "--quiet"]
+    cli += [a for k, v in LAGRANGIAN_CONFIG.items() for a in ("--config", f"{k}={v}")]
+    run = _torchrun(tmp_path / "log", "cli", *cli, "--out", str(out), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    ddp = load_checkpoint(out / "checkpoint.h5")
+    assert ddp.step == 25 and ddp.trainer["world_size"] == WORLD
+    args = ("lagrangian_pinn", LAGRANGIAN, LAGRANGIAN_CONFIG)
+    weights, history = _one_process(tuple(range(WORLD)), *args)
+    err = _max_rel(weights, ddp.model)
+    print(f"lagrangian_pinn: max relative weight difference DDP vs one process: {err:.2e}")
+    assert err <= RTOL
+    np.testing.assert_allclose(ddp.extras["history"]["loss"], history["loss"], rtol=RTOL)
+    alone, _ = _one_process((0,), *args)
+    assert _max_rel(alone, ddp.model) > DISTINCT
+
+
+def test_average_gradients_counts_a_missing_gradient_as_zero(monkeypatch):
+    """The bookkeeping of the Trainer's own all-reduce, with the other rank's contribution
+    simulated: gradients are averaged, a gradient only the other rank has arrives halved (DDP's
+    treatment of an unused parameter), one no rank has stays None."""
+    a, b, c = (torch.nn.Parameter(torch.zeros(n, dtype=torch.float64)) for n in (3, 2, 4))
+    a.grad = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    other = {"a": [3.0, 2.0, 1.0], "b": [4.0, -4.0]}  # rank 1's gradients; c unused everywhere
+    contribution = torch.tensor([*other["a"], *other["b"], 0, 0, 0, 0, 1, 1, 0], dtype=a.dtype)
+    calls = []
+
+    def all_reduce(t, op):
+        calls.append(t.numel())
+        t.add_(contribution)
+
+    monkeypatch.setattr("pdekit.solvers.distributed.tdist.all_reduce", all_reduce)
+    Distributed(0, 2, 0, "gloo").average_gradients([a, b, c])
+    assert calls == [3 + 2 + 4 + 3]  # one all-reduce: the gradients and the mask
+    np.testing.assert_array_equal(a.grad.numpy(), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0, -2.0])
+    assert c.grad is None
