@@ -122,7 +122,7 @@ class NetworkSolver(Solver):
         if dist.enabled and self.no_torchrun is not None:
             raise UnsupportedPairError(
                 f"{self.name} does not run under torchrun yet: {self.no_torchrun}; run it in "
-                "one process (pinn and lagrangian_pinn scale with torchrun)"
+                "one process (pinn, causal_pinn and lagrangian_pinn scale with torchrun)"
             )
         device = dist.place(select_device(run.device))
         if device.type == "cpu":

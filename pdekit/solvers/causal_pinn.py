@@ -41,6 +41,7 @@ from pdekit.core.taylor import TaylorFields
 from pdekit.errors import ParameterError
 from pdekit.geometries.spacetime import SpaceTime, TimeDomain
 from pdekit.problems.base import Problem
+from pdekit.solvers import distributed
 from pdekit.solvers.causal_weights import (
     AnnealingSchedule,
     causal_weights,
@@ -330,13 +331,24 @@ class CausalPhysics(PhysicsLoss):
 
 # -- training task -----------------------------------------------------------------------------
 class CausalPINNTask(PINNTask):
-    """Training task of the causal PINN: chunked, causally weighted loss and its schedule."""
+    """Training task of the causal PINN: chunked, causally weighted loss and its schedule.
+
+    Under ``torchrun`` every process draws its own batch in the same chunks; the causal
+    weights come from the chunk losses averaged over the processes (those of the global
+    batch), gradient-norm weights are averaged likewise and the schedule runs on rank 0's
+    clock, so every process weights, anneals and switches windows at the same step. It trains
+    one window's network at a time, outside a DDP wrapper: the Trainer averages the
+    gradients (``average_gradients``).
+    """
+
+    average_gradients = True
 
     def __init__(
         self, problem: Problem, config: CausalPINNConfig, model: WindowedNetwork, rng, device
     ):
         super().__init__(problem, config, model, rng, device)
         c = config.causal
+        self.dist = distributed.current()
         self.physics = CausalPhysics(
             problem, config, rng, device=device, dtype=config.train.torch_dtype
         )
@@ -401,12 +413,13 @@ class CausalPINNTask(PINNTask):
         initial = lam["initial"] * ic
         n = cfg.causal.chunks
         eps = self.schedule.epsilon
+        shared = self._over_ranks(torch.cat([losses.detach(), initial.detach().reshape(1)]))
         if cfg.causal.initial_in_chain:
-            w = causal_weights(losses, eps, initial)
+            w = causal_weights(shared[:-1], eps, shared[-1])
             residual = (w * losses).sum() / n
             total = lam["residual"] * residual + initial / n
         else:
-            w = causal_weights(losses, eps)
+            w = causal_weights(shared[:-1], eps)
             residual = (w * losses).mean()
             total = lam["residual"] * residual + initial
         self.weights = w
@@ -417,8 +430,19 @@ class CausalPINNTask(PINNTask):
             ic_term = ic / n if cfg.causal.initial_in_chain else ic
             parts = {"residual": residual, "initial": ic_term, "boundary": outside}
             parts = {key: v for key, v in parts.items() if v.requires_grad}
-            self._rebalance(grad_norm_weights(parts, list(self.net.parameters())))
+            new = grad_norm_weights(parts, list(self.net.parameters()))
+            if self.dist.enabled:  # every process must weight its terms alike
+                values = self.dist.sum(list(new.values()))
+                new = {key: v / self.dist.world_size for key, v in zip(new, values)}
+            self._rebalance(new)
         return total + lam["boundary"] * outside, terms
+
+    def _over_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        """Mean of a (detached) vector over the processes; the vector itself in one."""
+        if not self.dist.enabled:
+            return values
+        means = [v / self.dist.world_size for v in self.dist.sum(list(values))]
+        return torch.tensor(means, dtype=values.dtype, device=values.device)
 
     def _rebalance(self, new: dict[str, float]) -> None:
         """Moving average of gradient-norm weights; the first update of a window sets them."""
@@ -434,14 +458,18 @@ class CausalPINNTask(PINNTask):
         self._tick = now
         sched = self.schedule
         min_w = float(self.weights.min())
+        timed = self.config.train.time_budget_s > 0
+        seconds = self.elapsed
+        if timed and self.dist.enabled:  # rank 0's clock decides for all, as the Trainer's does
+            seconds = self.dist.sum([self.elapsed if self.dist.is_writer else 0.0])[0]
         self.last = {
             "eps": sched.epsilon,
             "stage": sched.stage,
             "window": sched.window,
             "min_w": min_w,
-            "train_s": self.elapsed,  # the seconds clock the schedule saw at this step
+            "train_s": seconds,  # the seconds clock the schedule saw at this step
         }
-        clock = self.elapsed if self.config.train.time_budget_s > 0 else float(step)
+        clock = seconds if timed else float(step)
         weights = self.weights.detach().to("cpu", torch.float64)
         event = sched.update(step, clock, min_w)
         if event or step % self.config.train.log_every == 0:
@@ -564,10 +592,6 @@ class CausalPINN(PINN):
     Config = CausalPINNConfig
     description = "causality-respecting PINN: residuals weighted in time, epsilon annealing"
     paper = "Wang, Sankaran & Perdikaris, arXiv:2203.07404 (2022); CMAME 421 (2024)"
-    no_torchrun = (
-        "its causal weights, stage and window changes come from each process's own batch "
-        "and clock, so the processes would weight and schedule the same network differently"
-    )
 
     def supports(self, problem: Problem) -> str | None:
         reason = super().supports(problem)

@@ -556,14 +556,18 @@ def test_resume_at_a_window_switch_matches_the_uninterrupted_run(tmp_path, resam
         assert torch.equal(a, b), k
 
 
-def test_refuses_torchrun_with_the_reason(monkeypatch):
-    """Its task trains one window's network at a time, outside DistributedDataParallel's
-    wrapper, and its weights and schedule come from per-process numbers: refused before any
-    training, by name."""
+def test_a_solver_that_cannot_run_under_torchrun_refuses_with_its_reason(monkeypatch):
+    """NetworkSolver.no_torchrun (no solver sets it today: causal_pinn and lagrangian_pinn
+    train under torchrun, tests/robustness/test_ddp.py) is refused before any training."""
+    from pdekit.solvers.causal_pinn import CausalPINN
+
+    monkeypatch.setattr(CausalPINN, "no_torchrun", "a reason")
     monkeypatch.setattr(
         "pdekit.solvers.distributed.current", lambda: distributed.Distributed(0, 2, 0, "gloo")
     )
-    with pytest.raises(UnsupportedPairError, match="causal_pinn does not run under torchrun yet"):
+    with pytest.raises(
+        UnsupportedPairError, match="causal_pinn does not run under torchrun yet: a reason"
+    ):
         pdekit.solve("porous_medium/heat", solver="causal_pinn", steps=1, verbose=False)
 
 
