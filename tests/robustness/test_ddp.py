@@ -388,3 +388,29 @@ def test_causal_pinn_two_processes_match_one_process(tmp_path, grad_norm_every):
             assert ranks[0]["lambdas"][key] == pytest.approx(value, rel=1e-5)
     alone, _, _ = _causal_one_process((0,), config)
     assert _max_rel(alone, ddp.model) > 1e3 * rtol
+
+
+def test_causal_pinn_under_a_time_budget_switches_windows_in_step(tmp_path):
+    """With ``train.time_budget_s`` the annealing schedule runs on seconds: every process must
+    take rank 0's clock, or they would end stages and windows at different steps (and the
+    collectives of the next step would pair different work). The run ends on its budget with
+    the ranks' schedules identical and both windows trained."""
+    config = dict(CAUSAL_CONFIG, **{"train.steps": 10**6, "train.time_budget_s": 4.0})
+    config["causal.stage_steps"] = 0  # stages share the seconds
+    out = tmp_path / "out"
+    api_args = {
+        "name": CAUSAL,
+        "solver": "causal_pinn",
+        "device": "cpu",
+        "overrides": config,
+        "checkpoint_dir": str(out),
+        "verbose": False,
+    }
+    run = _torchrun(tmp_path / "log", "api", json.dumps(api_args), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    ddp = load_checkpoint(sorted(out.glob("checkpoint_*.h5"))[-1])
+    ranks = ddp.trainer["task_ranks"]
+    for key in ("schedule", "records", "weights"):
+        assert_same_state(ranks[1][key], ranks[0][key], key)
+    assert ranks[0]["schedule"]["window"] == 1
+    assert 4.0 <= ranks[0]["last"]["train_s"] < 60.0
