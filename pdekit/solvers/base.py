@@ -12,7 +12,7 @@ import torch
 
 from pdekit.checkpoints import Checkpoint, checkpoint_name, remove_stale_temporaries, rotate
 from pdekit.core.allocator import retain_freed_memory
-from pdekit.errors import CheckpointError, UnsupportedPairError
+from pdekit.errors import CheckpointError
 from pdekit.problems.base import Problem
 from pdekit.solution import Solution
 from pdekit.solvers import distributed
@@ -82,12 +82,6 @@ class NetworkSolver(Solver):
     :meth:`predictor` (how the trained model answers at points) and :meth:`extras`.
     """
 
-    #: why this solver cannot train under torchrun (None: it can). Its task must route every
-    #: forward pass through ``task.model``, the DistributedDataParallel wrapper, or have the
-    #: Trainer average its gradients (``average_gradients``; see TrainingTask), and take every
-    #: decision from numbers that agree on all processes.
-    no_torchrun: ClassVar[str | None] = None
-
     def build_model(self, problem: Problem, config: Any) -> torch.nn.Module:
         raise NotImplementedError
 
@@ -114,16 +108,12 @@ class NetworkSolver(Solver):
     def fit(self, problem: Problem, config: Any, run: RunOptions) -> Solution:
         """Train (or continue training from ``run.resume``) and return the Solution.
 
-        Under ``torchrun`` (an initialised process group) every rank trains the same model
-        with DistributedDataParallel on its own collocation batches (seeded per rank) and
-        rank 0 alone writes checkpoints.
+        Under ``torchrun`` (an initialised process group) every rank trains the same model on
+        its own collocation batches (seeded per rank), its gradients averaged by
+        DistributedDataParallel or by the Trainer (see TrainingTask), and rank 0 alone writes
+        checkpoints.
         """
         dist = distributed.current()
-        if dist.enabled and self.no_torchrun is not None:
-            raise UnsupportedPairError(
-                f"{self.name} does not run under torchrun yet: {self.no_torchrun}; run it in "
-                "one process (pinn, causal_pinn and lagrangian_pinn scale with torchrun)"
-            )
         device = dist.place(select_device(run.device))
         if device.type == "cpu":
             retain_freed_memory()  # no page faults on every step's fresh tensors

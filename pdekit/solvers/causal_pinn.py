@@ -432,8 +432,7 @@ class CausalPINNTask(PINNTask):
             parts = {key: v for key, v in parts.items() if v.requires_grad}
             new = grad_norm_weights(parts, list(self.net.parameters()))
             if self.dist.enabled:  # every process must weight its terms alike
-                values = self.dist.sum(list(new.values()))
-                new = {key: v / self.dist.world_size for key, v in zip(new, values)}
+                new = dict(zip(new, self.dist.mean(list(new.values())), strict=True))
             self._rebalance(new)
         return total + lam["boundary"] * outside, terms
 
@@ -441,7 +440,7 @@ class CausalPINNTask(PINNTask):
         """Mean of a (detached) vector over the processes; the vector itself in one."""
         if not self.dist.enabled:
             return values
-        means = [v / self.dist.world_size for v in self.dist.sum(list(values))]
+        means = self.dist.mean(list(values))
         return torch.tensor(means, dtype=values.dtype, device=values.device)
 
     def _rebalance(self, new: dict[str, float]) -> None:

@@ -137,6 +137,10 @@ class Distributed:
                     p.grad.copy_(mean)
             offset += n
 
+    def mean(self, values: Sequence[float | torch.Tensor]) -> list[float]:
+        """Mean of each scalar over all ranks (float64; one all-reduce)."""
+        return [v / self.world_size for v in self.sum(values)]
+
     def sum(self, values: Sequence[float | torch.Tensor]) -> list[float]:
         """Sum of each scalar over all ranks (float64; one all-reduce)."""
         scalars = [torch.as_tensor(v).detach().reshape(()) for v in values]

@@ -104,29 +104,54 @@ def launches(tmp_path_factory):
     return root, out_a, out_b
 
 
+class _ThreadRank:
+    """A rank of a process group played by a thread: ``sum`` meets the other ranks' threads
+    at a barrier and adds their values in rank order (for two ranks one addition, as gloo's)."""
+
+    def __init__(self, rank: int, slots: list, barrier: threading.Barrier):
+        self.rank, self.slots, self.barrier = rank, slots, barrier
+        self.world_size = len(slots)
+        self.enabled = True
+        self.is_writer = rank == 0
+
+    def sum(self, values) -> list[float]:
+        self.slots[self.rank] = [float(v) for v in values]
+        self.barrier.wait()
+        out = [sum(column) for column in zip(*self.slots, strict=True)]
+        self.barrier.wait()  # everyone has read the slots before they are reused
+        return out
+
+    def mean(self, values) -> list[float]:
+        return [v / self.world_size for v in self.sum(values)]
+
+
 def _one_process(
     ranks: tuple[int, ...],
     solver_name: str = "pinn",
     problem_name: str = PROBLEM,
     config: dict | None = None,
+    exchange: bool = False,
 ):
-    """The oracle: one process minimising the mean of the given ranks' losses."""
+    """The oracle: one process minimising the mean of the given ranks' losses, one task per
+    rank, each stepped (``after_step``) as its rank would be. With ``exchange`` the tasks'
+    losses are evaluated side by side in threads whose ``dist`` exchanges numbers as the
+    processes do (the causal PINN's chunk losses); otherwise one after the other, each from
+    the same torch generator state (ranks are seeded alike and draw alike: the ANP's latent
+    noise). Returns the trained weights, the loss history and the tasks."""
     problem = problems.get(problem_name)
     solver = solvers.get(solver_name)
     config = dict(CONFIG, **{"train.steps": STEPS}) if config is None else config
     cfg = make_config(solver_name, None, config)
     torch.manual_seed(0)  # as every rank does before building the network
     model = solver.build_model(problem, cfg).to(dtype=torch.float64)
-    tasks = [
-        solver.build_task(
-            problem,
-            cfg,
-            model,
-            np.random.default_rng(np.random.SeedSequence(0, spawn_key=(r,))),
-            torch.device("cpu"),
-        )
-        for r in ranks
-    ]
+    tasks = []
+    slots, barrier = [None] * len(ranks), threading.Barrier(len(ranks), timeout=60)
+    for i, r in enumerate(ranks):
+        rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(r,)))
+        task = solver.build_task(problem, cfg, model, rng, torch.device("cpu"))
+        if exchange and len(ranks) > 1:
+            task.dist = _ThreadRank(i, slots, barrier)
+        tasks.append(task)
 
     class MeanTask(TrainingTask):
         """The ranks' tasks side by side; loss and terms are their means."""
@@ -139,19 +164,29 @@ def _one_process(
                 t.next_batch(step)
 
         def loss(self):
-            # every rank starts each loss from the same torch generator state (seeded alike,
-            # drawing alike: the ANP's latent noise); a no-op for tasks that draw nothing
-            start, out = torch.get_rng_state(), []
-            for t in tasks:
-                torch.set_rng_state(start)
-                out.append(t.loss())
+            if exchange:
+                with ThreadPoolExecutor(len(tasks)) as pool:
+                    out = list(pool.map(lambda t: t.loss(), tasks))
+            else:
+                start, out = torch.get_rng_state(), []
+                for t in tasks:
+                    torch.set_rng_state(start)
+                    out.append(t.loss())
             total = sum(o[0] for o in out) / len(out)
             terms = {k: sum(o[1][k] for o in out) / len(out) for k in out[0][1]}
             return total, terms
 
+        def after_step(self, step, terms):
+            stops = {bool(t.after_step(step, terms)) for t in tasks}
+            assert len(stops) == 1  # the ranks' tasks decide alike
+            return stops.pop()
+
+        def new_problem(self):
+            return tasks[0].new_problem()
+
     trainer = Trainer(MeanTask(), cfg.train, verbose=False, dist=Distributed())
     trainer.run()
-    return model.state_dict(), trainer.history
+    return model.state_dict(), trainer.history, tasks
 
 
 def _max_rel(a: dict, b: dict) -> float:
@@ -164,14 +199,14 @@ def test_two_processes_match_one_process_with_the_same_global_batch(launches):
     _, out_a, _ = launches
     ddp = load_checkpoint(out_a / "checkpoint.h5")
     assert ddp.step == STEPS and ddp.trainer["world_size"] == WORLD
-    weights, history = _one_process(tuple(range(WORLD)))
+    weights, history, _ = _one_process(tuple(range(WORLD)))
     err = _max_rel(weights, ddp.model)
     print(f"max relative weight difference DDP vs one process: {err:.2e} (rtol {RTOL:g})")
     assert err <= RTOL
     ddp_loss = ddp.extras["history"]["loss"]
     np.testing.assert_allclose(ddp_loss, history["loss"], rtol=RTOL)
     # the ranks drew different batches: rank 0's alone give a clearly different result
-    alone, _ = _one_process((0,))
+    alone, _, _ = _one_process((0,))
     assert _max_rel(alone, ddp.model) > DISTINCT
     # and each rank's sampler state is stored (resume restores each rank's own stream)
     rngs = [s["rng"] for s in ddp.trainer["task_ranks"]]
@@ -224,7 +259,41 @@ LAGRANGIAN_CONFIG = {
 }
 
 
+def _launch(tmp_path: Path, solver: str, problem: str, config: dict):
+    """torchrun with the Python API under the caller's process group: ``solver`` on
+    ``problem`` with the dotted ``config``; returns its newest checkpoint."""
+    out = tmp_path / "out"
+    api_args = {
+        "name": problem,
+        "solver": solver,
+        "device": "cpu",
+        "overrides": config,
+        "checkpoint_dir": str(out),
+        "verbose": False,
+    }
+    run = _torchrun(tmp_path / "log", "api", json.dumps(api_args), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    ckpt = load_checkpoint(sorted(out.glob("checkpoint_*.h5"))[-1])
+    assert ckpt.trainer["world_size"] == WORLD
+    return ckpt
+
+
+def _assert_matches_one_process(ddp, label: str, rtol: float = RTOL, **oracle) -> list:
+    """The two-process checkpoint ``ddp`` against the one-process oracle on both ranks' batches
+    (weights and loss history to ``rtol``), and clearly apart from rank 0's batches alone.
+    Returns the oracle's tasks."""
+    weights, history, tasks = _one_process(tuple(range(WORLD)), **oracle)
+    err = _max_rel(weights, ddp.model)
+    print(f"{label}: max relative weight difference DDP vs one process: {err:.2e} (rtol {rtol:g})")
+    assert err <= rtol
+    np.testing.assert_allclose(ddp.extras["history"]["loss"], history["loss"], rtol=rtol)
+    alone, _, _ = _one_process((0,), **oracle)
+    assert _max_rel(alone, ddp.model) > 1e3 * rtol
+    return tasks
+
+
 def test_lagrangian_pinn_two_processes_match_one_process(tmp_path):
+    """Launched as the pdekit command (the pinn test above covers the API launch too)."""
     out = tmp_path / "out"
     cli = ["solve", LAGRANGIAN, "--solver", "lagrangian_pinn", "--device", "cpu", "--quiet"]
     cli += [a for k, v in LAGRANGIAN_CONFIG.items() for a in ("--config", f"{k}={v}")]
@@ -232,14 +301,13 @@ def test_lagrangian_pinn_two_processes_match_one_process(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     ddp = load_checkpoint(out / "checkpoint.h5")
     assert ddp.step == 25 and ddp.trainer["world_size"] == WORLD
-    args = ("lagrangian_pinn", LAGRANGIAN, LAGRANGIAN_CONFIG)
-    weights, history = _one_process(tuple(range(WORLD)), *args)
-    err = _max_rel(weights, ddp.model)
-    print(f"lagrangian_pinn: max relative weight difference DDP vs one process: {err:.2e}")
-    assert err <= RTOL
-    np.testing.assert_allclose(ddp.extras["history"]["loss"], history["loss"], rtol=RTOL)
-    alone, _ = _one_process((0,), *args)
-    assert _max_rel(alone, ddp.model) > DISTINCT
+    _assert_matches_one_process(
+        ddp,
+        "lagrangian_pinn",
+        solver_name="lagrangian_pinn",
+        problem_name=LAGRANGIAN,
+        config=LAGRANGIAN_CONFIG,
+    )
 
 
 def test_average_gradients_counts_a_missing_gradient_as_zero(monkeypatch):
@@ -269,48 +337,29 @@ def test_average_gradients_counts_a_missing_gradient_as_zero(monkeypatch):
 PROBCONSERV_CONFIG = {
     "retrain": True,
     "z_samples": 4,
-    "anp": {
-        "hidden": 16,
-        "heads": 2,
-        "latent": 8,
-        "decoder_width": 16,
-        "decoder_layers": 2,
-        "self_attention_blocks": 1,
-        "cross_attention_blocks": 1,
-    },
-    "family": {"param": "k", "low": 1.0, "high": 5.0, "batch": 2},
-    "train": {"steps": 10, "dtype": "float64", "log_every": 5},
+    "anp.hidden": 16,
+    "anp.heads": 2,
+    "anp.latent": 8,
+    "anp.decoder_width": 16,
+    "anp.decoder_layers": 2,
+    "anp.self_attention_blocks": 1,
+    "anp.cross_attention_blocks": 1,
+    "family.param": "k",
+    "family.low": 1.0,
+    "family.high": 5.0,
+    "family.batch": 2,
+    "train.steps": 10,
+    "train.dtype": "float64",
+    "train.log_every": 5,
 }
 
 
 def test_probconserv_two_processes_match_one_process(tmp_path):
-    out = tmp_path / "out"
-    api_args = {
-        "name": PROBLEM,
-        "solver": "probconserv",
-        "device": "cpu",
-        "config": PROBCONSERV_CONFIG,
-        "checkpoint_dir": str(out),
-        "verbose": False,
-    }
-    run = _torchrun(tmp_path / "log", "api", json.dumps(api_args), cwd=tmp_path)
-    assert run.returncode == 0, run.stdout + run.stderr
-    ddp = load_checkpoint(out / "checkpoint_00000010.h5")
-    assert ddp.trainer["world_size"] == WORLD
-    flat = {
-        "retrain": True,
-        "z_samples": 4,
-        **{f"anp.{k}": v for k, v in PROBCONSERV_CONFIG["anp"].items()},
-        **{f"family.{k}": v for k, v in PROBCONSERV_CONFIG["family"].items()},
-        **{f"train.{k}": v for k, v in PROBCONSERV_CONFIG["train"].items()},
-    }
-    weights, history = _one_process(tuple(range(WORLD)), "probconserv", PROBLEM, flat)
-    err = _max_rel(weights, ddp.model)
-    print(f"probconserv: max relative weight difference DDP vs one process: {err:.2e}")
-    assert err <= RTOL
-    np.testing.assert_allclose(ddp.extras["history"]["loss"], history["loss"], rtol=RTOL)
-    alone, _ = _one_process((0,), "probconserv", PROBLEM, flat)
-    assert _max_rel(alone, ddp.model) > DISTINCT
+    ddp = _launch(tmp_path, "probconserv", PROBLEM, PROBCONSERV_CONFIG)
+    assert ddp.step == 10
+    _assert_matches_one_process(
+        ddp, "probconserv", solver_name="probconserv", config=PROBCONSERV_CONFIG
+    )
 
 
 #: the causal PINN: two windows (a window switch), two eps stages per window ended by step
@@ -336,102 +385,25 @@ CAUSAL_CONFIG = {
 #: gradient-norm balancing divides gradient norms of the terms, which amplifies the rounding
 #: difference between DDP's (g0 + g1) / 2 and the oracle's 0.5 g0 + 0.5 g1: measured 1.3e-10
 #: with it against 9.6e-17 without (24 steps). A real defect, causal weights from each
-#: process's own chunk losses instead of the global ones, gives 1.1e-2 (measured with the
-#: oracle's exchange turned off).
+#: process's own chunk losses instead of the global ones, gives 1.3e-8 without balancing and
+#: 1.1e-2 with it (measured with the oracle's exchange turned off): both caught.
 CAUSAL_RTOL = {0: RTOL, 5: 1e-7}
-
-
-class _ThreadRank:
-    """A rank of a process group played by a thread: ``sum`` meets the other ranks' threads
-    at a barrier and adds their values in rank order (for two ranks one addition, as gloo's)."""
-
-    def __init__(self, rank: int, slots: list, barrier: threading.Barrier):
-        self.rank, self.slots, self.barrier = rank, slots, barrier
-        self.world_size = len(slots)
-        self.enabled = True
-        self.is_writer = rank == 0
-
-    def sum(self, values) -> list[float]:
-        self.slots[self.rank] = [float(v) for v in values]
-        self.barrier.wait()
-        out = [sum(column) for column in zip(*self.slots, strict=True)]
-        self.barrier.wait()  # everyone has read the slots before they are reused
-        return out
-
-
-def _causal_one_process(ranks: tuple[int, ...], config: dict):
-    """The causal oracle: one process, one task per rank, their losses evaluated side by side
-    in threads whose ``dist`` exchanges the chunk losses (and gradient-norm weights) as the
-    processes do; the loss minimised is the mean of theirs."""
-    problem = problems.get(CAUSAL)
-    solver = solvers.get("causal_pinn")
-    cfg = make_config("causal_pinn", None, config)
-    torch.manual_seed(0)
-    model = solver.build_model(problem, cfg).to(dtype=torch.float64)
-    tasks = []
-    slots, barrier = [None] * len(ranks), threading.Barrier(len(ranks), timeout=60)
-    for i, r in enumerate(ranks):
-        rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(r,)))
-        task = solver.build_task(problem, cfg, model, rng, torch.device("cpu"))
-        if len(ranks) > 1:
-            task.dist = _ThreadRank(i, slots, barrier)
-        tasks.append(task)
-
-    class MeanTask(TrainingTask):
-        def __init__(self):
-            self.model = model
-
-        def next_batch(self, step):
-            for t in tasks:
-                t.next_batch(step)
-
-        def loss(self):
-            with ThreadPoolExecutor(len(tasks)) as pool:
-                out = list(pool.map(lambda t: t.loss(), tasks))
-            total = sum(o[0] for o in out) / len(out)
-            return total, {k: sum(o[1][k] for o in out) / len(out) for k in out[0][1]}
-
-        def after_step(self, step, terms):
-            stops = {t.after_step(step, terms) for t in tasks}
-            assert len(stops) == 1  # the tasks' schedules agree
-            return stops.pop()
-
-        def new_problem(self):
-            return tasks[0].new_problem()
-
-    trainer = Trainer(MeanTask(), cfg.train, verbose=False, dist=Distributed())
-    trainer.run()
-    return model.state_dict(), trainer.history, tasks[0]
 
 
 @pytest.mark.parametrize("grad_norm_every", sorted(CAUSAL_RTOL))
 def test_causal_pinn_two_processes_match_one_process(tmp_path, grad_norm_every):
     config = dict(CAUSAL_CONFIG, **{"causal.grad_norm_every": grad_norm_every})
     rtol = CAUSAL_RTOL[grad_norm_every]
-    out = tmp_path / "out"
-    api_args = {
-        "name": CAUSAL,
-        "solver": "causal_pinn",
-        "device": "cpu",
-        "overrides": config,
-        "checkpoint_dir": str(out),
-        "verbose": False,
-    }
-    run = _torchrun(tmp_path / "log", "api", json.dumps(api_args), cwd=tmp_path)
-    assert run.returncode == 0, run.stdout + run.stderr
-    ddp = load_checkpoint(sorted(out.glob("checkpoint_*.h5"))[-1])
-    assert ddp.step == config["train.steps"] and ddp.trainer["world_size"] == WORLD
+    ddp = _launch(tmp_path, "causal_pinn", CAUSAL, config)
+    assert ddp.step == config["train.steps"]
     # every process weighted, balanced and scheduled alike: the same numbers, bit for bit
     ranks = ddp.trainer["task_ranks"]
     for key in ("weights", "lambdas", "schedule"):
         assert_same_state(ranks[1][key], ranks[0][key], key)
     assert ranks[0]["schedule"]["window"] == 1  # the run did switch windows
-    weights, history, task = _causal_one_process(tuple(range(WORLD)), config)
-    err = _max_rel(weights, ddp.model)
-    print(f"causal_pinn (grad_norm_every {grad_norm_every}): max relative weight difference DDP "
-          f"vs one process: {err:.2e} (rtol {rtol:g})")  # fmt: skip
-    assert err <= rtol
-    np.testing.assert_allclose(ddp.extras["history"]["loss"], history["loss"], rtol=rtol)
+    oracle = dict(solver_name="causal_pinn", problem_name=CAUSAL, config=config, exchange=True)
+    label = f"causal_pinn (grad_norm_every {grad_norm_every})"
+    task = _assert_matches_one_process(ddp, label, rtol, **oracle)[0]
     # weights in [0, 1], compared absolutely: a tiny weight exp(-eps S) carries eps times the
     # absolute error of S as its relative error
     np.testing.assert_allclose(ranks[0]["weights"].numpy(), task.weights.numpy(), atol=rtol)
@@ -440,8 +412,6 @@ def test_causal_pinn_two_processes_match_one_process(tmp_path, grad_norm_every):
         # gradient nearly vanishes), and amplifies the parameters' 1e-10 to 1.6e-7 (measured)
         for key, value in task.lambdas.items():
             assert ranks[0]["lambdas"][key] == pytest.approx(value, rel=1e-5)
-    alone, _, _ = _causal_one_process((0,), config)
-    assert _max_rel(alone, ddp.model) > 1e3 * rtol
 
 
 def test_causal_pinn_under_a_time_budget_switches_windows_in_step(tmp_path):
@@ -451,19 +421,7 @@ def test_causal_pinn_under_a_time_budget_switches_windows_in_step(tmp_path):
     the ranks' schedules identical and both windows trained."""
     config = dict(CAUSAL_CONFIG, **{"train.steps": 10**6, "train.time_budget_s": 4.0})
     config["causal.stage_steps"] = 0  # stages share the seconds
-    out = tmp_path / "out"
-    api_args = {
-        "name": CAUSAL,
-        "solver": "causal_pinn",
-        "device": "cpu",
-        "overrides": config,
-        "checkpoint_dir": str(out),
-        "verbose": False,
-    }
-    run = _torchrun(tmp_path / "log", "api", json.dumps(api_args), cwd=tmp_path)
-    assert run.returncode == 0, run.stdout + run.stderr
-    ddp = load_checkpoint(sorted(out.glob("checkpoint_*.h5"))[-1])
-    ranks = ddp.trainer["task_ranks"]
+    ranks = _launch(tmp_path, "causal_pinn", CAUSAL, config).trainer["task_ranks"]
     for key in ("schedule", "records", "weights"):
         assert_same_state(ranks[1][key], ranks[0][key], key)
     assert ranks[0]["schedule"]["window"] == 1

@@ -15,7 +15,7 @@ import pdekit
 from pdekit import problems
 from pdekit.api import make_config
 from pdekit.errors import DivergenceError, ParameterError, UnsupportedPairError
-from pdekit.solvers import distributed, get
+from pdekit.solvers import get
 from pdekit.solvers.causal_pinn import CausalPINNTask, flush_denormal
 from pdekit.solvers.causal_weights import chunk_means
 
@@ -554,21 +554,6 @@ def test_resume_at_a_window_switch_matches_the_uninterrupted_run(tmp_path, resam
     resumed = pdekit.solve("porous_medium/heat", resume=ckpt, **kw)
     for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), k
-
-
-def test_a_solver_that_cannot_run_under_torchrun_refuses_with_its_reason(monkeypatch):
-    """NetworkSolver.no_torchrun (no solver sets it today: causal_pinn and lagrangian_pinn
-    train under torchrun, tests/robustness/test_ddp.py) is refused before any training."""
-    from pdekit.solvers.causal_pinn import CausalPINN
-
-    monkeypatch.setattr(CausalPINN, "no_torchrun", "a reason")
-    monkeypatch.setattr(
-        "pdekit.solvers.distributed.current", lambda: distributed.Distributed(0, 2, 0, "gloo")
-    )
-    with pytest.raises(
-        UnsupportedPairError, match="causal_pinn does not run under torchrun yet: a reason"
-    ):
-        pdekit.solve("porous_medium/heat", solver="causal_pinn", steps=1, verbose=False)
 
 
 def test_gradient_balancing_matches_the_terms_as_they_enter_the_loss():
