@@ -120,6 +120,8 @@ class NetworkSolver(Solver):
         torch.manual_seed(run.seed)
         rng = np.random.default_rng(dist.seed(run.seed))
         model = self._model(problem, config, device)
+        if (rank_seed := dist.torch_seed(run.seed)) is not None:
+            torch.manual_seed(rank_seed)  # the same network, then each rank's own draws
         task = self.build_task(problem, config, model, rng, device)
         trainer = Trainer(
             task,

@@ -34,6 +34,14 @@ from pdekit import errors
 from pdekit.errors import ParameterError, PdekitError
 
 
+def rank_torch_seed(seed: int, rank: int) -> int:
+    """A 64-bit seed of rank ``rank``'s torch generator, from a child of the rank's sampler seed
+    sequence ``SeedSequence(seed, spawn_key=(rank,))`` (so it is not the numpy stream's own
+    state)."""
+    child = np.random.SeedSequence(seed, spawn_key=(rank,)).spawn(1)[0]
+    return int(child.generate_state(1, np.uint64)[0])
+
+
 @dataclass(frozen=True)
 class Distributed:
     """Where this process sits in the process group (a single process: rank 0 of 1)."""
@@ -80,6 +88,14 @@ class Distributed:
         if not self.enabled:
             return seed
         return np.random.SeedSequence(seed, spawn_key=(self.rank,))
+
+    def torch_seed(self, seed: int) -> int | None:
+        """Seed of this rank's torch generator once the network is built (alike on every rank,
+        from ``torch.manual_seed(seed)``): None in one process (the generator goes on from where
+        building the network left it), else :func:`rank_torch_seed`, so dropout masks and latent
+        noise (ProbConserv's ANP) are independent draws on each rank rather than the same draw
+        on different batches."""
+        return rank_torch_seed(seed, self.rank) if self.enabled else None
 
     def wrap(self, model: torch.nn.Module, find_unused_parameters: bool = False):
         """The model wrapped in DistributedDataParallel (the model itself in one process).

@@ -387,8 +387,13 @@ class Trainer:
         world size: what a checkpoint stores. Collective: every rank must call it."""
         state = self.state_dict()
         if self.dist.enabled:
-            blobs = self.dist.all_gather_bytes(tree_to_bytes(state["task"]))
-            state["task_ranks"] = [tree_from_bytes(b) for b in blobs]
+            mine = {k: state[k] for k in ("task", "torch_rng", "cuda_rng") if k in state}
+            ranks = [tree_from_bytes(b) for b in self.dist.all_gather_bytes(tree_to_bytes(mine))]
+            state["task_ranks"] = [r["task"] for r in ranks]
+            # each rank's own generators (dropout, latent noise: see Distributed.torch_seed)
+            state["torch_rng_ranks"] = [r["torch_rng"] for r in ranks]
+            if "cuda_rng" in mine:
+                state["cuda_rng_ranks"] = [r["cuda_rng"] for r in ranks]
             state["world_size"] = self.dist.world_size
         return state
 
@@ -423,10 +428,15 @@ class Trainer:
         self.task.load_state_dict(task_state)
         still = getattr(self.task, "finished", None)  # a structural task may not define it
         self.stopped_early = self.stopped_early and (still is None or bool(still()))
-        torch.set_rng_state(state["torch_rng"])
+        rank = self.dist.rank
+        # a torchrun checkpoint keeps every rank's generator (older ones rank 0's only)
+        torch.set_rng_state(
+            state["torch_rng_ranks"][rank] if "torch_rng_ranks" in state else state["torch_rng"]
+        )
         param = next(self.model.parameters())
         if "cuda_rng" in state and param.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], param.device)
+            cuda = state["cuda_rng_ranks"][rank] if "cuda_rng_ranks" in state else state["cuda_rng"]
+            torch.cuda.set_rng_state(cuda, param.device)
         self.lbfgs = None
         if "lbfgs" in state:
             self._make_lbfgs()

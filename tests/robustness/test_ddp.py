@@ -31,7 +31,7 @@ from robustness_support import TINY, assert_same_state, subprocess_env
 from pdekit import problems, solvers
 from pdekit.api import make_config
 from pdekit.checkpoints import load_checkpoint
-from pdekit.solvers.distributed import Distributed
+from pdekit.solvers.distributed import Distributed, rank_torch_seed
 from pdekit.solvers.training import Trainer, TrainingTask
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -131,19 +131,27 @@ def _one_process(
     problem_name: str = PROBLEM,
     config: dict | None = None,
     exchange: bool = False,
+    torch_streams: str = "ranks",
 ):
     """The oracle: one process minimising the mean of the given ranks' losses, one task per
     rank, each stepped (``after_step``) as its rank would be. With ``exchange`` the tasks'
     losses are evaluated side by side in threads whose ``dist`` exchanges numbers as the
-    processes do (the causal PINN's chunk losses); otherwise one after the other, each from
-    the same torch generator state (ranks are seeded alike and draw alike: the ANP's latent
-    noise). Returns the trained weights, the loss history and the tasks."""
+    processes do (the causal PINN's chunk losses); otherwise one after the other, each task
+    drawing (the ANP's latent noise) from its own rank's torch generator, seeded
+    ``rank_torch_seed(0, rank)`` once the network is built, as the processes do. With
+    ``torch_streams="alike"`` every task draws from one and the same generator state instead
+    (the defect of ranks seeded alike). Returns the trained weights, the loss history and the
+    tasks."""
     problem = problems.get(problem_name)
     solver = solvers.get(solver_name)
     config = dict(CONFIG, **{"train.steps": STEPS}) if config is None else config
     cfg = make_config(solver_name, None, config)
     torch.manual_seed(0)  # as every rank does before building the network
     model = solver.build_model(problem, cfg).to(dtype=torch.float64)
+    streams = {}  # each task's torch generator state between its draws
+    for i, r in enumerate(ranks):
+        torch.manual_seed(rank_torch_seed(0, ranks[0] if torch_streams == "alike" else r))
+        streams[i] = torch.get_rng_state()
     tasks = []
     slots, barrier = [None] * len(ranks), threading.Barrier(len(ranks), timeout=60)
     for i, r in enumerate(ranks):
@@ -168,10 +176,13 @@ def _one_process(
                 with ThreadPoolExecutor(len(tasks)) as pool:
                     out = list(pool.map(lambda t: t.loss(), tasks))
             else:
-                start, out = torch.get_rng_state(), []
-                for t in tasks:
-                    torch.set_rng_state(start)
+                out = []
+                for i, t in enumerate(tasks):
+                    torch.set_rng_state(streams[i])
                     out.append(t.loss())
+                    streams[i] = torch.get_rng_state()
+                if torch_streams == "alike":
+                    streams.update({i: streams[0] for i in streams})
             total = sum(o[0] for o in out) / len(out)
             terms = {k: sum(o[1][k] for o in out) / len(out) for k in out[0][1]}
             return total, terms
@@ -259,9 +270,11 @@ LAGRANGIAN_CONFIG = {
 }
 
 
-def _launch(tmp_path: Path, solver: str, problem: str, config: dict):
+def _launch(tmp_path: Path, solver: str, problem: str, config: dict, resume: Path | None = None):
     """torchrun with the Python API under the caller's process group: ``solver`` on
-    ``problem`` with the dotted ``config``; returns its newest checkpoint."""
+    ``problem`` with the dotted ``config`` (resuming from ``resume``); returns its newest
+    checkpoint."""
+    tmp_path.mkdir(exist_ok=True)
     out = tmp_path / "out"
     api_args = {
         "name": problem,
@@ -271,6 +284,8 @@ def _launch(tmp_path: Path, solver: str, problem: str, config: dict):
         "checkpoint_dir": str(out),
         "verbose": False,
     }
+    if resume is not None:
+        api_args["resume"] = str(resume)
     run = _torchrun(tmp_path / "log", "api", json.dumps(api_args), cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     ckpt = load_checkpoint(sorted(out.glob("checkpoint_*.h5"))[-1])
@@ -333,7 +348,7 @@ def test_average_gradients_counts_a_missing_gradient_as_zero(monkeypatch):
 
 
 #: ProbConserv trains its ANP through the DDP wrapper on family batches drawn per rank; the
-#: latent noise comes from torch's generator, seeded alike on every rank
+#: latent noise comes from torch's generator, seeded per rank once the network is built
 PROBCONSERV_CONFIG = {
     "retrain": True,
     "z_samples": 4,
@@ -355,11 +370,25 @@ PROBCONSERV_CONFIG = {
 
 
 def test_probconserv_two_processes_match_one_process(tmp_path):
-    ddp = _launch(tmp_path, "probconserv", PROBLEM, PROBCONSERV_CONFIG)
+    """Each rank draws its own latent noise: the run matches the oracle whose tasks draw from
+    their ranks' generators, clearly differs from one whose ranks draw alike (the defect this
+    replaced), and a resume from the middle restores every rank's generator (bit for bit)."""
+    config = dict(PROBCONSERV_CONFIG, **{"train.checkpoint_every": 5})
+    ddp = _launch(tmp_path / "a", "probconserv", PROBLEM, config)
     assert ddp.step == 10
-    _assert_matches_one_process(
-        ddp, "probconserv", solver_name="probconserv", config=PROBCONSERV_CONFIG
-    )
+    oracle = dict(solver_name="probconserv", config=config)
+    _assert_matches_one_process(ddp, "probconserv", **oracle)
+    alike, _, _ = _one_process(tuple(range(WORLD)), torch_streams="alike", **oracle)
+    assert _max_rel(alike, ddp.model) > 1e3 * RTOL
+    rngs = ddp.trainer["torch_rng_ranks"]
+    assert len(rngs) == WORLD and not torch.equal(rngs[0], rngs[1])
+
+    middle = tmp_path / "a" / "out" / "checkpoint_00000005.h5"
+    resumed = _launch(tmp_path / "b", "probconserv", PROBLEM, config, resume=middle)
+    assert resumed.step == 10
+    assert_same_state(resumed.model, ddp.model)
+    for key in ("optimizer", "task_ranks", "torch_rng_ranks", "history"):
+        assert_same_state(resumed.trainer[key], ddp.trainer[key], key)
 
 
 #: the causal PINN: two windows (a window switch), two eps stages per window ended by step
