@@ -12,6 +12,11 @@ points when resampling (its ``PDEPointResampler`` needs a fixed number of bounda
 initial and boundary points are drawn once. Errors come from the same
 ``Solution.errors()``.
 
+``train.lbfgs_steps`` and ``train.time_budget_s`` mean what they mean for pdekit's Trainer:
+that many L-BFGS iterations after Adam (see :func:`_lbfgs_options` for the DeepXDE bug this works
+around), and with a budget Adam hands over at ``1 - lbfgs_budget_share`` of it and L-BFGS stops
+when it is spent.
+
 Resuming a DeepXDE run is not supported: its training loop is DeepXDE's, whose optimiser state
 pdekit does not own. Checkpoints still save and load the trained network.
 """
@@ -19,6 +24,7 @@ pdekit does not own. Checkpoints still save and load the trained network.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -98,8 +104,34 @@ class DeepXDEConfig:
                 )
 
 
+#: L-BFGS iterations per call of the optimiser's ``step`` when a time budget is set: DeepXDE
+#: runs its callbacks (the budget's included) only between calls, so this bounds the overrun;
+#: each call costs one loss evaluation more than the same iterations run in one call
+LBFGS_ITERATIONS_PER_CALL_BUDGETED = 20
+#: without a budget, DeepXDE's own split (its default maxiter 15000 gives 1000 per call)
+LBFGS_ITERATIONS_PER_CALL = 1000
+
+
+def _lbfgs_options(dde, iterations: int, per_call: int) -> None:
+    """DeepXDE's L-BFGS set to ``iterations`` iterations in calls of at most ``per_call``.
+
+    DeepXDE's PyTorch loop calls ``torch.optim.LBFGS.step`` until ``maxiter`` iterations are
+    done, each call running up to ``iter_per_step`` iterations and ``fun_per_step`` loss
+    evaluations. DeepXDE 1.15 computes those two once, at import, from its default maxiter
+    (15000), and ``set_LBFGS_options`` leaves them alone, so every call ran up to 1000
+    iterations whatever maxiter said (``train.lbfgs_steps=1`` ran a thousand; reported
+    upstream, lululxvi/deepxde PR #2080, open). They are set here from ``iterations``, in
+    DeepXDE's proportions (``maxfun`` = 1.25 ``maxiter``).
+    """
+    dde.optimizers.config.set_LBFGS_options(maxiter=iterations)
+    options = dde.optimizers.config.LBFGS_options
+    options["iter_per_step"] = min(per_call, iterations)
+    options["fun_per_step"] = max(1, options["maxfun"] * options["iter_per_step"] // iterations)
+
+
 def _time_budget_callback(dde, seconds: float):
-    """A DeepXDE callback that stops training after the first step ending ``seconds`` after
+    """A DeepXDE callback that stops training after the first step (Adam) or optimiser call
+    (L-BFGS, :data:`LBFGS_ITERATIONS_PER_CALL_BUDGETED` iterations) ending ``seconds`` after
     training began (``train.time_budget_s``, as pdekit's Trainer does)."""
 
     class TimeBudget(dde.callbacks.Callback):
@@ -302,8 +334,10 @@ class DeepXDEBaseline(Solver):
         callbacks = []
         if s.resample_every > 0:
             callbacks.append(dde.callbacks.PDEPointResampler(period=s.resample_every))
-        if t.time_budget_s > 0:
-            callbacks.append(_time_budget_callback(dde, t.time_budget_s))
+        budget = t.time_budget_s
+        if budget > 0:  # with L-BFGS to follow, Adam hands over at 1 - lbfgs_budget_share
+            share = t.lbfgs_budget_share if t.lbfgs_steps else 0.0
+            callbacks.append(_time_budget_callback(dde, budget * (1.0 - share)))
         model.compile(
             "adam", lr=t.lr, decay=("step", t.decay_every, t.lr_decay), loss_weights=weights
         )
@@ -314,10 +348,16 @@ class DeepXDEBaseline(Solver):
             callbacks=callbacks,
             verbose=1 if run.verbose else 0,
         )
-        if t.lbfgs_steps:
-            dde.optimizers.config.set_LBFGS_options(maxiter=t.lbfgs_steps)
+        left = budget - (time.perf_counter() - t0) if budget > 0 else math.inf
+        if t.lbfgs_steps and left > 0:
+            if budget > 0:
+                _lbfgs_options(dde, t.lbfgs_steps, LBFGS_ITERATIONS_PER_CALL_BUDGETED)
+                lbfgs_callbacks = [_time_budget_callback(dde, left)]
+            else:
+                _lbfgs_options(dde, t.lbfgs_steps, LBFGS_ITERATIONS_PER_CALL)
+                lbfgs_callbacks = []
             model.compile("L-BFGS", loss_weights=weights)
-            model.train(verbose=1 if run.verbose else 0)
+            model.train(verbose=1 if run.verbose else 0, callbacks=lbfgs_callbacks)
         run.stats["wall_s"] = time.perf_counter() - t0
         lh = model.losshistory
         history = {

@@ -1,10 +1,14 @@
 """The DeepXDE baseline solves the same problems; its errors come out of the same errors()."""
 
+import numpy as np
 import pytest
 
 import pdekit
+from pdekit import problems, solvers
 from pdekit.api import make_config
 from pdekit.errors import ParameterError
+from pdekit.solvers.base import RunOptions
+from pdekit.solvers.deepxde_baseline import LBFGS_ITERATIONS_PER_CALL_BUDGETED
 
 
 @pytest.mark.parametrize(
@@ -50,3 +54,40 @@ def test_deepxde_refuses_network_options_its_fnn_lacks(key, value):
     asked of the baseline is refused by name, not silently dropped."""
     with pytest.raises(ParameterError, match=f"network.{key}"):
         make_config("deepxde", None, {f"network.{key}": value})
+
+
+def _fit(steps: int, overrides: dict):
+    run = RunOptions(verbose=False)
+    cfg = make_config("deepxde", None, {"train.steps": steps, **overrides})
+    sol = solvers.get("deepxde").fit(problems.get("porous_medium/heat"), cfg, run)
+    return sol, run.stats["wall_s"]
+
+
+def test_deepxde_lbfgs_runs_the_iterations_asked():
+    """``train.lbfgs_steps`` bounds DeepXDE's L-BFGS. DeepXDE 1.15 keeps the iterations per
+    optimiser call it computed at import (1000) whatever maxiter is set to, so 40 asked ran
+    1000 (or to convergence) before the baseline set them itself."""
+    sol, _ = _fit(5, {"train.lbfgs_steps": 40})
+    # DeepXDE does not count the iteration of a call that advanced by one (it takes it for
+    # convergence), so the count may fall short of 40 by one
+    assert 5 + 39 <= sol.step <= 5 + 40
+
+
+def test_deepxde_time_budget_covers_lbfgs():
+    """With a time budget and L-BFGS, Adam hands over at 1 - lbfgs_budget_share of it and
+    L-BFGS stops when it is spent, as in pdekit's Trainer (the baseline used to give Adam the
+    whole budget and then run every L-BFGS iteration asked, here 3000)."""
+    budget = 3.0
+    overrides = {
+        "train.lbfgs_steps": 3000,
+        "train.time_budget_s": budget,
+        "train.lbfgs_budget_share": 0.5,
+        "train.log_every": 10**6,  # history: start, Adam's end, then one entry per L-BFGS call
+    }
+    sol, wall = _fit(10**6, overrides)
+    # at most one L-BFGS call (LBFGS_ITERATIONS_PER_CALL_BUDGETED iterations) past the budget
+    assert budget <= wall <= budget + 3.0
+    steps = sol.history["step"]
+    assert len(steps) >= 4, steps  # L-BFGS ran, in several calls
+    calls = np.diff(steps[1:])
+    assert (calls <= LBFGS_ITERATIONS_PER_CALL_BUDGETED).all(), steps
