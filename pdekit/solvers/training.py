@@ -383,8 +383,9 @@ class Trainer:
         return state
 
     def full_state(self) -> dict:
-        """:meth:`state_dict` plus, under torchrun, every rank's task (sampler) state and the
-        world size: what a checkpoint stores. Collective: every rank must call it."""
+        """:meth:`state_dict` plus, under torchrun, every rank's task (sampler) state, torch
+        (and CUDA) generator and the world size: what a checkpoint stores. Collective: every
+        rank must call it."""
         state = self.state_dict()
         if self.dist.enabled:
             mine = {k: state[k] for k in ("task", "torch_rng", "cuda_rng") if k in state}
