@@ -336,8 +336,7 @@ class DeepXDEBaseline(Solver):
             callbacks.append(dde.callbacks.PDEPointResampler(period=s.resample_every))
         budget = t.time_budget_s
         if budget > 0:  # with L-BFGS to follow, Adam hands over at 1 - lbfgs_budget_share
-            share = t.lbfgs_budget_share if t.lbfgs_steps else 0.0
-            callbacks.append(_time_budget_callback(dde, budget * (1.0 - share)))
+            callbacks.append(_time_budget_callback(dde, t.adam_budget_s))
         model.compile(
             "adam", lr=t.lr, decay=("step", t.decay_every, t.lr_decay), loss_weights=weights
         )

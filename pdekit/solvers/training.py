@@ -112,6 +112,13 @@ class TrainConfig:
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
+    @property
+    def adam_budget_s(self) -> float:
+        """Seconds of ``time_budget_s`` after which Adam hands over: all of it, less
+        ``lbfgs_budget_share`` when L-BFGS follows (0: no budget)."""
+        share = self.lbfgs_budget_share if self.lbfgs_steps > 0 else 0.0
+        return self.time_budget_s * (1.0 - share)
+
 
 #: TrainConfig fields that may change when a run is resumed (the rest must match the checkpoint)
 RESUMABLE_FIELDS = (
@@ -587,8 +594,7 @@ class Trainer:
         )
         budget = cfg.time_budget_s
         out = writer and budget > 0 and spent_s >= budget
-        adam_share = budget * (1.0 - cfg.lbfgs_budget_share)
-        handover = writer and budget > 0 and cfg.lbfgs_steps > 0 and spent_s >= adam_share
+        handover = writer and budget > 0 and cfg.lbfgs_steps > 0 and spent_s >= cfg.adam_budget_s
         return [float(self._guard.signum is not None), float(due), float(out), float(handover)]
 
     def _adam_step(self):
