@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import pdekit
-from pdekit.checkpoints import save_checkpoint
+from pdekit.checkpoints import load_checkpoint, save_checkpoint
 from pdekit.solvers.base import RunOptions
 from pdekit.solvers.probconserv.solver import PRETRAINED_DIR, find_checkpoint
 
@@ -96,25 +96,34 @@ def train(args) -> int:
         },
         "z_samples": args.z_samples,
     }
+    parent = {}
+    if args.init:
+        config["init"] = args.init
+        parent = load_checkpoint(args.init, with_trainer=False).extras
     params = _pairs(args.set)
     t0 = time.perf_counter()
     sol = pdekit.solve(args.problem, solver="probconserv", config=config, seed=args.seed, **params)
     wall = time.perf_counter() - t0
-    command = "python benchmarks/probconserv.py " + shlex.join(sys.argv[1:])
+    command = "python benchmarks/probconserv.py " + shlex.join(args.argv)
     models = ("softc",) if args.kind == "softc" else ("anp", "hardc", "probconserv")
     recorded = {}
     for m in models:
         recorded[m] = sol.variant(model=m).slice_metrics(nx=args.nx, n_front=args.front_samples)
     ckpt = sol.to_checkpoint()
     ckpt.trainer = None  # optimiser state is not shipped (size); the history is
+    note = (
+        f"{args.steps} Adam steps of {args.batch} functions, lr {args.lr} "
+        f"(x{args.lr_decay} every {args.decay_every}), "
+        f"{torch.get_num_threads()} CPU thread(s), {wall:.0f} s"
+    )
+    if args.init:  # a fine-tuning: the commands and walls of every stage, first to last
+        command = f"{parent.get('training_command', '?')}\n{command}"
+        note = f"{parent.get('training_note', '?')}; then fine-tuned from {args.init}: {note}"
+        wall += float(parent.get("training_wall_s", 0.0))
     ckpt.extras.update(
         training_command=command,
         training_wall_s=wall,
-        training_note=(
-            f"{args.steps} Adam steps of {args.batch} functions, lr {args.lr} "
-            f"(x{args.lr_decay} every {args.decay_every}), "
-            f"{torch.get_num_threads()} CPU thread(s), {wall:.0f} s"
-        ),
+        training_note=note,
         recorded_metrics=recorded,
         recorded_eval={"nx": args.nx, "n_front": args.front_samples, "t": sol.default_time()},
     )
@@ -185,7 +194,7 @@ def evaluate(args) -> int:
             json.dumps({m: {k: _fmt(v, ".3e") for k, v in r.items()} for m, r in rows.items()}),
         )
     result["meta"] = {
-        "command": "python benchmarks/probconserv.py " + shlex.join(sys.argv[1:]),
+        "command": "python benchmarks/probconserv.py " + shlex.join(args.argv),
         "functions": args.functions,
         "z_samples": args.z_samples,
         "front_samples": args.front_samples,
@@ -251,6 +260,12 @@ def main(argv=None) -> int:
     t.add_argument("--nx", type=int, default=201)
     t.add_argument("--front-samples", type=int, default=500)
     t.add_argument("--log-every", type=int, default=50)
+    t.add_argument(
+        "--init",
+        default="",
+        help="fine-tune: start from this checkpoint's network (same --anp sizes); the recorded "
+        "training command then lists the parent's commands first",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--out", required=True)
@@ -263,7 +278,9 @@ def main(argv=None) -> int:
     e.add_argument("--checkpoints", default=str(PRETRAINED_DIR))
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--out", default="benchmarks/results/probconserv.json")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
+    args.argv = argv  # recorded as the command that made the checkpoint or the results
     return {"train": train, "evaluate": evaluate}[args.command](args)
 
 

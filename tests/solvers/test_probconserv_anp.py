@@ -128,4 +128,14 @@ def test_benchmark_train_records_its_target_grid_and_rejects_a_bad_one(tmp_path,
     assert (family["target_t"], family["target_x"]) == (3, 7)
     with pytest.raises(SystemExit):
         bench.main([*argv, "--targets", "3by7"])
+    # a fine-tuning records the parent's command, then its own, and the walls of both
+    child = tmp_path / "child.h5"
+    argv[-1] = str(child)
+    assert bench.main([*argv, "--steps", "2", "--init", str(out), "--seed", "1"]) == 0
+    first, second = (load_checkpoint(p, with_trainer=False).extras for p in (out, child))
+    lines = second["training_command"].split("\n")
+    assert lines[0] == first["training_command"] and "--targets 3x7" in lines[0]
+    assert lines[1].endswith(f"--init {out} --seed 1")
+    assert second["training_wall_s"] > first["training_wall_s"]
+    assert f"fine-tuned from {out}" in second["training_note"]
     assert "TIMESxPOSITIONS" in capsys.readouterr().err

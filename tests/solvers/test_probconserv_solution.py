@@ -253,6 +253,38 @@ def test_missing_pretrained_and_family_are_named(tmp_path, monkeypatch):
         )
 
 
+def test_init_fine_tunes_the_network_of_a_checkpoint_and_checks_it(untrained, tmp_path):
+    parent = untrained.save(tmp_path / "parent.h5")
+    cfg = {"z_samples": 6, "anp": SMALL, "family": FAMILY, "train": {"steps": 0}}
+
+    def weights(init, **over):
+        c = {**cfg, "retrain": True, "init": init, **over}
+        sol = pdekit.solve(
+            "porous_medium/heat", solver="probconserv", config=c, k=2.0, seed=7, verbose=False
+        )
+        return sol.model.state_dict()
+
+    # with no steps the fine-tuned network is the parent's, whatever the seed ...
+    mine, theirs = weights(str(parent)), untrained.model.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    # ... which draws other initial weights without init (the check above can fail)
+    fresh = weights("")
+    assert not all(torch.equal(fresh[k], theirs[k]) for k in theirs)
+    with pytest.raises(ParameterError, match="retrain=True"):
+        pdekit.solve(
+            "porous_medium/heat", solver="probconserv", config={"init": str(parent)}, k=2.0
+        )
+    with pytest.raises(ParameterError, match="init.*sizes"):
+        weights(str(parent), anp={**SMALL, "hidden": 8})
+    with pytest.raises(CheckpointError, match="porous_medium/heat"):
+        pdekit.solve(
+            "porous_medium/pme",
+            solver="probconserv",
+            config={**cfg, "retrain": True, "init": str(parent), "family": {**FAMILY, "param": "m"}},
+            verbose=False,
+        )
+
+
 # -- SoftC plumbing ------------------------------------------------------------------------------
 def test_softc_penalty_vanishes_on_exact_members_and_is_pointwise():
     """The residual penalty is the problem's own residual, per member, on pointwise derivatives."""

@@ -84,6 +84,9 @@ class ProbConservConfig:
     retrain: bool = False
     #: pretrained checkpoint to load ("": the one shipped for the problem)
     pretrained: str = ""
+    #: with ``retrain``: start from the network of this checkpoint instead of a random one
+    #: (fine-tuning; the optimiser and its schedule start afresh, the ANP sizes must match)
+    init: str = ""
 
     def __post_init__(self):
         check(self, "model", self.model, choices=MODELS)
@@ -95,6 +98,10 @@ class ProbConservConfig:
         if not isinstance(self.retrain, bool):
             raise ParameterError(
                 f"ProbConservConfig.retrain must be true or false; got {self.retrain!r}"
+            )
+        if self.init and not self.retrain:
+            raise ParameterError(
+                "ProbConservConfig.init (a checkpoint to fine-tune) needs retrain=True"
             )
 
 
@@ -150,7 +157,10 @@ class ProbConserv(NetworkSolver):
     # -- network training (NetworkSolver hooks) ------------------------------------------------
     def build_model(self, problem: Problem, config: ProbConservConfig) -> ANP:
         b = problem.domain().bounds
-        return ANP(config.anp, b[0], b[1])
+        model = ANP(config.anp, b[0], b[1])
+        if config.init:
+            model.load_state_dict(self._checked(Path(config.init), problem, config).model)
+        return model
 
     def build_task(self, problem, config, model, rng, device) -> ANPTask:
         return ANPTask(problem, config, model, rng, device)
@@ -159,18 +169,8 @@ class ProbConserv(NetworkSolver):
         if run.resume is not None or config.retrain:
             return super().fit(problem, self._with_family(problem, config), run)
         path = Path(config.pretrained) if config.pretrained else self._shipped(problem, config)
-        ckpt = load_checkpoint(path, with_trainer=False)
-        if ckpt.problem != problem.name or ckpt.solver != self.name:
-            raise CheckpointError(
-                f"{path} is a {ckpt.solver!r} checkpoint of {ckpt.problem!r}; "
-                f"need a probconserv checkpoint of {problem.name!r}"
-            )
+        ckpt = self._checked(path, problem, config)
         stored = from_dict(ProbConservConfig, ckpt.solver_config)
-        if training_kind(stored.model) != training_kind(config.model):
-            raise CheckpointError(
-                f"{path} holds a {training_kind(stored.model)!r} network; model "
-                f"{config.model!r} needs a {training_kind(config.model)!r} one"
-            )
         cfg = dataclasses.replace(config, anp=stored.anp, family=stored.family, train=stored.train)
         model = self.build_model(problem, cfg)
         model.load_state_dict(ckpt.model)
@@ -185,6 +185,28 @@ class ProbConserv(NetworkSolver):
             step=ckpt.step,
             extras=extras,
         )
+
+    def _checked(self, path: Path, problem: Problem, config: ProbConservConfig) -> Checkpoint:
+        """The checkpoint at ``path``, verified to hold a network ``config`` can use for
+        ``problem`` (its solver, problem and training kind; for ``init``, also its ANP sizes)."""
+        ckpt = load_checkpoint(path, with_trainer=False)
+        if ckpt.problem != problem.name or ckpt.solver != self.name:
+            raise CheckpointError(
+                f"{path} is a {ckpt.solver!r} checkpoint of {ckpt.problem!r}; "
+                f"need a probconserv checkpoint of {problem.name!r}"
+            )
+        stored = from_dict(ProbConservConfig, ckpt.solver_config)
+        if training_kind(stored.model) != training_kind(config.model):
+            raise CheckpointError(
+                f"{path} holds a {training_kind(stored.model)!r} network; model "
+                f"{config.model!r} needs a {training_kind(config.model)!r} one"
+            )
+        if config.init and stored.anp != config.anp:
+            raise ParameterError(
+                f"ProbConservConfig.init: {path} holds an ANP of sizes {stored.anp}; the "
+                f"configured anp is {config.anp} (set anp to the checkpoint's sizes)"
+            )
+        return ckpt
 
     def _shipped(self, problem: Problem, config: ProbConservConfig) -> Path:
         kind = training_kind(config.model)
