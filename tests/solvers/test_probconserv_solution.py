@@ -276,13 +276,9 @@ def test_init_fine_tunes_the_network_of_a_checkpoint_and_checks_it(untrained, tm
         )
     with pytest.raises(ParameterError, match="init.*sizes"):
         weights(str(parent), anp={**SMALL, "hidden": 8})
+    pme = {**cfg, "retrain": True, "init": str(parent), "family": {**FAMILY, "param": "m"}}
     with pytest.raises(CheckpointError, match="porous_medium/heat"):
-        pdekit.solve(
-            "porous_medium/pme",
-            solver="probconserv",
-            config={**cfg, "retrain": True, "init": str(parent), "family": {**FAMILY, "param": "m"}},
-            verbose=False,
-        )
+        pdekit.solve("porous_medium/pme", solver="probconserv", config=pme, verbose=False)
 
 
 # -- SoftC plumbing ------------------------------------------------------------------------------
