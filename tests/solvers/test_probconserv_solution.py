@@ -267,6 +267,21 @@ def test_init_fine_tunes_the_network_of_a_checkpoint_and_checks_it(untrained, tm
     # with no steps the fine-tuned network is the parent's, whatever the seed ...
     mine, theirs = weights(str(parent)), untrained.model.state_dict()
     assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    # a fine-tuned network loads where its parent's file is gone
+    c = {**cfg, "retrain": True, "init": str(parent), "train": {"steps": 1}}
+    child = pdekit.solve("porous_medium/heat", solver="probconserv", config=c, k=2.0, verbose=False)
+    saved = child.save(tmp_path / "child.h5")
+    parent.rename(tmp_path / "gone.h5")
+    back = pdekit.load(saved)
+    pts = _slice(np.linspace(0, TWO_PI, 9), 0.5)
+    np.testing.assert_array_equal(back(pts)["u"], child(pts)["u"])
+    # and resumes there (one step more)
+    more = {**c, "train": {"steps": 2}}
+    resumed = pdekit.solve(
+        "porous_medium/heat", solver="probconserv", config=more, k=2.0, resume=saved, verbose=False
+    )
+    assert resumed.step == 2
+    parent = tmp_path / "gone.h5"
     # ... which draws other initial weights without init (the check above can fail)
     fresh = weights("")
     assert not all(torch.equal(fresh[k], theirs[k]) for k in theirs)

@@ -85,7 +85,8 @@ class ProbConservConfig:
     #: pretrained checkpoint to load ("": the one shipped for the problem)
     pretrained: str = ""
     #: with ``retrain``: start from the network of this checkpoint instead of a random one
-    #: (fine-tuning; the optimiser and its schedule start afresh, the ANP sizes must match)
+    #: (fine-tuning; the optimiser and its schedule start afresh, the ANP sizes must match;
+    #: not read when resuming or loading, whose network comes from their checkpoint)
     init: str = ""
 
     def __post_init__(self):
@@ -166,7 +167,9 @@ class ProbConserv(NetworkSolver):
         return ANPTask(problem, config, model, rng, device)
 
     def fit(self, problem: Problem, config: ProbConservConfig, run: RunOptions):
-        if run.resume is not None or config.retrain:
+        if run.resume is not None:  # the network comes from the resumed checkpoint
+            return super().fit(problem, self._with_family(problem, self._no_init(config)), run)
+        if config.retrain:
             return super().fit(problem, self._with_family(problem, config), run)
         path = Path(config.pretrained) if config.pretrained else self._shipped(problem, config)
         ckpt = self._checked(path, problem, config)
@@ -276,8 +279,14 @@ class ProbConserv(NetworkSolver):
             trainer_state=state if state is not None else trainer.state_dict(),
         )
 
+    @staticmethod
+    def _no_init(config: ProbConservConfig) -> ProbConservConfig:
+        """``config`` without its fine-tuning start (for a network read from a checkpoint:
+        the file ``init`` names need not exist where the checkpoint is read)."""
+        return dataclasses.replace(config, init="")
+
     def restore(self, problem: Problem, config: ProbConservConfig, ckpt: Checkpoint):
-        model = self._model(problem, config, torch.device("cpu"))
+        model = self._model(problem, self._no_init(config), torch.device("cpu"))
         model.load_state_dict(ckpt.model)
         extras = dict(ckpt.extras)
         history = extras.pop("history", {})
