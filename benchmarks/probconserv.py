@@ -12,6 +12,10 @@ Two subcommands::
     python benchmarks/probconserv.py train --problem porous_medium/heat --set k=1 \\
         --family k:1:5 --kind anp --steps 2000 --out pdekit/checkpoints/probconserv_heat_anp.h5
 
+    # fine-tune a written network further (its command is recorded before this one)
+    python benchmarks/probconserv.py train ... --steps 1000 --init heat_anp.h5 --seed 1 \\
+        --out heat_anp_more.h5
+
     # score every case with the shipped (or --checkpoints DIR) networks
     python benchmarks/probconserv.py evaluate --functions 50 \\
         --out benchmarks/results/probconserv.json
@@ -230,7 +234,9 @@ def markdown(result: dict) -> str:
             )
     meta = result["meta"]
     lines += ["", f"Command: `{meta['command']}`", ""]
-    lines += [f"- `{p}`: trained by `{c}`" for p, c in meta["checkpoints"].items()]
+    for path, command in meta["checkpoints"].items():  # a fine-tuning: one command per stage
+        stages = "`, then `".join(command.split("\n"))
+        lines.append(f"- `{path}`: trained by `{stages}`")
     if result["skipped"]:
         lines += ["", "Skipped:"] + [f"- {c}: {why}" for c, why in result["skipped"].items()]
     return "\n".join(lines) + "\n"
