@@ -41,6 +41,8 @@ from pdekit.checkpoints import load_checkpoint, save_checkpoint
 from pdekit.solvers.base import RunOptions
 from pdekit.solvers.probconserv.solver import PRETRAINED_DIR, find_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
+
 #: case -> (problem, parameters); the paper's test parameters
 CASES = {
     "stefan_0.6": ("porous_medium/stefan", {"u_star": 0.6}),
@@ -148,7 +150,15 @@ def _base_solution(name, params, kind, directory, z_samples):
     config = {"model": model, "z_samples": z_samples, "pretrained": str(path)}
     solver = pdekit.solvers.get("probconserv")
     cfg = pdekit.api.make_config("probconserv", config)
-    return solver.fit(problem, cfg, RunOptions(verbose=False)), str(path)
+    return solver.fit(problem, cfg, RunOptions(verbose=False)), _shown(path)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (results name files portably)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _mean(values):

@@ -139,3 +139,31 @@ def test_benchmark_train_records_its_target_grid_and_rejects_a_bad_one(tmp_path,
     assert second["training_wall_s"] > first["training_wall_s"]
     assert f"fine-tuned from {out}" in second["training_note"]
     assert "TIMESxPOSITIONS" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    not any("stefan" in p.name for p in SHIPPED), reason="no Stefan checkpoint shipped"
+)
+def test_shipped_stefan_model_meets_the_goals_against_the_exact_solution():
+    """The issue's Stefan goals (t = 0.05, 201 x's, fronts of 500 samples; the benchmark's 30
+    latent draws) on five context draws each, scored against the exact erf solution: in range
+    (u* = 0.6) MSE <= 2e-3, exact conservation, shock MAE <= 0.01; out of range (u* = 0.5) shock
+    MAE <= 0.03 and a log-likelihood above the ANP's. The benchmark averages 50 draws."""
+    torch.set_num_threads(1)
+    for u_star in (0.6, 0.5):
+        base = pdekit.solve(
+            "porous_medium/stefan",
+            solver="probconserv",
+            u_star=u_star,
+            config={"z_samples": 30},
+            verbose=False,
+        )
+        for i in range(5):
+            anp = base.variant(model="anp", context_seed=i).slice_metrics()
+            pc = base.variant(model="probconserv", context_seed=i).slice_metrics()
+            assert abs(pc["ce"]) < 1e-10, (u_star, i, pc)
+            if u_star == 0.6:
+                assert pc["mse"] <= 2e-3 and pc["shock_mae"] <= 0.01, (i, pc)
+                assert pc["mse"] < anp["mse"], (i, pc, anp)  # the update helps
+            else:
+                assert pc["shock_mae"] <= 0.03 and pc["ll"] > anp["ll"], (i, pc, anp)
