@@ -301,7 +301,8 @@ def _boundary_crossing(problem: Problem, dom: SpaceTime, name: str) -> str | Non
     for tag in dom.boundary_tags:
         pts_np, _ = dom.sample_boundary(16, tag, rng, "uniform")
         pts = torch.as_tensor(pts_np, dtype=torch.float64)
-        states = [0.5 + torch.rand(len(pts), dtype=torch.float64) for _ in range(2)]
+        # probe states from the local rng: checking a problem leaves torch's generator alone
+        states = [torch.as_tensor(0.5 + rng.random(len(pts))) for _ in range(2)]
         for bc in problem.boundary_conditions():
             if bc.kind == "dirichlet" and bc.tag in (tag, None):
                 states = [bc.value(pts)[problem.fields[0]].to(torch.float64)]

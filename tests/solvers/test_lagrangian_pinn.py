@@ -211,6 +211,18 @@ def test_accepts_the_convection_diffusion_problems(name):
     assert get("lagrangian_pinn").supports(problems.get(f"convection_diffusion/{name}")) is None
 
 
+def test_support_checks_leave_torchs_generator_alone():
+    """Asking which solvers fit a problem cannot shift a user's random stream: every solver's
+    check on every registered problem (the Lagrangian PINN's boundary probe on Burgers drew
+    from torch's generator) leaves it as it was."""
+    for name in problems.names():
+        problem = problems.get(name)
+        for solver in pdekit.solvers.names():
+            state = torch.get_rng_state()
+            get(solver).supports(problem)
+            assert torch.equal(torch.get_rng_state(), state), (name, solver)
+
+
 def test_solve_refuses_navier_stokes_with_the_reason():
     with pytest.raises(UnsupportedPairError, match="one space dimension"):
         pdekit.solve("navier_stokes/taylor_green", solver="lagrangian_pinn", steps=1)
