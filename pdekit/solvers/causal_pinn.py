@@ -150,6 +150,13 @@ class CausalPINNConfig:
 
     def __post_init__(self):
         check(self, "engine", self.engine, choices=CAUSAL_ENGINES)
+        if self.train.lbfgs_steps:
+            raise ParameterError(
+                f"CausalPINNConfig.train.lbfgs_steps must be 0 (got {self.train.lbfgs_steps}): "
+                "the causal PINN trains with Adam alone (Wang, Sankaran & Perdikaris 2022, "
+                "Alg. 1): its annealing schedule and time windows own the whole run, which ends "
+                "with the last window's last stage"
+            )
         n, c = self.sampling.n_interior, self.causal.chunks
         if n % c or n < c:
             raise ParameterError(

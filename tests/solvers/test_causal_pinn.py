@@ -441,6 +441,9 @@ def test_steady_problems_are_refused_with_the_reason():
         ({"causal.eps": "0.1"}, "eps must be a list of numbers"),
         ({"causal.delta": 1.5}, "delta"),
         ({"engine": "spectral"}, "engine"),
+        # Adam alone: untimed, the schedule ended the run before any L-BFGS step (the fuzz
+        # test found 1 Adam + 1 L-BFGS steps ending at step 1)
+        ({"train.lbfgs_steps": 1}, "train.lbfgs_steps must be 0 .got 1.: .*Adam alone"),
     ],
 )
 def test_bad_config_names_the_field(overrides, match):
