@@ -253,47 +253,52 @@ def test_missing_pretrained_and_family_are_named(tmp_path, monkeypatch):
         )
 
 
+FINE_TUNE = {"z_samples": 6, "anp": SMALL, "retrain": True}
+
+
+def _fine_tune(init, seed=7, **over):
+    config = {**FINE_TUNE, "family": FAMILY, "train": {"steps": 0}, "init": str(init), **over}
+    return pdekit.solve(
+        "porous_medium/heat", solver="probconserv", config=config, k=2.0, seed=seed, verbose=False
+    )
+
+
 def test_init_fine_tunes_the_network_of_a_checkpoint_and_checks_it(untrained, tmp_path):
     parent = untrained.save(tmp_path / "parent.h5")
-    cfg = {"z_samples": 6, "anp": SMALL, "family": FAMILY, "train": {"steps": 0}}
-
-    def weights(init, **over):
-        c = {**cfg, "retrain": True, "init": init, **over}
-        sol = pdekit.solve(
-            "porous_medium/heat", solver="probconserv", config=c, k=2.0, seed=7, verbose=False
-        )
-        return sol.model.state_dict()
-
-    # with no steps the fine-tuned network is the parent's, whatever the seed ...
-    mine, theirs = weights(str(parent)), untrained.model.state_dict()
+    theirs = untrained.model.state_dict()
+    # with no steps the fine-tuned network is the parent's, whatever the seed, ...
+    mine = _fine_tune(parent).model.state_dict()
     assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
-    # a fine-tuned network loads where its parent's file is gone
-    c = {**cfg, "retrain": True, "init": str(parent), "train": {"steps": 1}}
-    child = pdekit.solve("porous_medium/heat", solver="probconserv", config=c, k=2.0, verbose=False)
+    # ... where the same seed without init draws other weights (so the check above can fail)
+    fresh = _fine_tune("").model.state_dict()
+    assert not all(torch.equal(fresh[k], theirs[k]) for k in theirs)
+    with pytest.raises(ParameterError, match="retrain=True"):
+        pdekit.solve("porous_medium/heat", solver="probconserv", config={"init": str(parent)})
+    with pytest.raises(ParameterError, match="init.*sizes"):
+        _fine_tune(parent, anp={**SMALL, "hidden": 8})
+    pme = {**FINE_TUNE, "init": str(parent), "family": {**FAMILY, "param": "m"}}
+    with pytest.raises(CheckpointError, match="porous_medium/heat"):
+        pdekit.solve("porous_medium/pme", solver="probconserv", config=pme, verbose=False)
+
+
+def test_a_fine_tuning_keeps_its_parents_family_and_outlives_its_file(tmp_path):
+    """Without a family, a fine-tuning trains on its parent's (k in [2, 4] here; the shipped
+    heat checkpoint's is [1, 5]); the checkpoint it writes loads and resumes where the parent's
+    file is gone (``init`` is not read then)."""
+    narrow = {**FAMILY, "low": 2.0, "high": 4.0}
+    parent = _fine_tune("", family=narrow).save(tmp_path / "parent.h5")
+    child = _fine_tune(parent, family={}, train={"steps": 1})
+    assert (child.config.family.low, child.config.family.high) == (2.0, 4.0)
     saved = child.save(tmp_path / "child.h5")
-    parent.rename(tmp_path / "gone.h5")
-    back = pdekit.load(saved)
+    parent.unlink()
     pts = _slice(np.linspace(0, TWO_PI, 9), 0.5)
-    np.testing.assert_array_equal(back(pts)["u"], child(pts)["u"])
-    # and resumes there (one step more)
-    more = {**c, "train": {"steps": 2}}
+    np.testing.assert_array_equal(pdekit.load(saved)(pts)["u"], child(pts)["u"])
+    family = dataclasses.asdict(child.config.family)
+    more = {**FINE_TUNE, "init": str(parent), "family": family, "train": {"steps": 2}}
     resumed = pdekit.solve(
         "porous_medium/heat", solver="probconserv", config=more, k=2.0, resume=saved, verbose=False
     )
     assert resumed.step == 2
-    parent = tmp_path / "gone.h5"
-    # ... which draws other initial weights without init (the check above can fail)
-    fresh = weights("")
-    assert not all(torch.equal(fresh[k], theirs[k]) for k in theirs)
-    with pytest.raises(ParameterError, match="retrain=True"):
-        pdekit.solve(
-            "porous_medium/heat", solver="probconserv", config={"init": str(parent)}, k=2.0
-        )
-    with pytest.raises(ParameterError, match="init.*sizes"):
-        weights(str(parent), anp={**SMALL, "hidden": 8})
-    pme = {**cfg, "retrain": True, "init": str(parent), "family": {**FAMILY, "param": "m"}}
-    with pytest.raises(CheckpointError, match="porous_medium/heat"):
-        pdekit.solve("porous_medium/pme", solver="probconserv", config=pme, verbose=False)
 
 
 # -- SoftC plumbing ------------------------------------------------------------------------------

@@ -223,12 +223,19 @@ class ProbConserv(NetworkSolver):
         return path
 
     def _with_family(self, problem: Problem, config: ProbConservConfig) -> ProbConservConfig:
-        """Fill an unset family (param "") from the shipped checkpoint of the problem."""
+        """Fill an unset family (param "") from the checkpoint being fine-tuned (``init``), else
+        from the shipped checkpoint of the problem."""
         if config.family.param:
             return config
-        for path in shipped_checkpoints(problem):
-            with h5py.File(path, "r") as f:
-                fam = json.loads(f.attrs["solver_config"])["family"]
+        if config.init:
+            sources = [load_checkpoint(config.init, with_trainer=False).solver_config]
+        else:
+            sources = []
+            for path in shipped_checkpoints(problem):
+                with h5py.File(path, "r") as f:
+                    sources.append(json.loads(f.attrs["solver_config"]))
+        for stored in sources:
+            fam = stored["family"]
             family = dataclasses.replace(
                 config.family, param=fam["param"], low=fam["low"], high=fam["high"]
             )
