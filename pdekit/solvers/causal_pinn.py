@@ -157,6 +157,13 @@ class CausalPINNConfig:
                 "Alg. 1): its annealing schedule and time windows own the whole run, which ends "
                 "with the last window's last stage"
             )
+        if self.sampling.adaptive.enabled:
+            raise ParameterError(
+                f"CausalPINNConfig.sampling.adaptive.method must be 'none' (got "
+                f"{self.sampling.adaptive.method!r}): the causal PINN draws its residual points "
+                "chunk by chunk in time, evenly, for its causal weights (Wang, Sankaran & "
+                "Perdikaris 2022, eq. 12); residual-based sampling would move them between chunks"
+            )
         n, c = self.sampling.n_interior, self.causal.chunks
         if n % c or n < c:
             raise ParameterError(

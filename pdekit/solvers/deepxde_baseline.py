@@ -102,6 +102,12 @@ class DeepXDEConfig:
                     f"network.{name} = {value!r}: the deepxde baseline builds DeepXDE's plain "
                     f"FNN; allowed: {plain!r} (pinn and causal_pinn offer the other networks)"
                 )
+        if self.sampling.adaptive.enabled:
+            raise ParameterError(
+                f"sampling.adaptive.method = {self.sampling.adaptive.method!r}: the deepxde "
+                "baseline samples through DeepXDE, which has no residual-based adaptive "
+                "sampling of this kind; allowed: 'none' (pinn and lagrangian_pinn offer it)"
+            )
 
 
 #: L-BFGS iterations per call of the optimiser's ``step`` when a time budget is set: DeepXDE

@@ -76,7 +76,7 @@ from pdekit.solvers.lagrangian_frame import (
     state_residual,
 )
 from pdekit.solvers.networks import NetworkConfig, build_mlp
-from pdekit.solvers.physics import PhysicsLoss, SamplingConfig
+from pdekit.solvers.physics import AdaptiveSamplingTask, PhysicsLoss, SamplingConfig
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import SampledTask, TrainConfig
 
@@ -321,7 +321,7 @@ def _boundary_crossing(problem: Problem, dom: SpaceTime, name: str) -> str | Non
 
 
 # -- training ------------------------------------------------------------------------------------
-class LagrangianTask(SampledTask):
+class LagrangianTask(AdaptiveSamplingTask, SampledTask):
     """Training task: residuals and initial/boundary misfits in the label frame.
 
     It calls the two branches (characteristic, state) directly, so under ``torchrun`` the
@@ -339,6 +339,13 @@ class LagrangianTask(SampledTask):
 
     def draw_batch(self):
         return self.physics.sample()
+
+    def pointwise_error(self, labels: torch.Tensor) -> torch.Tensor:
+        """Size of the weighted residual vector (w_X R_X, w_w R_w) at each label point (for
+        adaptive sampling)."""
+        r, w = self.residuals(labels), self.config.weights
+        x, s = r["characteristic"].detach(), r["state"].detach()
+        return torch.sqrt((w.characteristic * x) ** 2 + (w.state * s) ** 2)
 
     # -- pointwise terms ------------------------------------------------------------------------
     def residuals(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:

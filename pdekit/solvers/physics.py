@@ -11,19 +11,67 @@ Pointwise terms are returned unreduced (one value per point), so a solver can we
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from pdekit.core.fields import AutogradFields, Fields, parse_spec
 from pdekit.core.taylor import TaylorFields
+from pdekit.errors import ParameterError
 from pdekit.geometries.sampling import METHODS
 from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import Problem
 from pdekit.solvers.config import check
 
 ENGINES = ("auto", "taylor", "taylor_compiled", "autograd")
+
+
+#: adaptive interior sampling: "none" or "rad" (see :class:`AdaptiveSampling`)
+ADAPTIVE_METHODS = ("none", "rad")
+
+
+@dataclass
+class AdaptiveSampling:
+    """Residual-based adaptive distribution of the interior points ("RAD"; Wu, Zhu, Tan,
+    Kartha & Lu, "A comprehensive study of non-adaptive and residual-based adaptive sampling
+    for physics-informed neural networks", CMAME 403:115671, 2023, eq. 2).
+
+    Every ``every`` steps the residual is evaluated on a fresh pool of ``pool`` points of the
+    domain (drawn as ``SamplingConfig.method`` says) and each pool point x gets the probability
+
+        p(x)  proportional to  eps(x)^k / mean(eps^k) + c,
+
+    where ``eps`` is the pointwise size of the residual (the solver says how its equations
+    combine: the vanilla PINN the root sum of squares of its equations, the Lagrangian PINN of
+    its weighted characteristic and state residuals). Each step's ``n_interior`` points are
+    drawn from the pool, without replacement, with these probabilities (the paper keeps one such
+    draw for the whole period; here a new one is drawn whenever ``resample_every`` says).
+    ``k = 0`` or large ``c`` is uniform sampling; ``c = 0`` follows the residual alone. The
+    paper's recommended default is ``k = 1, c = 1``. Initial and boundary points are unchanged.
+    """
+
+    #: "none" (interior points drawn by ``SamplingConfig.method``) or "rad"
+    method: str = "none"
+    #: exponent k of the residual
+    k: float = 1.0
+    #: uniform share c added to the normalised residual
+    c: float = 1.0
+    #: points in the pool the residual is evaluated on (at least ``n_interior``)
+    pool: int = 16384
+    #: steps between two evaluations of the residual on a new pool
+    every: int = 100
+
+    def __post_init__(self):
+        check(self, "method", self.method, choices=ADAPTIVE_METHODS)
+        check(self, "k", self.k, low=0.0, high=10.0)
+        check(self, "c", self.c, low=0.0)
+        check(self, "pool", self.pool, low=1, high=10**8, kind=int)
+        check(self, "every", self.every, low=1, high=10**9, kind=int)
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "none"
 
 
 @dataclass
@@ -38,8 +86,11 @@ class SamplingConfig:
     n_initial: int = 256
     #: sobol, halton, lhs or uniform
     method: str = "sobol"
-    #: draw new points every this many steps (0: keep the first draw for the whole run)
+    #: draw new points every this many steps (0: keep the first draw for the whole run, or,
+    #: with adaptive sampling, until the next pool)
     resample_every: int = 1
+    #: residual-based adaptive sampling of the interior points (off by default)
+    adaptive: AdaptiveSampling = field(default_factory=AdaptiveSampling)
 
     def __post_init__(self):
         check(self, "n_interior", self.n_interior, low=1, high=10**8, kind=int)
@@ -47,6 +98,12 @@ class SamplingConfig:
         check(self, "n_initial", self.n_initial, low=0, high=10**8, kind=int)
         check(self, "method", self.method, choices=METHODS)
         check(self, "resample_every", self.resample_every, low=0, kind=int)
+        if self.adaptive.enabled and self.adaptive.pool < self.n_interior:
+            raise ParameterError(
+                f"SamplingConfig.adaptive.pool must be in [{self.n_interior} (n_interior), "
+                f"{10**8}]: each step draws n_interior distinct points from the pool; "
+                f"got {self.adaptive.pool!r}"
+            )
 
 
 @dataclass
@@ -149,6 +206,61 @@ class Batch:
     periodic: list[tuple[int, torch.Tensor, torch.Tensor]]  # (axis, points at lo, points at hi)
 
 
+def rad_probabilities(eps: np.ndarray, k: float, c: float) -> np.ndarray:
+    """Probabilities ``eps^k / mean(eps^k) + c`` of :class:`AdaptiveSampling`, normalised.
+
+    Non-finite or all-zero residuals give uniform probabilities (a diverging run is stopped by
+    the trainer, not here). Each probability is at least 1e-9 of the mean, so that a draw without
+    replacement finds as many distinct points as it asks for even with ``c = 0``.
+    """
+    e = np.abs(np.asarray(eps, dtype=np.float64)) ** k
+    mean = e.mean() if e.size else 0.0
+    if not np.isfinite(mean) or mean <= 0.0:
+        return np.full(e.size, 1.0 / max(e.size, 1))
+    p = np.maximum(e / mean + c, 1e-9)
+    return p / p.sum()
+
+
+class AdaptivePool:
+    """The pool of residual-based adaptive sampling and its probabilities (see
+    :class:`AdaptiveSampling`); part of the task's state, so a resumed run draws as the
+    uninterrupted one does."""
+
+    def __init__(self, config: AdaptiveSampling, method: str, to_tensor):
+        self.config, self.method, self.to_tensor = config, method, to_tensor
+        self.points: torch.Tensor | None = None
+        self.prob: np.ndarray | None = None
+
+    def due(self, step: int) -> bool:
+        """Whether step ``step`` starts with a new pool (the first step, then every ``every``)."""
+        return self.points is None or step % self.config.every == 0
+
+    def refresh(self, domain, rng: np.random.Generator, error_fn) -> None:
+        """Draw a new pool from ``domain`` and weigh it by ``error_fn(points) -> (n,)``."""
+        points = self.to_tensor(domain.sample_interior(self.config.pool, rng, self.method))
+        with torch.enable_grad():
+            eps = error_fn(points).detach()
+        self.points = points
+        self.prob = rad_probabilities(eps.cpu().numpy(), self.config.k, self.config.c)
+
+    def draw(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """``n`` distinct pool points drawn with the pool's probabilities."""
+        idx = rng.choice(len(self.prob), size=n, replace=False, p=self.prob)
+        return self.points[torch.as_tensor(idx, device=self.points.device)]
+
+    def state_dict(self) -> dict:
+        if self.points is None:
+            return {}
+        return {"points": self.points.detach().cpu(), "prob": torch.from_numpy(self.prob.copy())}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not state:
+            self.points, self.prob = None, None
+            return
+        self.points = self.to_tensor(state["points"])
+        self.prob = np.asarray(state["prob"], dtype=np.float64)
+
+
 class PhysicsLoss:
     """Samples collocation points and evaluates the pointwise physics terms of a problem.
 
@@ -199,6 +311,12 @@ class PhysicsLoss:
             )
             self.engine = "taylor"
         self._compiled: tuple[torch.nn.Module, object] | None = None
+        #: the adaptive pool (None unless ``sampling.adaptive`` is on)
+        self.adaptive = (
+            AdaptivePool(sampling.adaptive, sampling.method, self._t)
+            if sampling.adaptive.enabled
+            else None
+        )
         self.domain = problem.domain()
         self.bcs = problem.boundary_conditions()
         self.periodic_axes = (
@@ -213,7 +331,10 @@ class PhysicsLoss:
 
     def sample(self) -> Batch:
         s, dom, rng = self.sampling, self.domain, self.rng
-        interior = self._t(dom.sample_interior(s.n_interior, rng, s.method))
+        if self.adaptive is not None and self.adaptive.points is not None:
+            interior = self.adaptive.draw(s.n_interior, rng)
+        else:
+            interior = self._t(dom.sample_interior(s.n_interior, rng, s.method))
         initial = None
         if self.problem.time_dependent and s.n_initial > 0:
             initial = self._t(dom.sample_initial(s.n_initial, rng, s.method))
@@ -232,15 +353,25 @@ class PhysicsLoss:
             periodic.append((axis, self._t(lo), self._t(hi)))
         return Batch(interior, initial, boundary, periodic)
 
+    def refresh_pool(self, error_fn) -> None:
+        """A new adaptive pool weighed by ``error_fn(points) -> (n,)`` (adaptive sampling)."""
+        self.adaptive.refresh(self.domain, self.rng, error_fn)
+
     # -- pointwise terms -----------------------------------------------------------------------
-    def residuals(self, model: torch.nn.Module, points: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each equation's residual at ``points`` (n,)."""
+    def residuals(
+        self, model: torch.nn.Module, points: torch.Tensor, *, compiled: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Each equation's residual at ``points`` (n,). ``compiled=False`` runs a compiled
+        Taylor engine uncompiled (a one-off evaluation on a new number of points, which would
+        otherwise compile again)."""
         engine = self.engine
         if self.auto and not TaylorFields.supports(model):
             # resolved by "auto" for the bare network; a wrapper without forward_taylor
             # (DistributedDataParallel under torchrun) goes on with what "auto" gives it
             engine = "auto"
         if engine == "taylor_compiled":
+            if not compiled:
+                return self.problem.residual(make_fields(model, points, self.problem, "taylor"))
             return self._compiled_residual(model)(points)
         return self.problem.residual(make_fields(model, points, self.problem, engine))
 
@@ -319,3 +450,34 @@ class PhysicsLoss:
                 out[f"periodic_{c}/{k}"] = f_lo[k] - f_hi[k]
                 out[f"periodic_{c}/{k}_{c}"] = f_lo.d(k, (c,)) - f_hi.d(k, (c,))
         return out
+
+
+class AdaptiveSamplingTask:
+    """Mixin of a :class:`~pdekit.solvers.training.SampledTask` with a :class:`PhysicsLoss`
+    ``physics``: residual-based adaptive sampling (:class:`AdaptiveSampling`) when
+    ``sampling.adaptive`` is on. The task says how large its residual is at a point
+    (:meth:`pointwise_error`); the pool is part of the task's state."""
+
+    physics: PhysicsLoss
+
+    def pointwise_error(self, points: torch.Tensor) -> torch.Tensor:
+        """The size of the residual at each of ``points`` (n,), detached."""
+        raise NotImplementedError
+
+    def refresh_sampling(self, step: int) -> bool:
+        pool = self.physics.adaptive
+        if pool is None or not pool.due(step):
+            return False
+        self.physics.refresh_pool(self.pointwise_error)
+        return True
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.physics.adaptive is not None:
+            state["adaptive"] = self.physics.adaptive.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.physics.adaptive is not None:  # before the batch in use is re-drawn from it
+            self.physics.adaptive.load_state_dict(state.get("adaptive", {}))
+        super().load_state_dict(state)

@@ -24,6 +24,7 @@ from pdekit.solvers.config import check
 from pdekit.solvers.networks import NetworkConfig, build_mlp
 from pdekit.solvers.physics import (
     ENGINES,
+    AdaptiveSamplingTask,
     PhysicsLoss,
     SamplingConfig,
     WeightsConfig,
@@ -52,7 +53,7 @@ class PINNConfig:
         check(self, "engine", self.engine, choices=ENGINES)
 
 
-class PINNTask(SampledTask):
+class PINNTask(AdaptiveSamplingTask, SampledTask):
     """Training task of the vanilla PINN (also the base of other PINN-type tasks)."""
 
     def __init__(self, problem: Problem, config, model, rng: np.random.Generator, device):
@@ -70,6 +71,14 @@ class PINNTask(SampledTask):
 
     def draw_batch(self):
         return self.physics.sample()
+
+    def pointwise_error(self, points: torch.Tensor) -> torch.Tensor:
+        """Root sum of squares of the residual equations at each point (they enter the loss with
+        one weight); evaluated on the bare network, outside any DistributedDataParallel
+        wrapper, since no gradient of it is taken."""
+        net = getattr(self.model, "module", self.model)
+        res = self.physics.residuals(net, points, compiled=False)
+        return torch.sqrt(sum(r.detach().square() for r in res.values()))
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         """Mean-square terms: ``residual/<eq>``, ``initial/<field>``, ``boundary/<bc>/<field>``."""

@@ -208,9 +208,15 @@ class SampledTask(TrainingTask):
     def draw_batch(self):
         raise NotImplementedError
 
+    def refresh_sampling(self, step: int) -> bool:
+        """Renew what batches are drawn from at ``step`` (adaptive sampling); True when it did,
+        which draws a new batch whatever ``resample_every`` says. Default: nothing to renew."""
+        return False
+
     def next_batch(self, step: int) -> None:
         every = self.resample_every
-        if self.batch is None or (every > 0 and step % every == 0):
+        renewed = self.refresh_sampling(step)
+        if self.batch is None or renewed or (every > 0 and step % every == 0):
             self._draw_state = self.rng.bit_generator.state
             self.batch = self.draw_batch()
 
