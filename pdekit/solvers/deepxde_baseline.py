@@ -215,10 +215,14 @@ class DeepXDEBaseline(Solver):
             return g
         return dde.geometry.GeometryXTime(g, dde.geometry.TimeDomain(st.time.t0, st.time.t1))
 
-    def _conditions(self, dde, problem, geom):
+    def _conditions(self, dde, problem, geom, *, initial: bool, boundary: bool):
+        """DeepXDE's initial conditions and boundary conditions (periodic ones included), as
+        two lists. ``initial`` / ``boundary`` False: none of that kind, as pdekit's own solvers
+        add no term for a kind given no points (``sampling.n_initial`` / ``n_boundary`` = 0),
+        where DeepXDE would evaluate the condition on no points (a NaN mean)."""
         space, st = _spatial(problem)
         fields = problem.fields
-        conds = []
+        ics, bcs = [], []
 
         def as_np(fn, key):
             def value(x):
@@ -228,10 +232,10 @@ class DeepXDEBaseline(Solver):
 
             return value
 
-        if st is not None:
+        if st is not None and initial:
             for k in fields:
                 ic = problem.initial_condition
-                conds.append(
+                ics.append(
                     dde.icbc.IC(
                         geom,
                         as_np(lambda x, ic=ic: ic(x[:, :-1]), k),
@@ -253,12 +257,12 @@ class DeepXDEBaseline(Solver):
 
             cls = dde.icbc.DirichletBC if bc.kind == "dirichlet" else dde.icbc.NeumannBC
             for k in bc.fields:
-                conds.append(cls(geom, as_np(bc.value, k), on_b, component=fields.index(k)))
+                bcs.append(cls(geom, as_np(bc.value, k), on_b, component=fields.index(k)))
         for axis, per in enumerate(space.periodic):
             if per:
                 for k in fields:
                     for order in (0, 1):
-                        conds.append(
+                        bcs.append(
                             dde.icbc.PeriodicBC(
                                 geom,
                                 axis,
@@ -267,7 +271,7 @@ class DeepXDEBaseline(Solver):
                                 component=fields.index(k),
                             )
                         )
-        return conds
+        return ics, (bcs if boundary else [])
 
     def _net(self, dde, problem, config):
         n = config.network
@@ -300,25 +304,27 @@ class DeepXDEBaseline(Solver):
         else:
             dde.config.set_default_float("float32")
         geom = self._geometry(dde, problem)
-        conds = self._conditions(dde, problem, geom)
+        s, w, t = config.sampling, config.weights, config.train
+        ics, bcs = self._conditions(
+            dde, problem, geom, initial=s.n_initial > 0, boundary=s.n_boundary > 0
+        )
+        conds = ics + bcs
 
         def pde(x, y):
             f = DeepXDEFields(x, y, problem.coordinates, problem.fields, problem.derivatives)
             return [r.reshape(-1, 1) for r in problem.residual(f).values()]
 
-        s, w, t = config.sampling, config.weights, config.train
         # DeepXDE's quasi-random samplers go through scikit-optimize and are slow to redraw
         # every step; when resampling, draw i.i.d. uniform points (DeepXDE's "pseudo").
         dist = "Sobol" if s.method == "sobol" and s.resample_every == 0 else "pseudo"
-        n_bc = len(conds) - (len(problem.fields) if problem.time_dependent else 0)
         if problem.time_dependent:
             data = dde.data.TimePDE(
                 geom,
                 pde,
                 conds,
                 num_domain=s.n_interior,
-                num_boundary=s.n_boundary if n_bc else 0,
-                num_initial=s.n_initial,
+                num_boundary=s.n_boundary if bcs else 0,
+                num_initial=s.n_initial if ics else 0,
                 train_distribution=dist,
             )
         else:
@@ -327,16 +333,13 @@ class DeepXDEBaseline(Solver):
                 pde,
                 conds,
                 num_domain=s.n_interior,
-                num_boundary=s.n_boundary,
+                num_boundary=s.n_boundary if bcs else 0,
                 train_distribution=dist,
             )
         net = self._net(dde, problem, config)
         model = dde.Model(data, net)
         n_res = len(residual_names(problem))
-        weights = [w.residual] * n_res
-        if problem.time_dependent:
-            weights += [w.initial] * len(problem.fields)
-        weights += [w.boundary] * n_bc
+        weights = [w.residual] * n_res + [w.initial] * len(ics) + [w.boundary] * len(bcs)
         callbacks = []
         if s.resample_every > 0:
             callbacks.append(dde.callbacks.PDEPointResampler(period=s.resample_every))

@@ -338,16 +338,16 @@ class PhysicsLoss:
         initial = None
         if self.problem.time_dependent and s.n_initial > 0:
             initial = self._t(dom.sample_initial(s.n_initial, rng, s.method))
-        boundary = []
-        nb = len(self.bcs) + len(self.periodic_axes)
-        per_bc = max(1, s.n_boundary // max(nb, 1)) if s.n_boundary else 0
+        boundary, periodic = [], []
+        if s.n_boundary == 0:  # no boundary points: no boundary (or periodicity) terms
+            return Batch(interior, initial, boundary, periodic)
+        per_bc = max(1, s.n_boundary // max(len(self.bcs) + len(self.periodic_axes), 1))
         for bc in self.bcs:
             pts, normals = dom.sample_boundary(per_bc, bc.tag, rng, s.method)
             boundary.append((self._t(pts), self._t(normals)))
-        periodic = []
         bounds = dom.bounds
         for axis in self.periodic_axes:
-            pts = dom.sample_interior(max(per_bc, 1), rng, s.method)
+            pts = dom.sample_interior(per_bc, rng, s.method)
             lo, hi = pts.copy(), pts.copy()
             lo[:, axis], hi[:, axis] = bounds[0, axis], bounds[1, axis]
             periodic.append((axis, self._t(lo), self._t(hi)))

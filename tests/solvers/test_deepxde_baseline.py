@@ -93,3 +93,35 @@ def test_deepxde_time_budget_covers_lbfgs():
     assert len(steps) >= 3 and steps[-1] > steps[1], steps
     calls = np.diff(steps[1:])
     assert (calls <= LBFGS_ITERATIONS_PER_CALL_BUDGETED).all(), steps
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("convection_diffusion/gaussian_pulse", "sampling.n_initial"),
+        ("navier_stokes/kovasznay", "sampling.n_boundary"),
+    ],
+)
+def test_no_points_of_a_kind_drops_its_conditions(name, key):
+    """As pdekit's own solvers: a kind of condition given no points adds no loss term (DeepXDE
+    would evaluate it on no points: the Gaussian pulse's initial condition raised on the empty
+    input, found by the fuzz test), and the fit stays finite."""
+    small = {"network.width": 8, "network.depth": 1, "sampling.n_interior": 64, key: 0}
+    sol = pdekit.solve(name, solver="deepxde", steps=2, verbose=False, overrides=small)
+    assert np.isfinite(sol.history["loss"][-1])
+    baseline = solvers.get("deepxde")
+    problem = problems.get(name)
+    dde = pytest.importorskip("deepxde")
+    geom = baseline._geometry(dde, problem)
+    both = baseline._conditions(dde, problem, geom, initial=True, boundary=True)
+    ics, bcs = baseline._conditions(
+        dde,
+        problem,
+        geom,
+        initial=key != "sampling.n_initial",
+        boundary=key != "sampling.n_boundary",
+    )
+    assert (len(ics), len(bcs)) == (
+        (0, len(both[1])) if key == "sampling.n_initial" else (len(both[0]), 0)
+    )
+    assert len(both[0]) == (1 if problem.time_dependent else 0) and len(both[1]) > 0

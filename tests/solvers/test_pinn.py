@@ -1,5 +1,7 @@
 """The vanilla PINN trains for real on each starter problem and meets its reference."""
 
+import math
+
 import pytest
 
 import pdekit
@@ -170,3 +172,23 @@ def test_compile_failure_falls_back_to_eager_taylor(monkeypatch):
     again = phys["taylor_compiled"].residuals(net, pts)  # no second warning, same values
     for k in want:
         torch.testing.assert_close(again[k], want[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "name, extra, terms",
+    [
+        ("navier_stokes/kovasznay", {}, "loss/boundary/"),  # Dirichlet on every side
+        ("porous_medium/heat", {"network.periodic_harmonics": 0}, "loss/boundary/periodic"),
+    ],
+)
+def test_no_boundary_points_means_no_boundary_terms(name, extra, terms):
+    """``sampling.n_boundary = 0`` drops the boundary (and periodicity) terms, as
+    ``n_initial = 0`` drops the initial ones; it had given empty terms whose mean is NaN, so
+    the first step diverged (found by the fuzz test: kovasznay, pinn, n_boundary=0)."""
+    small = {"network.width": 8, "network.depth": 1, "sampling.n_interior": 64, **extra}
+    for n, present in ((0, False), (16, True)):
+        sol = pdekit.solve(
+            name, steps=2, verbose=False, overrides={**small, "sampling.n_boundary": n}
+        )
+        assert math.isfinite(sol.history["loss"][-1])
+        assert any(k.startswith(terms) for k in sol.history) == present, sorted(sol.history)

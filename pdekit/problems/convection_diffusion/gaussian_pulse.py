@@ -73,7 +73,8 @@ class GaussianPulse(Problem):
     def _pulse(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The exact solution at spatial points x (n, d) and times t (n,)."""
         s2 = self.sigma**2 + 2.0 * self.nu * t
-        s_max = math.sqrt(self.sigma**2 + 2.0 * self.nu * max(float(t.max()), 0.0))
+        t_max = float(t.max()) if t.numel() else 0.0  # (no points: no images needed)
+        s_max = math.sqrt(self.sigma**2 + 2.0 * self.nu * max(t_max, 0.0))
         images = int(math.ceil(math.sqrt(2.0 * _TAIL) * s_max / _L)) + 1
         shifts = _L * torch.arange(-images, images + 1, dtype=x.dtype, device=x.device)
         u = torch.ones_like(t)
