@@ -9,6 +9,14 @@ Layout (format ``pdekit-checkpoint``, version 1)::
     /trainer               optimizer, scheduler, task (sampler) and RNG states, loss history
     /extras                solver-specific state of the solution (e.g. causal weight history)
 
+The file starts with a header of ``HEADER_SIZE`` bytes that the HDF5 library leaves alone (its
+"user block"): ``pdekit-checkpoint sha256=<hex>``, the SHA-256 of every byte after the header.
+Readers check it before the HDF5 library parses a byte of the file, because libhdf5 is not
+robust against damaged files: a flipped byte can crash the process (a segmentation fault in
+``attrs.__getitem__`` was seen on a fuzzed copy) instead of raising an error. Files written
+before the header existed (an HDF5 signature at offset 0, e.g. checkpoints shipped with older
+versions) are still read, checked by the ``sha256`` attribute only.
+
 Writes go to a temporary file in the same directory, are flushed and fsynced, then renamed into
 place, so a crash never leaves a half-written checkpoint under the final name.
 """
@@ -16,6 +24,7 @@ place, so a crash never leaves a half-written checkpoint under the final name.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -31,6 +40,58 @@ from pdekit.errors import CheckpointError
 
 FORMAT = "pdekit-checkpoint"
 FORMAT_VERSION = 1
+#: bytes before the HDF5 data: the header with the digest of the rest (HDF5's user block)
+HEADER_SIZE = 512
+HEADER_MAGIC = b"pdekit-checkpoint sha256="
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _header(hexdigest: str) -> bytes:
+    return (HEADER_MAGIC + hexdigest.encode("ascii") + b"\n").ljust(HEADER_SIZE, b"\0")
+
+
+def _body_digest(fh) -> str:
+    fh.seek(HEADER_SIZE)
+    h = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def seal(path: str | os.PathLike) -> None:
+    """Write the header of a checkpoint file written with ``userblock_size=HEADER_SIZE``: the
+    digest of everything after it. (Also for tools that edit a checkpoint on purpose.)"""
+    with open(path, "r+b") as fh:
+        hexdigest = _body_digest(fh)
+        fh.seek(0)
+        fh.write(_header(hexdigest))
+
+
+def _check_header(head: bytes, body_digest, name: str) -> None:
+    """Refuse, before any parsing, a file whose header does not match its bytes."""
+    if head[: len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
+        return  # written before the header existed: checked by its sha256 attribute
+    if not head.startswith(HEADER_MAGIC):
+        raise CheckpointError(
+            f"{name} is not a readable HDF5 checkpoint (random bytes or truncated?): it starts "
+            "with neither a pdekit checkpoint header nor an HDF5 signature"
+        )
+    stored = head[len(HEADER_MAGIC) : len(HEADER_MAGIC) + 64].decode("ascii", "replace")
+    if len(head) < HEADER_SIZE or stored != body_digest():
+        raise CheckpointError(
+            f"{name} is corrupt: checksum mismatch (file damaged or edited; its bytes do not "
+            "match the digest in its header, so it was not parsed)"
+        )
+
+
+def verify_file(path: str | os.PathLike) -> None:
+    """Check a checkpoint file's header against its bytes (CheckpointError if they differ)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER_SIZE)
+            _check_header(head, lambda: _body_digest(fh), str(path))
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
 
 
 @dataclass
@@ -61,7 +122,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
         raise CheckpointError(f"cannot create directory {parent} for checkpoint: {exc}") from None
     tmp = parent / f".{path.name}.tmp-{os.getpid()}"
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", userblock_size=HEADER_SIZE) as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["pdekit_version"] = ckpt.pdekit_version
@@ -77,6 +138,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
             write_tree(f, "extras", ckpt.extras)
             f.attrs["sha256"] = digest(f)
             f.flush()
+        seal(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -111,6 +173,7 @@ def load_checkpoint(path: str | os.PathLike, *, with_trainer: bool = True) -> Ch
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
+    verify_file(path)
     try:
         f = h5py.File(path, "r")
     except Exception as exc:  # h5py raises OSError, ValueError, ... on non-HDF5 bytes
@@ -126,6 +189,7 @@ def load_checkpoint(path: str | os.PathLike, *, with_trainer: bool = True) -> Ch
 
 def load_checkpoint_bytes(data: bytes, name: str, *, with_trainer: bool = True) -> Checkpoint:
     """:func:`load_checkpoint` from the bytes of a checkpoint file; ``name`` labels errors."""
+    _check_header(data[:HEADER_SIZE], lambda: hashlib.sha256(data[HEADER_SIZE:]).hexdigest(), name)
     try:
         f = h5py.File(io.BytesIO(data), "r")
     except Exception as exc:

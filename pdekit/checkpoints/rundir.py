@@ -17,7 +17,7 @@ from pathlib import Path
 
 import h5py
 
-from pdekit.checkpoints.hdf5 import Checkpoint, load_checkpoint_bytes
+from pdekit.checkpoints.hdf5 import Checkpoint, load_checkpoint_bytes, verify_file
 from pdekit.errors import CheckpointError, OutputError
 
 _PERIODIC = re.compile(r"^checkpoint_(\d+)\.h5$")
@@ -116,6 +116,7 @@ def _stored_step(path: Path) -> int:
     if step is not None:
         return step
     try:
+        verify_file(path)  # never parse damaged bytes (libhdf5 may crash on them)
         with h5py.File(path, "r") as f:
             return int(f.attrs["step"])
     except Exception:  # unreadable: tried last, and rejected with its reason then

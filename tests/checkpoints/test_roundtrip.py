@@ -1,11 +1,14 @@
 """Checkpoints: save -> load -> identical predictions; the tree format; damaged files refused."""
 
+import hashlib
+
 import h5py
 import numpy as np
 import pytest
 import torch
 
 import pdekit
+from pdekit.checkpoints.hdf5 import seal
 from pdekit.checkpoints.tree import read_tree, write_tree
 from pdekit.errors import CheckpointError
 
@@ -86,6 +89,9 @@ def test_wrong_format_version_is_refused(trained, tmp_path):
     bad.write_bytes(path.read_bytes())
     with h5py.File(bad, "a") as f:
         f.attrs["format_version"] = 99
+    with pytest.raises(CheckpointError, match="checksum mismatch"):  # edited: header stale
+        pdekit.load(bad)
+    seal(bad)  # as a newer pdekit would write it
     with pytest.raises(CheckpointError, match="format version 99"):
         pdekit.load(bad)
 
@@ -96,3 +102,64 @@ def test_resume_refuses_other_problem(trained):
         pdekit.solve(
             "porous_medium/heat", solver="pinn", steps=40, resume=path, k=1.0, verbose=False
         )
+
+
+def test_header_holds_the_digest_of_the_rest(trained):
+    from pdekit.checkpoints.hdf5 import HEADER_MAGIC, HEADER_SIZE
+
+    _, path = trained
+    data = path.read_bytes()
+    assert data.startswith(HEADER_MAGIC)
+    stored = data[len(HEADER_MAGIC) : len(HEADER_MAGIC) + 64].decode()
+    assert stored == hashlib.sha256(data[HEADER_SIZE:]).hexdigest()
+    with h5py.File(path, "r") as f:  # an HDF5 reader skips the header (the user block)
+        assert f.userblock_size == HEADER_SIZE and f.attrs["format"] == "pdekit-checkpoint"
+
+
+def _damaged_copies(data: bytes, header_size: int):
+    rng = np.random.default_rng(0)
+    for offset in rng.integers(header_size, len(data), 20):
+        buf = bytearray(data)
+        buf[offset] ^= 1 << int(rng.integers(8))
+        yield f"bit flip at {offset}", bytes(buf)
+    yield "truncated", data[: len(data) - 100]
+    yield "appended", data + b"\0"
+    digest_at = len(b"pdekit-checkpoint sha256=")
+    buf = bytearray(data)
+    buf[digest_at] = ord("0") if buf[digest_at] != ord("0") else ord("1")
+    yield "header digest edited", bytes(buf)
+
+
+def test_damaged_bytes_are_refused_before_hdf5_parses_them(trained, tmp_path, monkeypatch):
+    """libhdf5 can crash the process on damaged bytes (a segmentation fault was seen in the
+    fuzz test), so the header's digest is checked first: h5py must never see these files."""
+    from pdekit.checkpoints import hdf5
+    from pdekit.checkpoints.hdf5 import HEADER_SIZE, load_checkpoint_bytes
+
+    _, path = trained
+    data = path.read_bytes()
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("h5py.File was called on damaged bytes")
+
+    monkeypatch.setattr(hdf5.h5py, "File", no_parsing)
+    for what, bad in _damaged_copies(data, HEADER_SIZE):
+        copy = tmp_path / "bad.h5"
+        copy.write_bytes(bad)
+        with pytest.raises(CheckpointError, match="checksum mismatch"):
+            pdekit.load(copy)
+        with pytest.raises(CheckpointError, match="checksum mismatch"):
+            load_checkpoint_bytes(bad, what)
+
+
+def test_a_file_without_the_header_still_loads(trained, tmp_path):
+    """Checkpoints written before the header (HDF5 signature at offset 0, e.g. the shipped
+    ProbConserv networks) load as before, checked by their sha256 attribute."""
+    from pdekit.checkpoints.hdf5 import HEADER_SIZE
+
+    sol, path = trained
+    legacy = tmp_path / "legacy.h5"
+    legacy.write_bytes(path.read_bytes()[HEADER_SIZE:])  # HDF5 addresses are base-relative
+    again = pdekit.load(legacy)
+    pts = sol.problem.evaluation_grid().points()
+    assert np.array_equal(again(pts)["u"], sol(pts)["u"])

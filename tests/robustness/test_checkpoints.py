@@ -20,7 +20,9 @@ from robustness_support import assert_same_state
 
 import pdekit
 from pdekit.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from pdekit.checkpoints.hdf5 import seal
 from pdekit.checkpoints.rundir import FINAL_NAME
+from pdekit.checkpoints.tree import digest
 from pdekit.errors import CheckpointError
 
 PROBLEM = "porous_medium/heat"
@@ -74,6 +76,7 @@ def _flip_data_byte(p: Path):
 def _drop_checksum(p: Path):
     with h5py.File(p, "r+") as f:
         del f.attrs["sha256"]
+    seal(p)  # a file whose header is right but which lacks the attribute
 
 
 def _random_bytes(p: Path):
@@ -83,6 +86,8 @@ def _random_bytes(p: Path):
 def _newer_version(p: Path):
     with h5py.File(p, "r+") as f:
         f.attrs["format_version"] = 99
+        f.attrs["sha256"] = digest(f)
+    seal(p)  # as a newer pdekit would write it
 
 
 def _empty(p: Path):
@@ -90,7 +95,7 @@ def _empty(p: Path):
 
 
 DAMAGE = {
-    "truncated": (_truncate, "not a readable HDF5"),
+    "truncated": (_truncate, "checksum mismatch"),
     "flipped data byte": (_flip_data_byte, "checksum mismatch"),
     "no checksum": (_drop_checksum, "has no checksum"),
     "random bytes": (_random_bytes, "not a readable HDF5"),

@@ -29,6 +29,7 @@ import torch
 
 import pdekit.checkpoints as _checkpoints
 from pdekit.checkpoints import Checkpoint, load_checkpoint
+from pdekit.checkpoints.hdf5 import verify_file
 from pdekit.errors import CheckpointError, ParameterError
 from pdekit.problems.base import Problem
 from pdekit.solvers.base import NetworkSolver, RunOptions
@@ -112,10 +113,11 @@ def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list
     out = []
     for path in sorted(Path(directory or PRETRAINED_DIR).glob("probconserv_*.h5")):
         try:
+            verify_file(path)  # never parse damaged bytes (libhdf5 may crash on them)
             with h5py.File(path, "r") as f:
                 if str(f.attrs.get("problem")) == problem.name:
                     out.append(path)
-        except OSError:
+        except (OSError, CheckpointError):
             continue
     return out
 
