@@ -80,9 +80,10 @@ class SamplingConfig:
 
     #: interior (space-time) residual points per step
     n_interior: int = 2048
-    #: boundary points per step (spread over the boundary conditions)
+    #: boundary points per step (spread over the boundary conditions; 0: no boundary terms,
+    #: periodicity-by-loss terms included)
     n_boundary: int = 256
-    #: initial-condition points per step (time-dependent problems)
+    #: initial-condition points per step (time-dependent problems; 0: no initial terms)
     n_initial: int = 256
     #: sobol, halton, lhs or uniform
     method: str = "sobol"

@@ -166,3 +166,26 @@ def test_resume_mid_period_matches_the_uninterrupted_run(solver, tmp_path):
 def test_bad_adaptive_settings_name_the_field(solver, overrides, field):
     with pytest.raises(ParameterError, match=field):
         make_config(solver, None, overrides)
+
+
+@pytest.mark.parametrize("engine", ["autograd", "taylor", "taylor_compiled"])
+def test_pinn_pointwise_error_is_the_size_of_its_residual(engine):
+    """Against the problem's residual through nested autograd on the same network: the root sum
+    of squares of the equations (NS: three), whatever engine the task trains with (the compiled
+    one is run uncompiled for the pool)."""
+    from pdekit.core.fields import AutogradFields
+
+    problem = problems.get("navier_stokes/taylor_green")
+    task = _task(
+        "pinn",
+        problem,
+        {"network.width": 8, "network.depth": 2, "train.dtype": "float64", "engine": engine},
+    )
+    pts = torch.as_tensor(problem.domain().sample_interior(64, np.random.default_rng(3)))
+    x = pts.clone().requires_grad_(True)
+    y = task.model(x)
+    values = {f: y[:, i] for i, f in enumerate(problem.fields)}
+    res = problem.residual(AutogradFields(x, values, problem.coordinates, problem.derivatives))
+    want = torch.sqrt(sum(r.detach() ** 2 for r in res.values()))
+    assert len(res) == 3
+    torch.testing.assert_close(task.pointwise_error(pts), want, rtol=1e-10, atol=0.0)

@@ -229,24 +229,24 @@ class ProbConserv(NetworkSolver):
         from the shipped checkpoint of the problem."""
         if config.family.param:
             return config
+        stored = None
         if config.init:
-            sources = [load_checkpoint(config.init, with_trainer=False).solver_config]
-        else:
-            sources = []
-            for path in shipped_checkpoints(problem):
-                with h5py.File(path, "r") as f:
-                    sources.append(json.loads(f.attrs["solver_config"]))
-        for stored in sources:
-            fam = stored["family"]
-            family = dataclasses.replace(
-                config.family, param=fam["param"], low=fam["low"], high=fam["high"]
+            stored = load_checkpoint(config.init, with_trainer=False).solver_config
+        elif shipped := shipped_checkpoints(problem):
+            with h5py.File(shipped[0], "r") as f:
+                stored = json.loads(f.attrs["solver_config"])
+        if stored is None:
+            names = [f.name for f in dataclasses.fields(problem)]
+            raise ParameterError(
+                f"ProbConservConfig.family.param must name the parameter of {problem.name} "
+                f"varied across the training family (one of {names}), with family.low < "
+                "family.high"
             )
-            return dataclasses.replace(config, family=family)
-        names = [f.name for f in dataclasses.fields(problem)]
-        raise ParameterError(
-            f"ProbConservConfig.family.param must name the parameter of {problem.name} varied "
-            f"across the training family (one of {names}), with family.low < family.high"
+        fam = stored["family"]
+        family = dataclasses.replace(
+            config.family, param=fam["param"], low=fam["low"], high=fam["high"]
         )
+        return dataclasses.replace(config, family=family)
 
     # -- solutions -----------------------------------------------------------------------------
     def _make_solution(
