@@ -10,10 +10,11 @@ Layout (format ``pdekit-checkpoint``, version 1)::
     /extras                solver-specific state of the solution (e.g. causal weight history)
 
 The file starts with a header of ``HEADER_SIZE`` bytes that the HDF5 library leaves alone (its
-"user block"): ``pdekit-checkpoint sha256=<hex>``, the SHA-256 of every byte after the header.
-Readers check it before the HDF5 library parses a byte of the file, because libhdf5 is not
-robust against damaged files: a flipped byte can crash the process (a segmentation fault in
-``attrs.__getitem__`` was seen on a fuzzed copy) instead of raising an error. Files written
+"user block"): ``pdekit-checkpoint sha256=<hex>``, the SHA-256 of every byte after the header
+(:mod:`pdekit.checkpoints.sealed`). Readers check it before the HDF5 library parses a byte of
+the file, because libhdf5 is not robust against damaged files: a flipped byte can crash the
+process (a segmentation fault in ``attrs.__getitem__`` was seen on a fuzzed copy) instead of
+raising an error. Files written
 before the header existed (an HDF5 signature at offset 0, e.g. checkpoints shipped with older
 versions) are still read, checked by the ``sha256`` attribute only.
 
@@ -35,53 +36,36 @@ from typing import Any
 import h5py
 
 from pdekit._version import __version__
+from pdekit.checkpoints import sealed
+from pdekit.checkpoints.sealed import HEADER_SIZE
 from pdekit.checkpoints.tree import digest, read_tree, write_tree
 from pdekit.errors import CheckpointError
 
 FORMAT = "pdekit-checkpoint"
 FORMAT_VERSION = 1
-#: bytes before the HDF5 data: the header with the digest of the rest (HDF5's user block)
-HEADER_SIZE = 512
 HEADER_MAGIC = b"pdekit-checkpoint sha256="
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def _header(hexdigest: str) -> bytes:
-    return (HEADER_MAGIC + hexdigest.encode("ascii") + b"\n").ljust(HEADER_SIZE, b"\0")
-
-
-def _body_digest(fh) -> str:
-    fh.seek(HEADER_SIZE)
-    h = hashlib.sha256()
-    for chunk in iter(lambda: fh.read(1 << 20), b""):
-        h.update(chunk)
-    return h.hexdigest()
 
 
 def seal(path: str | os.PathLike) -> None:
     """Write the header of a checkpoint file written with ``userblock_size=HEADER_SIZE``: the
     digest of everything after it. (Also for tools that edit a checkpoint on purpose.)"""
-    with open(path, "r+b") as fh:
-        hexdigest = _body_digest(fh)
-        fh.seek(0)
-        fh.write(_header(hexdigest))
+    sealed.seal(path, HEADER_MAGIC)
 
 
 def _check_header(head: bytes, body_digest, name: str) -> None:
     """Refuse, before any parsing, a file whose header does not match its bytes."""
-    if head[: len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
-        return  # written before the header existed: checked by its sha256 attribute
-    if not head.startswith(HEADER_MAGIC):
+    state = sealed.header_state(head, body_digest, HEADER_MAGIC)
+    if state == sealed.FOREIGN:
         raise CheckpointError(
             f"{name} is not a readable HDF5 checkpoint (random bytes or truncated?): it starts "
             "with neither a pdekit checkpoint header nor an HDF5 signature"
         )
-    stored = head[len(HEADER_MAGIC) : len(HEADER_MAGIC) + 64].decode("ascii", "replace")
-    if len(head) < HEADER_SIZE or stored != body_digest():
+    if state == sealed.MISMATCH:
         raise CheckpointError(
             f"{name} is corrupt: checksum mismatch (file damaged or edited; its bytes do not "
             "match the digest in its header, so it was not parsed)"
         )
+    # SEALED, or UNSEALED: written before the header existed, checked by its sha256 attribute
 
 
 def verify_file(path: str | os.PathLike) -> None:
@@ -89,7 +73,7 @@ def verify_file(path: str | os.PathLike) -> None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(HEADER_SIZE)
-            _check_header(head, lambda: _body_digest(fh), str(path))
+            _check_header(head, lambda: sealed.body_digest(fh), str(path))
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
 

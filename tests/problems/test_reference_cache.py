@@ -1,11 +1,13 @@
 """The HDF5 reference cache: round trip, keying, and recomputation of stale or corrupt entries."""
 
+import hashlib
 import os
 
 import h5py
 import numpy as np
 import pytest
 
+from pdekit.checkpoints import sealed
 from pdekit.problems.references import cache
 
 
@@ -44,8 +46,13 @@ def test_round_trip_computes_once(cdir):
         assert a[k].dtype == b[k].dtype
     files = os.listdir(cdir)
     assert len(files) == 1 and files[0].startswith("fam__p-") and files[0].endswith(".h5")
-    # an independent reader sees the documented layout
+    # an independent reader sees the documented layout: the header with the digest of the rest
+    data = (cdir / files[0]).read_bytes()
+    stored = data[len(cache.HEADER_MAGIC) : len(cache.HEADER_MAGIC) + 64].decode()
+    assert data.startswith(cache.HEADER_MAGIC)
+    assert stored == hashlib.sha256(data[sealed.HEADER_SIZE :]).hexdigest()
     with h5py.File(cdir / files[0], "r") as f:
+        assert f.userblock_size == sealed.HEADER_SIZE
         assert f.attrs["format_version"] == cache.CACHE_FORMAT_VERSION
         assert "nu" in f.attrs["key"]
         np.testing.assert_array_equal(f["u"][()], a["u"])
@@ -73,37 +80,80 @@ def _entry(cdir):
     return cdir / name
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        "flip_data",  # a value changed after writing: checksum mismatch
-        "truncate",  # half-written / truncated file: unreadable
-        "garbage",  # not an HDF5 file at all
-        "stale_key",  # same file name, other key (e.g. hash-prefix collision or edited)
-        "old_format",  # written by an older cache layout
-    ],
-)
-def test_damaged_entry_is_recomputed(cdir, damage):
+def _edit(path, edit):
+    with h5py.File(path, "r+") as f:
+        edit(f)
+
+
+def _resealed_edit(path, edit):
+    """Edit an entry with h5py and re-seal it, so the checks after parsing see the edit."""
+    _edit(path, edit)
+    sealed.seal(path, cache.HEADER_MAGIC)
+
+
+def _set(name, value):
+    def edit(f):
+        f.attrs[name] = value
+
+    return edit
+
+
+def _flip_value(f):
+    f["u"][0, 0] = -1.0
+
+
+#: damage -> (how, what the warning says)
+DAMAGES = {
+    # caught after parsing (the header re-sealed over the edit)
+    "flip_data": (lambda p: _resealed_edit(p, _flip_value), "fails its checksum"),
+    "stale_key": (  # same file name, other key (e.g. hash-prefix collision or edited)
+        lambda p: _resealed_edit(p, _set("key", cache.canonical_key("fam/p", {"nu": 0.3}, {}))),
+        "is stale",
+    ),
+    "old_format": (
+        lambda p: _resealed_edit(p, _set("format_version", cache.CACHE_FORMAT_VERSION - 1)),
+        "is stale",
+    ),
+    # caught by the header, before parsing
+    "edited": (lambda p: _edit(p, _flip_value), "does not match the digest"),
+    "truncate": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "digest"),
+    "bit_flip": (
+        lambda p: p.write_bytes(_flip_bit(p.read_bytes(), p.stat().st_size - 7)),
+        "does not match the digest",
+    ),
+    "garbage": (lambda p: p.write_bytes(b"not hdf5" * 100), "does not start with a cache"),
+    "no_header": (  # an entry as format 1 wrote it: the HDF5 file alone
+        lambda p: p.write_bytes(p.read_bytes()[sealed.HEADER_SIZE :]),
+        "has no header",
+    ),
+}
+
+
+def _flip_bit(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_damaged_entry_is_recomputed(cdir, damage, monkeypatch):
     comp = Counter()
     cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
     path = _entry(cdir)
-    if damage == "flip_data":
-        with h5py.File(path, "r+") as f:
-            f["u"][0, 0] = -1.0
-    elif damage == "truncate":
-        data = path.read_bytes()
-        path.write_bytes(data[: len(data) // 2])
-    elif damage == "garbage":
-        path.write_bytes(b"not hdf5" * 100)
-    elif damage == "stale_key":
-        with h5py.File(path, "r+") as f:
-            f.attrs["key"] = cache.canonical_key("fam/p", {"nu": 0.3}, {"n": 8})
-    elif damage == "old_format":
-        with h5py.File(path, "r+") as f:
-            f.attrs["format_version"] = cache.CACHE_FORMAT_VERSION - 1
-    with pytest.warns(cache.CacheWarning):
+    how, says = DAMAGES[damage]
+    how(path)
+    parsed = []
+    if damage not in ("flip_data", "stale_key", "old_format"):
+        # refused from the header alone: the HDF5 library never opens the damaged entry
+        real = h5py.File
+
+        def spy(name, mode="r", *args, **kwargs):
+            if mode == "r" and os.fspath(name) == os.fspath(path):
+                parsed.append(name)
+            return real(name, mode, *args, **kwargs)
+
+        monkeypatch.setattr(cache.h5py, "File", spy)
+    with pytest.warns(cache.CacheWarning, match=says):
         out = cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)
-    assert comp.calls == 2
+    assert comp.calls == 2 and parsed == []
     np.testing.assert_array_equal(out["u"], np.arange(12.0).reshape(3, 4) + 2)
     # the rewritten entry is trusted again
     again = cache.load_or_compute("fam/p", {"nu": 0.1}, {"n": 8}, comp)

@@ -9,13 +9,17 @@ the solver settings -- in a user cache directory, and read back on the next requ
 
 Directory: ``$PDEKIT_CACHE_DIR`` when set, else ``~/.cache/pdekit``.
 
-File layout (one file per key, ``<family>__<name>-<hash16>.h5``): one dataset per array, and the
+File layout (one file per key, ``<family>__<name>-<hash16>.h5``): a 512-byte header
+``pdekit-reference-cache sha256=<hex>`` holding the SHA-256 of every byte after it (HDF5's user
+block, :mod:`pdekit.checkpoints.sealed`), then the HDF5 file: one dataset per array, and the
 root attributes ``format_version``, ``pdekit_version``, ``key`` (the canonical JSON of the key)
 and ``checksum`` (SHA-256 over every dataset's name, dtype, shape and bytes).
 
-An entry is trusted only if it opens, its format version and key JSON equal the requested ones,
-and its checksum matches its contents; anything else (stale, truncated, edited, unreadable) is
-recomputed and rewritten, with a warning. Writes go to a temporary file in the same directory
+An entry is trusted only if its header matches its bytes (checked before the HDF5 library parses
+the file, which a damaged file can crash), it opens, its format version and key JSON equal the
+requested ones, and its checksum matches its contents; anything else (stale, truncated, edited,
+unreadable, or written before the header, format 1) is recomputed and rewritten, with a
+warning. Writes go to a temporary file in the same directory
 that is renamed into place, so a reader never sees a half-written entry and concurrent writers of
 the same key are harmless (the last rename wins; both wrote the same result).
 """
@@ -35,9 +39,12 @@ import h5py
 import numpy as np
 
 from pdekit._version import __version__
+from pdekit.checkpoints import sealed
 
-#: bump when the file layout changes; older entries are then recomputed
-CACHE_FORMAT_VERSION = 1
+#: bump when the file layout changes; older entries are then recomputed (2: the header)
+CACHE_FORMAT_VERSION = 2
+#: start of an entry's header (see :mod:`pdekit.checkpoints.sealed`)
+HEADER_MAGIC = b"pdekit-reference-cache sha256="
 
 Arrays = dict[str, np.ndarray]
 
@@ -94,6 +101,22 @@ def read_entry(path: Path, key: str) -> Arrays | None:
     if not path.exists():
         return None
     try:
+        state = sealed.file_state(path, HEADER_MAGIC)
+    except OSError as exc:
+        state = f"unreadable ({exc})"
+    if state != sealed.SEALED:
+        why = {
+            sealed.UNSEALED: "has no header (written by an older pdekit)",
+            sealed.FOREIGN: "does not start with a cache header (damaged or not a cache entry)",
+            sealed.MISMATCH: "does not match the digest in its header (damaged or edited)",
+        }.get(state, f"is {state}")
+        warnings.warn(
+            f"reference cache entry {path} {why}; not parsed, recomputing",
+            CacheWarning,
+            stacklevel=3,
+        )
+        return None
+    try:
         with h5py.File(path, "r") as f:
             version = int(f.attrs.get("format_version", -1))
             stored_key = _as_str(f.attrs.get("key", ""))
@@ -130,13 +153,14 @@ def write_entry(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", userblock_size=sealed.HEADER_SIZE) as f:
             for name, a in arrays.items():
                 f.create_dataset(name, data=np.asarray(a))
             f.attrs["format_version"] = CACHE_FORMAT_VERSION
             f.attrs["pdekit_version"] = __version__
             f.attrs["key"] = key
             f.attrs["checksum"] = checksum({k: np.asarray(v) for k, v in arrays.items()})
+        sealed.seal(tmp, HEADER_MAGIC)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
