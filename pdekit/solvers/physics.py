@@ -227,6 +227,9 @@ class AdaptivePool:
     :class:`AdaptiveSampling`); part of the task's state, so a resumed run draws as the
     uninterrupted one does."""
 
+    #: largest number of pool points whose error is evaluated in one call
+    CHUNK = 8192
+
     def __init__(self, config: AdaptiveSampling, method: str, to_tensor):
         self.config, self.method, self.to_tensor = config, method, to_tensor
         self.points: torch.Tensor | None = None
@@ -237,10 +240,12 @@ class AdaptivePool:
         return self.points is None or step % self.config.every == 0
 
     def refresh(self, domain, rng: np.random.Generator, error_fn) -> None:
-        """Draw a new pool from ``domain`` and weigh it by ``error_fn(points) -> (n,)``."""
+        """Draw a new pool from ``domain`` and weigh it by ``error_fn(points) -> (n,)``, called
+        on at most ``CHUNK`` points at a time (its graph is freed after each), so the memory
+        needed does not grow with the pool."""
         points = self.to_tensor(domain.sample_interior(self.config.pool, rng, self.method))
         with torch.enable_grad():
-            eps = error_fn(points).detach()
+            eps = torch.cat([error_fn(part).detach() for part in points.split(self.CHUNK)])
         self.points = points
         self.prob = rad_probabilities(eps.cpu().numpy(), self.config.k, self.config.c)
 

@@ -69,6 +69,24 @@ def test_draws_follow_the_density_the_residual_implies(k, c, mean):
     assert len(torch.unique(batch, dim=0)) == len(batch)
 
 
+def test_the_pool_error_is_evaluated_in_chunks_and_kept_in_pool_order():
+    """A pool larger than AdaptivePool.CHUNK is weighed piece by piece, each error on its own
+    points: the probabilities are those of the whole pool's errors."""
+    physics = _physics(1.0, 0.0, pool=20000, n=64)
+    sizes = []
+
+    def error(pts):
+        sizes.append(len(pts))
+        return pts[:, 0] * pts[:, 1] + 1.0
+
+    physics.refresh_pool(error)
+    chunk = physics.adaptive.CHUNK
+    assert sizes == [chunk, chunk, 20000 - 2 * chunk]
+    points = physics.adaptive.points
+    want = rad_probabilities((points[:, 0] * points[:, 1] + 1.0).numpy(), 1.0, 0.0)
+    np.testing.assert_allclose(physics.adaptive.prob, want, rtol=1e-12)
+
+
 def _task(solver: str, problem, overrides: dict):
     cfg = make_config(solver, None, overrides)
     s = get(solver)
