@@ -14,9 +14,9 @@ The file starts with a header of ``HEADER_SIZE`` bytes that the HDF5 library lea
 (:mod:`pdekit.checkpoints.sealed`). Readers check it before the HDF5 library parses a byte of
 the file, because libhdf5 is not robust against damaged files: a flipped byte can crash the
 process (a segmentation fault in ``attrs.__getitem__`` was seen on a fuzzed copy) instead of
-raising an error. Files written
-before the header existed (an HDF5 signature at offset 0, e.g. checkpoints shipped with older
-versions) are still read, checked by the ``sha256`` attribute only.
+raising an error. Files written before the header existed (an HDF5 signature at offset 0, e.g.
+checkpoints shipped with older versions) are still read, checked by the ``sha256`` attribute
+only.
 
 Writes go to a temporary file in the same directory, are flushed and fsynced, then renamed into
 place, so a crash never leaves a half-written checkpoint under the final name.

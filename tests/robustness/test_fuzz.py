@@ -12,7 +12,9 @@ Entry points and the errors they document (``pdekit.errors``):
   exit with status 2;
 * ``pdekit.load`` and ``load_checkpoint_bytes`` on random bytes, on damaged copies of a real
   checkpoint and on re-signed copies with random attribute values: CheckpointError;
-* ``MeshGeometry.from_file`` on random bytes and on damaged copies of real gmsh files: MeshError.
+* ``MeshGeometry.from_file`` on random bytes and on damaged copies of real gmsh files: MeshError;
+* the reference cache's ``read_entry`` on damaged copies of a real entry: the entry's arrays,
+  or None (recompute) with a CacheWarning, and None whenever a byte that matters changed.
 
 Never another exception type, never a hang (each input runs under an alarm, ``HANG_S``), never a
 partial file (after each solve, no temporary is left and every ``.h5`` in the run directory
@@ -52,6 +54,7 @@ from pdekit.errors import (
     UnsupportedPairError,
 )
 from pdekit.geometries.mesh import MeshGeometry
+from pdekit.problems.references import cache
 from pdekit.solvers.config import describe
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -437,6 +440,51 @@ def test_resigned_checkpoint_attributes(checkpoint_file, data):
 
         pts = np.zeros((2, len(a.problem.coordinates)))
         assert set(a(pts)) == set(a.problem.fields)
+
+
+# -- reference cache ----------------------------------------------------------------------------
+CACHE_KEY = cache.canonical_key("fam/p", {"nu": 0.1}, {"n": 8})
+
+
+@pytest.fixture(scope="module")
+def cache_entry(tmp_path_factory) -> Path:
+    """A real reference-cache entry (a path: hypothesis prints test arguments)."""
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("cache") / "entry.h5"
+    cache.write_entry(path, CACHE_KEY, {"x": np.linspace(0, 1, 9), "u": np.eye(3)})
+    return path
+
+
+@settings(max_examples=examples(100), **SETTINGS)
+@given(data=st.data())
+def test_cache_entry_bytes(cache_entry, data):
+    """A damaged entry is never parsed into wrong arrays: read_entry returns None with a
+    warning whenever the header's magic and digest or the bytes after the header changed (only
+    the header's zero padding may change unnoticed)."""
+    import warnings
+
+    import numpy as np
+
+    original = cache_entry.read_bytes()
+    fuzzed = data.draw(damaged(original), label="bytes")
+    with tempfile.TemporaryDirectory(prefix="pdekit-fuzz-") as tmp:
+        path = Path(tmp) / "entry.h5"
+        path.write_bytes(fuzzed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = _outcome("cache read_entry", lambda: cache.read_entry(path, CACHE_KEY), ())
+    signed = len(cache.HEADER_MAGIC) + 64
+    matters = (
+        fuzzed[:signed] != original[:signed]
+        or fuzzed[cache.sealed.HEADER_SIZE :] != original[cache.sealed.HEADER_SIZE :]
+    )
+    if got is None:
+        assert any(issubclass(w.category, cache.CacheWarning) for w in caught)
+    else:
+        assert not matters
+        np.testing.assert_array_equal(got["u"], np.eye(3))
+    assert (got is None) == matters
 
 
 # -- meshes ------------------------------------------------------------------------------------
