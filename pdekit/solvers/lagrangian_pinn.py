@@ -174,8 +174,9 @@ class LagrangianPINNConfig:
     #: w(a, t) has a front where it falls from u0(a) to 0, about 0.01 wide in a, moving outwards
     #: at 1.3 to 0.26 labels per unit time (t = 0.5 to 1): the shock, which stands still in x,
     #: moves in the label plane, the feature the Lagrangian frame was meant to remove. The
-    #: overturned inviscid map has no such front and a residual of only O(nu). Also tried: a
-    #: characteristic network of 3 x 50 with the state weight 100 (7.1e-2), and time marching
+    #: overturned inviscid map has no such front and a residual of only O(nu). Also tried, with
+    #: the state weight 100 (seed 0: 5.47e-2 the same day): a characteristic network of 3 x 50
+    #: (7.1e-2), state networks of 4 x 100 (5.59e-2) and 6 x 50 (5.44e-2), and time marching
     #: with relabelling (a prototype, not shipped: windows [0, 0.3], then every 0.1, each
     #: started from a C2 cubic spline of the previous window's Eulerian answer at 4097 points,
     #: 75 s each): 0.43, diverging from t = 0.6; one window [0.5, 0.6] started from the exact
