@@ -19,9 +19,9 @@ An entry is trusted only if its header matches its bytes (checked before the HDF
 the file, which a damaged file can crash), it opens, its format version and key JSON equal the
 requested ones, and its checksum matches its contents; anything else (stale, truncated, edited,
 unreadable, or written before the header, format 1) is recomputed and rewritten, with a
-warning. Writes go to a temporary file in the same directory
-that is renamed into place, so a reader never sees a half-written entry and concurrent writers of
-the same key are harmless (the last rename wins; both wrote the same result).
+warning. Writes go to a temporary file in the same directory that is fsynced and renamed into
+place, so a reader never sees a half-written entry and concurrent writers of the same key are
+harmless (the last rename wins; both wrote the same result).
 """
 
 from __future__ import annotations
@@ -161,6 +161,8 @@ def write_entry(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
             f.attrs["key"] = key
             f.attrs["checksum"] = checksum({k: np.asarray(v) for k, v in arrays.items()})
         sealed.seal(tmp, HEADER_MAGIC)
+        with open(tmp, "rb") as fh:  # the bytes on disk before the name points at them
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
