@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "probconserv": ["evaluate"],
     "causal_pinn": [],
     "lagrangian_pinn": [],
+    "burgers_label_plane": [],
 }
 OPTIONAL = {"soak": []}
 

@@ -248,11 +248,31 @@ def soak_table(path: str | Path) -> str:
     )
 
 
+def burgers_label_plane_table(path: str | Path) -> str:
+    """The exact Burgers flow map in the label plane (burgers_label_plane.json)."""
+    d = json.loads(Path(path).read_text())
+    rows = [
+        "| t | labels a > 0 within 1e-6 of the shock | labels ending in (1e-6, 2/255] | front "
+        "(w/u0 0.1 to 0.9) | front width | front speed |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for r in d["times"]:
+        collapsed = f"a < {r['collapsed_below']:.3f}" if r["collapsed_below"] > 0 else "none"
+        first = r["first_column_labels"]
+        first = f"{first[0]:.3f}-{first[1]:.3f}" if first else "-"
+        rows.append(
+            f"| {r['t']:.1f} | {collapsed} | {first} | {r['front'][0]:.3f}-{r['front'][1]:.3f} "
+            f"| {r['front_width']:.3f} | {r['front_speed']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
 TABLES: dict[str, Callable[[str | Path], str]] = {
     "residual_engines": residual_engines_table,
     "residual_engines_cuda": residual_engines_table,
     "causal_pinn": training_table,
     "lagrangian_pinn": training_table,
+    "burgers_label_plane": burgers_label_plane_table,
     "probconserv": probconserv_table,
     "geometry": geometry_table,
     "references": references_table,
