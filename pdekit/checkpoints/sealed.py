@@ -4,9 +4,10 @@ libhdf5 is not robust against damaged files: a flipped byte can crash the proces
 segmentation fault inside ``attrs.__getitem__`` was seen on a fuzzed checkpoint) instead of
 raising an error, so a digest stored *inside* the HDF5 structure is checked too late. pdekit's
 HDF5 files that it reads back (checkpoints, the reference cache) therefore start with a header
-of ``HEADER_SIZE`` bytes in HDF5's user block, which the library leaves alone::
+of ``HEADER_SIZE`` bytes in HDF5's user block, which the library leaves alone (the magic ends
+in ``sha256=``, e.g. ``pdekit-checkpoint sha256=``)::
 
-    <magic>sha256=<64 hex digits>\\n\\0...\\0      (HEADER_SIZE bytes)
+    <magic><64 hex digits>\\n\\0...\\0      (HEADER_SIZE bytes)
     <the HDF5 file, written with userblock_size=HEADER_SIZE>
 
 The digest covers every byte after the header. A file is written with
@@ -70,10 +71,3 @@ def header_state(head: bytes, digest_of_body: Callable[[], str], magic: bytes) -
     if len(head) < HEADER_SIZE or stored != digest_of_body():
         return MISMATCH
     return SEALED
-
-
-def file_state(path: str | os.PathLike, magic: bytes) -> str:
-    """:func:`header_state` of a file on disk (OSError if it cannot be read)."""
-    with open(path, "rb") as fh:
-        head = fh.read(HEADER_SIZE)
-        return header_state(head, lambda: body_digest(fh), magic)

@@ -171,17 +171,17 @@ class LagrangianPINNConfig:
     #: Why (benchmarks/burgers_label_plane.py, the exact flow map through the Cole-Hopf
     #: solution): in the label plane the viscous answer is not near the inviscid one. Every
     #: label absorbed by the shock collapses onto it (|X| < 1e-6 for |a| < 0.71 at t = 1), and
-    #: w(a, t) has a front where it falls from u0(a) to 0, about 0.01 wide in a, moving outwards
-    #: at 1.3 to 0.26 labels per unit time (t = 0.5 to 1): the shock, which stands still in x,
-    #: moves in the label plane, the feature the Lagrangian frame was meant to remove. The
-    #: overturned inviscid map has no such front and a residual of only O(nu). Also tried, with
-    #: the state weight 100 (seed 0: 5.47e-2 the same day): a characteristic network of 3 x 50
-    #: (7.1e-2), state networks of 4 x 100 (5.59e-2) and 6 x 50 (5.44e-2), and time marching
-    #: with relabelling (a prototype, not shipped: windows [0, 0.3], then every 0.1, each
-    #: started from a C2 cubic spline of the previous window's Eulerian answer at 4097 points,
-    #: 75 s each): 0.43, diverging from t = 0.6; one window [0.5, 0.6] started from the exact
-    #: state scores 3.0e-2 over the window (20 s) but 5.4e-2 at its end, as the front forms
-    #: again inside every window.
+    #: w(a, t) has a front where it falls from u0(a) to 0, 0.021 to 0.009 wide in a, moving
+    #: outwards at 1.3 to 0.22 labels per unit time (t = 0.5 to 1): the shock, which stands
+    #: still in x, moves in the label plane, the feature the Lagrangian frame was meant to
+    #: remove. The overturned inviscid map has no such front and a residual of only O(nu).
+    #: Also tried, with the state weight 100 (seed 0: 5.47e-2 the same day): a characteristic
+    #: network of 3 x 50 (7.1e-2), state networks of 4 x 100 (5.59e-2) and 6 x 50 (5.44e-2),
+    #: and time marching with relabelling (a prototype, not shipped: windows [0, 0.3], then
+    #: every 0.1, each started from a C2 cubic spline of the previous window's Eulerian answer
+    #: at 4097 points, 75 s each, state weight 1): 0.43, diverging from t = 0.6; one window
+    #: [0.5, 0.6] started from the exact state scores 3.0e-2 over the window (20 s) but 5.4e-2
+    #: at its end, as the front forms again inside every window.
     state_form: str = "cleared"
 
     def __post_init__(self):

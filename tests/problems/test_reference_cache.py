@@ -146,7 +146,8 @@ def test_damaged_entry_is_recomputed(cdir, damage, monkeypatch):
         real = h5py.File
 
         def spy(name, mode="r", *args, **kwargs):
-            if mode == "r" and os.fspath(name) == os.fspath(path):
+            opened = getattr(name, "name", name)  # a path or an open file
+            if mode == "r" and os.fspath(opened) == os.fspath(path):
                 parsed.append(name)
             return real(name, mode, *args, **kwargs)
 

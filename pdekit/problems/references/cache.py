@@ -101,34 +101,29 @@ def read_entry(path: Path, key: str) -> Arrays | None:
     if not path.exists():
         return None
     try:
-        state = sealed.file_state(path, HEADER_MAGIC)
+        fh = open(path, "rb")
     except OSError as exc:
-        state = f"unreadable ({exc})"
-    if state != sealed.SEALED:
-        why = {
-            sealed.UNSEALED: "has no header (written by an older pdekit)",
-            sealed.FOREIGN: "does not start with a cache header (damaged or not a cache entry)",
-            sealed.MISMATCH: "does not match the digest in its header (damaged or edited)",
-        }.get(state, f"is {state}")
-        warnings.warn(
-            f"reference cache entry {path} {why}; not parsed, recomputing",
-            CacheWarning,
-            stacklevel=3,
+        return _refuse(path, f"is unreadable ({exc}); recomputing")
+    with fh:  # checked and parsed through one open file: a rename in between changes neither
+        state = sealed.header_state(
+            fh.read(sealed.HEADER_SIZE), lambda: sealed.body_digest(fh), HEADER_MAGIC
         )
-        return None
-    try:
-        with h5py.File(path, "r") as f:
-            version = int(f.attrs.get("format_version", -1))
-            stored_key = _as_str(f.attrs.get("key", ""))
-            stored_sum = _as_str(f.attrs.get("checksum", ""))
-            arrays = {name: np.asarray(f[name][()]) for name in f.keys()}
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        warnings.warn(
-            f"reference cache entry {path} is unreadable ({exc}); recomputing",
-            CacheWarning,
-            stacklevel=3,
-        )
-        return None
+        if state != sealed.SEALED:
+            why = {
+                sealed.UNSEALED: "has no header (a plain HDF5 file, not written by this cache)",
+                sealed.FOREIGN: "does not start with a cache header (damaged or not an entry)",
+                sealed.MISMATCH: "does not match the digest in its header (damaged or edited)",
+            }[state]
+            return _refuse(path, f"{why}; not parsed, recomputing")
+        fh.seek(0)
+        try:
+            with h5py.File(fh, "r") as f:
+                version = int(f.attrs.get("format_version", -1))
+                stored_key = _as_str(f.attrs.get("key", ""))
+                stored_sum = _as_str(f.attrs.get("checksum", ""))
+                arrays = {name: np.asarray(f[name][()]) for name in f.keys()}
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            return _refuse(path, f"is unreadable ({exc}); recomputing")
     if version != CACHE_FORMAT_VERSION or stored_key != key:
         warnings.warn(
             f"reference cache entry {path} is stale (format {version}, key differs: "
@@ -145,6 +140,11 @@ def read_entry(path: Path, key: str) -> Arrays | None:
         )
         return None
     return arrays
+
+
+def _refuse(path: Path, why: str) -> None:
+    """Warn that the entry at ``path`` is not used, and why (for :func:`read_entry`)."""
+    warnings.warn(f"reference cache entry {path} {why}", CacheWarning, stacklevel=4)
 
 
 def write_entry(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
