@@ -24,11 +24,13 @@ place, so a crash never leaves a half-written checkpoint under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,14 +70,34 @@ def _check_header(head: bytes, body_digest, name: str) -> None:
     # SEALED, or UNSEALED: written before the header existed, checked by its sha256 attribute
 
 
-def verify_file(path: str | os.PathLike) -> None:
-    """Check a checkpoint file's header against its bytes (CheckpointError if they differ)."""
+@contextlib.contextmanager
+def open_checkpoint_file(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """A checkpoint file opened for reading by h5py once its header matches its bytes: the
+    header is checked and the file parsed through one open file object, so nothing between the
+    check and the parse (a rename over the path) can hand libhdf5 unchecked bytes.
+
+    Raises CheckpointError: unreadable, a header that does not match (not parsed), or bytes
+    that h5py cannot open."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(HEADER_SIZE)
-            _check_header(head, lambda: sealed.body_digest(fh), str(path))
+        fh = open(path, "rb")
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
+    with fh:
+        try:
+            head = fh.read(HEADER_SIZE)
+            _check_header(head, lambda: sealed.body_digest(fh), str(path))
+            fh.seek(0)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
+        try:
+            f = h5py.File(fh, "r")
+        except Exception as exc:  # h5py raises OSError, ValueError, ... on non-HDF5 bytes
+            raise CheckpointError(
+                f"{path} is not a readable HDF5 checkpoint (random bytes or truncated?): "
+                f"{_first_line(exc)}"
+            ) from None
+        with f:
+            yield f
 
 
 @dataclass
@@ -157,15 +179,7 @@ def load_checkpoint(path: str | os.PathLike, *, with_trainer: bool = True) -> Ch
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
-    verify_file(path)
-    try:
-        f = h5py.File(path, "r")
-    except Exception as exc:  # h5py raises OSError, ValueError, ... on non-HDF5 bytes
-        raise CheckpointError(
-            f"{path} is not a readable HDF5 checkpoint (random bytes or truncated?): "
-            f"{_first_line(exc)}"
-        ) from None
-    with f:
+    with open_checkpoint_file(path) as f:
         ckpt = _read(f, str(path), with_trainer)
     ckpt.source = str(path)
     return ckpt

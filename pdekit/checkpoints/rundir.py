@@ -15,9 +15,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import h5py
-
-from pdekit.checkpoints.hdf5 import Checkpoint, load_checkpoint_bytes, verify_file
+from pdekit.checkpoints.hdf5 import Checkpoint, load_checkpoint_bytes, open_checkpoint_file
 from pdekit.errors import CheckpointError, OutputError
 
 _PERIODIC = re.compile(r"^checkpoint_(\d+)\.h5$")
@@ -116,8 +114,7 @@ def _stored_step(path: Path) -> int:
     if step is not None:
         return step
     try:
-        verify_file(path)  # never parse damaged bytes (libhdf5 may crash on them)
-        with h5py.File(path, "r") as f:
+        with open_checkpoint_file(path) as f:  # never parses damaged bytes
             return int(f.attrs["step"])
     except Exception:  # unreadable: tried last, and rejected with its reason then
         return -1

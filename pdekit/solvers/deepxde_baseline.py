@@ -243,6 +243,8 @@ class DeepXDEBaseline(Solver):
                         component=fields.index(k),
                     )
                 )
+        if not boundary:
+            return ics, bcs
         for bc in problem.boundary_conditions():
             if bc.tag is None:
 
@@ -271,7 +273,7 @@ class DeepXDEBaseline(Solver):
                                 component=fields.index(k),
                             )
                         )
-        return ics, (bcs if boundary else [])
+        return ics, bcs
 
     def _net(self, dde, problem, config):
         n = config.network

@@ -24,12 +24,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import torch
 
 import pdekit.checkpoints as _checkpoints
 from pdekit.checkpoints import Checkpoint, load_checkpoint
-from pdekit.checkpoints.hdf5 import verify_file
+from pdekit.checkpoints.hdf5 import open_checkpoint_file
 from pdekit.errors import CheckpointError, ParameterError
 from pdekit.problems.base import Problem
 from pdekit.solvers.base import NetworkSolver, RunOptions
@@ -113,11 +112,10 @@ def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list
     out = []
     for path in sorted(Path(directory or PRETRAINED_DIR).glob("probconserv_*.h5")):
         try:
-            verify_file(path)  # never parse damaged bytes (libhdf5 may crash on them)
-            with h5py.File(path, "r") as f:
+            with open_checkpoint_file(path) as f:  # never parses damaged bytes
                 if str(f.attrs.get("problem")) == problem.name:
                     out.append(path)
-        except (OSError, CheckpointError):
+        except CheckpointError:
             continue
     return out
 
@@ -126,7 +124,7 @@ def find_checkpoint(problem: Problem, kind: str, directory: Path | None = None) 
     """The first checkpoint for ``problem`` in ``directory`` holding a ``kind`` network
     (``"anp"`` or ``"softc"``), or None."""
     for path in shipped_checkpoints(problem, directory):
-        with h5py.File(path, "r") as f:
+        with open_checkpoint_file(path) as f:
             model = json.loads(f.attrs["solver_config"]).get("model", "probconserv")
         if training_kind(model) == kind:
             return path
@@ -233,7 +231,7 @@ class ProbConserv(NetworkSolver):
         if config.init:
             stored = load_checkpoint(config.init, with_trainer=False).solver_config
         elif shipped := shipped_checkpoints(problem):
-            with h5py.File(shipped[0], "r") as f:
+            with open_checkpoint_file(shipped[0]) as f:
                 stored = json.loads(f.attrs["solver_config"])
         if stored is None:
             names = [f.name for f in dataclasses.fields(problem)]
