@@ -42,7 +42,7 @@ from pdekit.errors import ParameterError
 
 ORDERS = (2, 4)
 LOCATIONS = ("cell", "node")
-SIDE_KINDS = ("free", "dirichlet", "neumann")
+SIDE_KINDS = ("free", "dirichlet", "neumann", "robin")
 _OFFSET = {"cell": 0.5, "node": 0.0}  # sample position of index 0, in cells from the origin
 
 
@@ -53,14 +53,19 @@ class Side:
 
     kind:
         ``"free"`` (no data: one-sided extrapolation from the interior), ``"dirichlet"`` (the
-        field's value on the boundary face) or ``"neumann"`` (its outward normal derivative).
+        field's value on the boundary face), ``"neumann"`` (its outward normal derivative) or
+        ``"robin"`` (``a * value + b * outward normal derivative``).
     value:
         A number, or a tensor broadcastable to the field's boundary slice (the field's shape
         without this axis, batch dimensions included).
+    a, b:
+        The Robin coefficients, numbers or tensors like ``value`` (``"robin"`` only).
     """
 
     kind: str = "free"
     value: Any = 0.0
+    a: Any = 1.0
+    b: Any = 0.0
 
     def __post_init__(self):
         if self.kind not in SIDE_KINDS:
@@ -93,6 +98,11 @@ class Boundary:
     def neumann(cls, lo: Any = 0.0, hi: Any = 0.0) -> Boundary:
         """Outward normal derivatives: ``lo`` = -du/dx at the lower end, ``hi`` = du/dx."""
         return cls(Side("neumann", lo), Side("neumann", hi))
+
+    @classmethod
+    def robin(cls, a: Any, b: Any, lo: Any = 0.0, hi: Any = 0.0) -> Boundary:
+        """``a u + b du/dn = lo`` at the lower end and ``= hi`` at the upper (n outward)."""
+        return cls(Side("robin", lo, a, b), Side("robin", hi, a, b))
 
 
 BoundarySpec = Boundary | str
@@ -209,6 +219,8 @@ def _ghosts(
 ) -> torch.Tensor:
     """The ``nghost`` ghost samples beyond one end of axis ``dim``, ordered along the axis."""
     n = u.shape[dim]
+    if side.kind == "robin":
+        side = Side("dirichlet", robin_boundary_value(u, dim, side, location, order, h, lo))
     w, ndata, uses_bc = ghost_weights(side.kind, location, order, nghost)
     if n < ndata:
         raise ParameterError(
@@ -260,21 +272,74 @@ def _pad(
     return torch.cat(parts, dim=dim)
 
 
-def _impose_node_dirichlet(u: torch.Tensor, dim: int, b: Boundary) -> torch.Tensor:
+@cache
+def robin_weights(location: str, order: int) -> tuple[float, ...]:
+    """Weights w (cells^-1) of the inward derivative at the boundary, ``p'(0) = w[0] u_b +
+    sum_j w[j] d_j``, of the degree ``order + 1`` polynomial through the boundary value u_b
+    and the ``order + 1`` nearest interior samples d_j (those after the end sample on nodes)."""
+    first = 1 if location == "node" else 0
+    offsets = (0.0,) + tuple(j + first + _OFFSET[location] for j in range(order + 1))
+    return fd_weights(offsets, 1)
+
+
+def robin_boundary_value(
+    u: torch.Tensor, dim: int, side: Side, location: str, order: int, h: float, lo: bool
+) -> torch.Tensor:
+    """The boundary value u_b that satisfies ``a u_b + b du/dn = g`` (n outward) together with
+    the polynomial of degree ``order + 1`` through u_b and the nearest interior samples.
+
+    With s the inward coordinate in cells, du/dn = -p'(0) / h, so
+    ``u_b = (g + (b/h) sum_j w_j d_j) / (a - (b/h) w_0)`` (:func:`robin_weights`); a, b and g
+    may vary along the boundary. Error O(h^(order + 2)) in u_b, like the other ghost data.
+    """
+    n = u.shape[dim]
+    w = robin_weights(location, order)
+    first = 1 if location == "node" else 0
+    need = order + 1 + first
+    if n < need:
+        raise ParameterError(
+            f"axis of {n} samples is too short for order {order} near a robin boundary; "
+            f"need at least {need}"
+        )
+    data = [u.narrow(dim, j + first if lo else n - 1 - j - first, 1) for j in range(order + 1)]
+    like = data[0]
+    g = _bc_tensor(side.value, like, dim)
+    a = _bc_tensor(side.a, like, dim)
+    b = _bc_tensor(side.b, like, dim) / h
+    inner = sum(c * d for c, d in zip(w[1:], data))
+    denom = a - b * w[0]
+    if bool((denom == 0).any()):
+        raise ParameterError("Robin condition is singular for this cell width (a = b w0 / h)")
+    return ((g + b * inner) / denom).expand_as(like)
+
+
+def _impose_node_dirichlet(u: torch.Tensor, dim: int, b: Boundary, order: int, h: float):
+    """On a node-located field the end samples are the boundary values: Dirichlet data, and
+    the Robin data's boundary value, are imposed on them."""
     n = u.shape[dim]
     first, mid, last = u.narrow(dim, 0, 1), u.narrow(dim, 1, n - 2), u.narrow(dim, n - 1, 1)
     changed = False
-    if b.lo.kind == "dirichlet":
-        first, changed = _bc_tensor(b.lo.value, first, dim).expand_as(first), True
-    if b.hi.kind == "dirichlet":
-        last, changed = _bc_tensor(b.hi.value, last, dim).expand_as(last), True
+    for end, side in (("lo", b.lo), ("hi", b.hi)):
+        if side.kind not in ("dirichlet", "robin"):
+            continue
+        like = first if end == "lo" else last
+        if side.kind == "dirichlet":
+            value = _bc_tensor(side.value, like, dim).expand_as(like)
+        else:
+            value = robin_boundary_value(u, dim, side, "node", order, h, end == "lo")
+        if end == "lo":
+            first = value
+        else:
+            last = value
+        changed = True
     return torch.cat([first, mid, last], dim=dim) if changed else u
 
 
 def _node_free(b: Boundary) -> Boundary:
-    """On a node-located field Dirichlet data is imposed on the end samples, then extrapolated."""
-    lo = Side("free") if b.lo.kind == "dirichlet" else b.lo
-    hi = Side("free") if b.hi.kind == "dirichlet" else b.hi
+    """On a node-located field Dirichlet (and Robin) data is imposed on the end samples, then
+    extrapolated."""
+    lo = Side("free") if b.lo.kind in ("dirichlet", "robin") else b.lo
+    hi = Side("free") if b.hi.kind in ("dirichlet", "robin") else b.hi
     return Boundary(lo, hi)
 
 
@@ -334,7 +399,7 @@ def axis_derivative(
     left = max(0, -min(starts))
     right = max(0, ndst - 1 + max(starts) - (nsrc - 1))
     if not b.periodic and source == "node":  # Dirichlet data on nodes is the end sample itself
-        u = _impose_node_dirichlet(u, dim, b)
+        u = _impose_node_dirichlet(u, dim, b, order, h)
         b = _node_free(b)
     up = _pad(u, dim, left, right, b, source, order, h)
     scale = 1.0 / h**k

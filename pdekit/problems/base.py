@@ -73,27 +73,56 @@ def describe_range(meta: Mapping[str, Any]) -> str:
     return f"{left}{lo}, {hi}{right}"
 
 
+BC_KINDS = ("dirichlet", "neumann", "robin")
+
+
 @dataclass(frozen=True)
 class BC:
     """A boundary condition on the part ``tag`` of the spatial boundary (None: all of it).
 
     kind:
-        ``"dirichlet"`` (field = value) or ``"neumann"`` (outward normal derivative = value).
-        Periodic directions are a property of the geometry, not a BC.
+        ``"dirichlet"`` (field = value), ``"neumann"`` (outward normal derivative = value) or
+        ``"robin"`` (``a * field + b * outward normal derivative = value``). Periodic
+        directions are a property of the geometry, not a BC.
     fields:
         The fields constrained.
     value:
         Function of points (n, len(coordinates)), torch, returning ``{field: tensor (n,)}``.
+    a, b:
+        The Robin coefficients: numbers, or functions of points (n, len(coordinates)) returning
+        a tensor (n,). Used by kind ``"robin"`` only (Dirichlet is a = 1, b = 0; Neumann a = 0,
+        b = 1).
     """
 
     kind: str
     fields: tuple[str, ...]
     value: ValueFn
     tag: str | None = None
+    a: float | Callable[[torch.Tensor], torch.Tensor] = 1.0
+    b: float | Callable[[torch.Tensor], torch.Tensor] = 0.0
 
     def __post_init__(self):
-        if self.kind not in ("dirichlet", "neumann"):
-            raise ParameterError(f"BC kind must be 'dirichlet' or 'neumann'; got {self.kind!r}")
+        if self.kind not in BC_KINDS:
+            raise ParameterError(f"BC kind must be one of {list(BC_KINDS)}; got {self.kind!r}")
+        if self.kind == "robin":
+            for name in ("a", "b"):
+                c = getattr(self, name)
+                if not callable(c) and not (isinstance(c, int | float) and math.isfinite(c)):
+                    raise ParameterError(
+                        f"Robin coefficient {name!r} must be a finite number or a function of "
+                        f"points; got {c!r}"
+                    )
+
+    def coefficients(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Robin coefficients (a, b) at ``points`` (n, ncoords) as tensors (n,); for the
+        other kinds the (a, b) that the kind means: Dirichlet (1, 0), Neumann (0, 1)."""
+        a, b = {"dirichlet": (1.0, 0.0), "neumann": (0.0, 1.0)}.get(self.kind, (self.a, self.b))
+        out = []
+        for c in (a, b):
+            v = c(points) if callable(c) else c
+            v = torch.as_tensor(v, dtype=points.dtype, device=points.device)
+            out.append(v.expand(points.shape[:1]) if v.ndim == 0 else v.reshape(-1))
+        return out[0], out[1]
 
 
 class Reference:
@@ -247,6 +276,81 @@ class Problem:
             return ExactReference(self)
         raise NotImplementedError(f"{self.name} has no reference solution")
 
+    # -- grid learners: state, derived fields and the batched reference solver -------------------
+    #: the fields a grid learner predicts (its state); :meth:`complete` derives the others.
+    #: Empty (the default) means all of :attr:`fields`.
+    state_fields: ClassVar[tuple[str, ...]] = ()
+    #: where on a :class:`~pdekit.geometries.Grid` the state's values sit for :meth:`simulate`
+    #: (``"node"``: grid nodes, the samples of spectral solvers; ``"center"``: cell centres, the
+    #: unknowns of finite-volume solvers)
+    state_location: ClassVar[str] = "node"
+
+    @property
+    def state(self) -> tuple[str, ...]:
+        """The state fields (:attr:`state_fields`, or all fields when none are declared)."""
+        return tuple(self.state_fields) or tuple(self.fields)
+
+    def complete(self, state: Mapping[str, torch.Tensor], grid) -> dict[str, torch.Tensor]:
+        """All :attr:`fields` from the state fields on ``grid`` (arrays ``(*batch, *grid)``,
+        at :attr:`state_location`). The default returns the state unchanged: problems with
+        derived fields (velocity from vorticity) override it."""
+        missing = [k for k in self.state if k not in state]
+        if missing:
+            raise ParameterError(f"state of {self.name} lacks {missing}; it has {sorted(state)}")
+        return {k: state[k] for k in self.fields if k in state}
+
+    def simulate(
+        self, initial_states: Mapping[str, np.ndarray], grid, times: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Trajectories of the state from a batch of initial states: the one hook to the
+        problem's reference solver.
+
+        Parameters
+        ----------
+        initial_states:
+            ``{state field: array (B, *grid.shape_of(state_location))}``.
+        grid:
+            A spatial :class:`~pdekit.geometries.Grid` over the problem's domain.
+        times:
+            Increasing output times, the first the problem's initial time t0.
+
+        Returns
+        -------
+        ``{state field: float64 array (B, len(times), *grid.shape_of(state_location))}``.
+
+        The default, for problems with a closed-form solution, evaluates the formula: the
+        solution is a function of the problem's parameters, so each initial state must be the
+        problem's own initial condition on the grid (checked to 1e-10 relative). Problems with a
+        numerical reference solver override this and accept any initial states.
+        """
+        if not self.has_exact():
+            raise NotImplementedError(f"{self.name} has no reference solver to simulate")
+        states, times = check_simulation_input(self, initial_states, grid, times)
+        space = grid.points(self.state_location)
+        own = self.initial_condition(torch.as_tensor(space, dtype=torch.float64))
+        shape = grid.shape_of(self.state_location)
+        for k, v in states.items():
+            want = own[k].detach().cpu().numpy().reshape(shape)
+            scale = max(float(np.abs(want).max()), 1e-300)
+            dev = float(np.abs(v - want).max()) / scale
+            if dev > 1e-10:
+                raise ParameterError(
+                    f"{self.name} is simulated by its closed-form solution, which starts from "
+                    f"its own initial condition; initial state {k!r} differs from it by {dev:.1e}"
+                    " (relative)"
+                )
+        nt, npts = len(times), len(space)
+        pts = np.concatenate([np.tile(space, (nt, 1)), np.repeat(times, npts)[:, None]], axis=1)
+        with torch.no_grad():
+            out = self.exact(torch.as_tensor(pts, dtype=torch.float64))
+        batch = next(iter(states.values())).shape[0]
+        return {
+            k: np.broadcast_to(
+                out[k].detach().cpu().numpy().reshape((nt, *shape)), (batch, nt, *shape)
+            ).copy()
+            for k in self.state
+        }
+
     # -- evaluation ----------------------------------------------------------------------------
     def evaluation_grid(self, resolution: Mapping[str, int] | None = None) -> TensorGrid:
         """The grid on which errors are measured and output is written.
@@ -277,6 +381,58 @@ class Problem:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def check_simulation_input(
+    problem: Problem, initial_states: Mapping[str, np.ndarray], grid, times
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Validate :meth:`Problem.simulate`'s arguments; float64 states and times."""
+    if not problem.time_dependent:
+        raise ParameterError(f"{problem.name} is steady: there is nothing to simulate")
+    names = tuple(problem.coordinates[:-1])
+    if tuple(grid.coordinates) != names:
+        raise ParameterError(
+            f"the grid's coordinates {tuple(grid.coordinates)} are not {problem.name}'s spatial "
+            f"coordinates {names}"
+        )
+    lo, hi = problem.domain().bounds[:, :-1]
+    if not (np.allclose(grid.lo, lo) and np.allclose(grid.hi, hi)):
+        raise ParameterError(
+            f"the grid covers [{grid.lo.tolist()}, {grid.hi.tolist()}]; {problem.name}'s domain "
+            f"is [{lo.tolist()}, {hi.tolist()}]"
+        )
+    per = tuple(bool(p) for p in problem.domain().periodic[:-1])
+    if tuple(grid.periodic) != per:
+        raise ParameterError(f"the grid's periodic axes {grid.periodic} must be {per}")
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    t0 = problem.domain().time.t0
+    if times.size < 1 or not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+        raise ParameterError("times must be a non-empty, finite, strictly increasing sequence")
+    if abs(times[0] - t0) > 1e-12 * max(1.0, abs(t0)):
+        raise ParameterError(f"times must start at the initial time t0 = {t0}; got {times[0]}")
+    shape = grid.shape_of(problem.state_location)
+    missing = [k for k in problem.state if k not in initial_states]
+    extra = [k for k in initial_states if k not in problem.state]
+    if missing or extra:
+        raise ParameterError(
+            f"initial states of {problem.name} need exactly the state fields "
+            f"{list(problem.state)}; got {sorted(initial_states)}"
+        )
+    states, batch = {}, None
+    for k in problem.state:
+        v = np.asarray(initial_states[k], dtype=np.float64)
+        if v.ndim != len(shape) + 1 or v.shape[1:] != shape:
+            raise ParameterError(
+                f"initial state {k!r} must have shape (batch, *{shape}) at the grid's "
+                f"{problem.state_location}s; got {v.shape}"
+            )
+        if batch is not None and v.shape[0] != batch:
+            raise ParameterError("all initial state fields need the same batch size")
+        if not np.all(np.isfinite(v)):
+            raise ParameterError(f"initial state {k!r} has non-finite values")
+        batch = v.shape[0]
+        states[k] = v
+    return states, times
+
+
 def _as_points(points: np.ndarray, ncols: int) -> np.ndarray:
     pts = np.asarray(points, dtype=float)
     if pts.ndim == 1 and ncols == 1:
