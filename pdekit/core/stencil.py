@@ -199,12 +199,19 @@ def _cells(nsamples: int, location: str, periodic: bool) -> int:
 
 
 def _bc_tensor(value: Any, like: torch.Tensor, dim: int) -> torch.Tensor:
+    """Boundary data as a tensor that broadcasts against the boundary slice ``like`` (the
+    field with axis ``dim`` of size 1). ``value`` is a number, a tensor with that size-1 axis
+    (``like.ndim`` dimensions), or a tensor broadcastable to the slice without the axis
+    (right-aligned: its trailing dimensions are the field's after ``dim``)."""
     v = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if v.ndim == 0:
         shape = list(like.shape)
         shape[dim] = 1
         return v.expand(shape)
-    return v.unsqueeze(dim) if v.ndim == like.ndim - 1 else v
+    if v.ndim == like.ndim:
+        return v
+    after = like.ndim - 1 - dim  # dimensions of the field after the boundary axis
+    return v.unsqueeze(v.ndim - after) if v.ndim > after else v
 
 
 def _ghosts(
