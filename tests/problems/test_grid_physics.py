@@ -60,19 +60,19 @@ SETTINGS: dict[str, Setting] = {
     "convection_diffusion/convection": Setting(16, 16, reason="exact, smooth"),
     "convection_diffusion/gaussian_pulse": Setting(16, 16, reason="exact, smooth"),
     "convection_diffusion/burgers": Setting(
+        64,
         32,
-        16,
         window=(0.0, 0.2),
         reason="Cole-Hopf (<= 1e-8); before t = 0.2 the front's slope is below 8 (the shock "
         "forms at t = 1/pi), so the coarsest stencil resolves it",
     ),
     "convection_diffusion/allen_cahn": Setting(
-        256,
+        512,
         45,
         window=(0.1, 1.0),
         reason="ETDRK4 reference on 4096 nodes and dt = 0.005: the grids' nodes and levels are "
-        "reference nodes and snapshots (no interpolation); t >= 0.1 after u0's kink at x = +-1 "
-        "has smoothed out",
+        "reference nodes and snapshots (no interpolation; 512 .. 2048 nodes, dt 0.02 .. 0.005); "
+        "t >= 0.1 after u0's kink at x = +-1 has smoothed out",
     ),
     "navier_stokes/kolmogorov": Setting(
         32,
@@ -82,25 +82,38 @@ SETTINGS: dict[str, Setting] = {
         "its nodes and snapshots (32^2 .. 128^2; dt 1 .. 0.25); t >= 1 as in the registry check",
         engines=(("stencil", 2), ("stencil", 4), ("spectral", 4)),
     ),
-    "navier_stokes/kovasznay": Setting(16, reason="exact, smooth"),
+    "navier_stokes/kovasznay": Setting(32, reason="exact, smooth (16 cells: pre-asymptotic, 1.64)"),
     "navier_stokes/taylor_green": Setting(8, 8, reason="exact, smooth"),
     "porous_medium/heat": Setting(16, 16, reason="exact, smooth"),
     "porous_medium/pme": Setting(
-        32,
-        16,
+        128,
+        64,
         window=(0.25, 1.0),
         exclude=_band(lambda t: t, 0.25),
         reason="u = (m (t - x))_+^(1/m): the front x = t is singular; points within 0.25 of it "
-        "are left out (the coarsest 4th-order stencil reaches 3 cells = 0.094 and 3 levels = "
-        "0.14)",
+        "are left out (the coarsest 4th-order stencil reaches 3 cells = 0.023 and 3 levels = "
+        "0.035); 64 cells: pre-asymptotic (4.48 for order 4)",
     ),
     "porous_medium/stefan": Setting(
-        32,
+        128,
         16,
         window=(0.02, 0.1),
         exclude=lambda p: np.abs(p[:, 0] - 1.05134 * np.sqrt(p[:, 1])) < 0.25,
         reason="erf solution with a free boundary x = alpha sqrt(t), alpha = 1.05134 (u jumps "
-        "there): points within 0.25 of it are left out; t >= 0.02 after the initial jump",
+        "there): points within 0.25 of it are left out; t >= 0.02 after the initial jump. Time "
+        "steps coarse against h on purpose: the spatial error's leading term u_xxxx vanishes at "
+        "x = 0 (an odd Hermite function of x / 2 sqrt t), so where space dominates the kept "
+        "points near x = 0 superconverge (measured 2.9 and 4.9 with 32 cells, 16 steps)",
+    ),
+    "porous_medium/barenblatt": Setting(
+        64,
+        16,
+        window=(0.2, 1.0),
+        exclude=lambda p: (
+            np.abs(np.abs(p[:, 0]) - get("porous_medium/barenblatt").radius(p[:, 1])) < 0.3
+        ),
+        reason="self-similar solution with compact support |x| <= r(t): points within 0.3 of "
+        "the front left out",
     ),
 }
 
@@ -169,7 +182,7 @@ def test_reference_residual_converges_at_declared_order(name):
     setting = _settings(name)
     for engine, order in _engines(problem, setting):
         errs = np.array([_worst_residual(problem, setting, k, engine, order) for k in range(3)])
-        slope = -np.polyfit(np.log([1, 0.5, 0.25]), np.log(errs), 1)[0]
+        slope = np.polyfit(np.log([1, 0.5, 0.25]), np.log(errs), 1)[0]
         print(f"{name} {engine} {order}: {errs} slope {slope:.2f}")
         assert abs(slope - order) <= setting.slack, (engine, order, errs, slope, setting.reason)
 
@@ -203,9 +216,9 @@ def test_time_scheme_orders(scheme, order, want):
             order=order,
             locations="node",
         )
-        errs.append(float(p.residual(f)["heat"].abs().max()))
+        errs.append(float(p.residual(f)["diffusion"].abs().max()))
         assert f["u"].shape[1] == {"cn": nt, "bdf1": nt, "bdf2": nt - 1}.get(scheme, nt + 1)
-    slope = -np.polyfit(np.log([1, 0.5, 0.25]), np.log(errs), 1)[0]
+    slope = np.polyfit(np.log([1, 0.5, 0.25]), np.log(errs), 1)[0]
     assert abs(slope - want) <= 0.3, (errs, slope)
 
 
@@ -241,9 +254,11 @@ def test_batch_dimensions_are_kept():
     p, grid, times, values = _heat_levels(16, 8)
     u = values["u"][0]
     batch = torch.stack([u, 2 * u, -u]).reshape(3, 1, *u.shape)  # linear problem: any multiple
-    res = grid_residual(p, {"u": batch}, grid, times=times, order=4, locations="node")["heat"]
+    res = grid_residual(p, {"u": batch}, grid, times=times, order=4, locations="node")["diffusion"]
     assert res.shape == (3, 1, *u.shape)
-    one = grid_residual(p, {"u": u[None]}, grid, times=times, order=4, locations="node")["heat"][0]
+    one = grid_residual(p, {"u": u[None]}, grid, times=times, order=4, locations="node")[
+        "diffusion"
+    ][0]
     assert torch.allclose(res[1, 0], 2 * one, atol=1e-13) and torch.allclose(res[2, 0], -one)
 
 
@@ -296,11 +311,12 @@ def test_bad_arguments():
         )
 
 
-# -- boundaries -------------------------------------------------------------------------------------
+# -- boundaries ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _RobinHeat(Problem):
-    """u_t = u_xx on (0, 1) with u = exp(-t) (cos x + 2 sin x) ... manufactured: exact
-    u = exp(-k^2 t) cos(k x + phi); Robin a u + b u_n = g at both ends, g from the exact field."""
+    """Manufactured: u_t = u_xx on (0, 1), exact u = exp(-4 t) cos(2 x + 0.3), with Robin
+    conditions a u + b du/dn = g at both ends, g taken from the exact field (a given as a
+    function at x = 0 and as a number at x = 1, to exercise both)."""
 
     a: float = param(2.0, doc="Robin a")
     b: float = param(0.5, doc="Robin b")
@@ -359,7 +375,7 @@ def test_robin_boundary_reproduces_manufactured_solution(location, order):
         uxx = axis_derivative(u, -1, 2, grid.spacing[0], order=order, boundary=bc[0], source=loc)
         want = -4.0 * p.exact(torch.as_tensor(pts))["u"].reshape(1, 1, -1)
         errs.append(float((uxx - want).abs().max()))
-    slope = -np.polyfit(np.log([1, 0.5, 0.25]), np.log(errs), 1)[0]
+    slope = np.polyfit(np.log([1, 0.5, 0.25]), np.log(errs), 1)[0]
     assert abs(slope - order) <= 0.3, (errs, slope)
     # and the free (data-less) extrapolation is not what produced it: without the data the end
     # samples of nodal data stay destroyed
@@ -383,10 +399,13 @@ def test_grid_boundary_shapes_and_kinds():
     assert b["v"][0].lo.kind == "dirichlet" and b["v"][0].lo.value.shape == (9,)
 
 
-# -- MAC ------------------------------------------------------------------------------------------------
+# -- MAC -------------------------------------------------------------------------------------------
 def test_taylor_green_mac_residuals_converge_at_order_2():
     """u at face_x, v at face_y, p at centres (Harlow & Welch 1965): momentum residuals at their
-    faces and continuity at centres, all second order."""
+    faces converge at order 2. The MAC divergence of Taylor-Green's velocity is zero to
+    round-off: both differences of cos x sin y and -sin x cos y carry the same factor
+    sin(h/2)/(h/2), so they cancel exactly at every h (the MAC grid's discrete
+    incompressibility, which is why projection methods use it)."""
     p = get("navier_stokes/taylor_green")
     locs = {"u": "face_x", "v": "face_y", "p": "center"}
     outputs = {"momentum_x": "face_x", "momentum_y": "face_y", "continuity": "center"}
@@ -406,8 +425,9 @@ def test_taylor_green_mac_residuals_converge_at_order_2():
         for k, loc in outputs.items():
             assert res[k].shape[2:] == grid.shape_of(loc)
             errs[k].append(float(res[k].abs().max()))
+    assert max(errs.pop("continuity")) < 1e-13
     for k, e in errs.items():
-        slope = -np.polyfit(np.log([1, 0.5, 0.25]), np.log(e), 1)[0]
+        slope = np.polyfit(np.log([1, 0.5, 0.25]), np.log(e), 1)[0]
         assert abs(slope - 2) <= 0.3, (k, e, slope)
 
 

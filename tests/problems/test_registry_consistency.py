@@ -6,10 +6,10 @@ the core's engines) to the reference's discretisation error, and match the probl
 and boundary conditions. Problem definitions and references can then never silently disagree.
 
 * exact references: :class:`~pdekit.core.AutogradFields` on float64 points of the domain;
-* grid references (computed): :class:`~pdekit.core.spectral.SpectralFields` when every spatial
-  axis is periodic, else :class:`~pdekit.core.stencil.StencilFields` (order 4, one-sided at
-  non-periodic ends), on the reference's own grid; other references are sampled on the
-  problem's evaluation grid first.
+* grid references (computed): the library's grid path (:func:`pdekit.problems.grid.grid_fields`:
+  spectral in space when every spatial axis is periodic, else 4th-order stencils one-sided at
+  non-periodic ends; time by the 4th-order central stencil), on the reference's own grid; other
+  references are sampled on the problem's evaluation grid first.
 
 A computed reference needs an entry in ``CHECKS`` stating its tolerances and why.
 """
@@ -24,9 +24,9 @@ import pytest
 import torch
 
 from pdekit.core import AutogradFields
-from pdekit.core.spectral import SpectralFields
-from pdekit.core.stencil import StencilFields
+from pdekit.geometries import Grid as LibGrid
 from pdekit.problems import ExactReference, get, names
+from pdekit.problems.grid import grid_fields as lib_grid_fields
 from pdekit.problems.references import GridReference
 
 STENCIL_ORDER = 4
@@ -151,7 +151,7 @@ def test_reference_satisfies_residual(case):
         res = {k: v.detach().numpy() for k, v in problem.residual(fields).items()}
     else:
         grid = _as_grid(problem, ref, check.resolution)
-        fields = grid_fields(problem, grid, declared=problem.derivatives)
+        fields = grid_fields(problem, grid)
         mesh = _mesh(grid)
         keep = _keep(problem, check, mesh.reshape(-1, mesh.shape[-1])).reshape(mesh.shape[:-1])
         keep &= _wall_mask(problem, grid, check.wall_cells)
@@ -234,47 +234,79 @@ def _mesh(grid: Grid) -> np.ndarray:
     return np.stack(np.meshgrid(*grid.axes.values(), indexing="ij"), axis=-1)
 
 
-def _layout(problem, grid: Grid):
-    """Spacing, origin and sample location per axis; the axes must be uniform."""
-    lo = problem.domain().bounds[0]
-    spacing, origin, location = [], [], []
+def _library_grid(problem, grid: Grid) -> tuple[LibGrid, np.ndarray | None]:
+    """The library's Grid whose nodes are the reference's spatial axes, and the times."""
+    lo, hi, n, per = [], [], [], []
     for i, (c, a) in enumerate(grid.axes.items()):
-        d = np.diff(a)
-        h = float(d.mean())
-        assert np.allclose(d, h, rtol=1e-9, atol=0), f"axis {c} of the reference is not uniform"
-        cell = not grid.periodic[i] and abs(a[0] - lo[i] - h / 2) < 1e-9 * h
-        spacing.append(h)
-        location.append("cell" if cell else "node")
-        origin.append(a[0] - h / 2 if cell else a[0])
-    return spacing, origin, location
+        if c == "t":
+            continue
+        h = float(np.diff(a).mean())
+        assert np.allclose(np.diff(a), h, rtol=1e-9, atol=0), f"axis {c} is not uniform"
+        count = a.size if grid.periodic[i] else a.size - 1
+        lo.append(a[0])
+        hi.append(a[0] + count * h)
+        n.append(count)
+        per.append(grid.periodic[i])
+    space = [c for c in grid.axes if c != "t"]
+    return LibGrid(lo, hi, n, per, space), grid.axes.get("t")
 
 
-def grid_fields(problem, grid: Grid, declared=None, target=None):
-    """The core engine for data on the reference grid (see the module docstring)."""
-    values = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in grid.values.items()}
-    spacing, origin, location = _layout(problem, grid)
-    space = [i for i, c in enumerate(grid.axes) if c != "t"]
-    if all(grid.periodic[i] for i in space) and target is None:
-        return SpectralFields(
+def grid_fields(problem, grid: Grid, target=None):
+    """The library's grid engine (:func:`pdekit.problems.grid.grid_fields`) on the reference's
+    node data, one-sided at bounded ends (the reference need not be checked against its own
+    boundary data here), the time axis as a 4th-order central stencil; spectral in space when
+    every spatial axis is periodic. Results are returned with axes in the problem's coordinate
+    order (time last)."""
+    lib, times = _library_grid(problem, grid)
+    timed = times is not None
+    values = {
+        k: torch.as_tensor(np.moveaxis(v, -1, 0) if timed else v, dtype=torch.float64)[None]
+        for k, v in grid.values.items()
+    }
+    spectral = all(lib.periodic) and target is None
+    return _Reordered(
+        lib_grid_fields(
+            problem,
             values,
-            tuple(grid.axes),
-            spacing,
-            origin=origin,
-            periodic=grid.periodic,
+            lib,
+            times=times,
+            engine="spectral" if spectral else "stencil",
             order=STENCIL_ORDER,
-            declared=declared,
-        )
-    return StencilFields(
-        values,
-        tuple(grid.axes),
-        spacing,
-        origin=origin,
-        order=STENCIL_ORDER,
-        boundary=["periodic" if p else "free" for p in grid.periodic],
-        location=location,
-        target=target,
-        declared=declared,
+            locations="node",
+            target=target,
+            boundary=False,
+        ),
+        timed,
     )
+
+
+class _Reordered:
+    """A grid Fields whose results are put back in the reference's axis order (time last)."""
+
+    def __init__(self, f, timed: bool):
+        self.f, self.timed = f, timed
+        self.coordinates = f.coordinates
+
+    def _out(self, v):
+        v = v[0] if v.ndim == len(self.f.shape) + 1 else v
+        return v.movedim(0, -1) if self.timed else v
+
+    @property
+    def shape(self):
+        s = tuple(self.f.shape)
+        return s[1:] + s[:1] if self.timed else s
+
+    def __getitem__(self, k):
+        return self._out(self.f[k])
+
+    def d(self, k, spec):
+        return self._out(self.f.d(k, spec))
+
+    def laplacian(self, k):
+        return self._out(self.f.laplacian(k))
+
+    def coord(self, name):
+        return self._out(self.f.coord(name))
 
 
 def _keep(problem, check: Check, pts: np.ndarray) -> np.ndarray:
@@ -322,7 +354,7 @@ def _grid_boundary_values(problem, grid: Grid, bc):
     axis = int(np.argmax(np.abs(normals[0])))
     side = int(np.sign(normals[0][axis]))
     coords = tuple(grid.axes)
-    fields = grid_fields(problem, grid, target=["node"] * len(coords))
+    fields = grid_fields(problem, grid, target="node")
     shape = fields.shape
     index = [slice(None)] * len(shape)
     index[axis] = -1 if side > 0 else 0
