@@ -290,6 +290,15 @@ class Problem:
         """The state fields (:attr:`state_fields`, or all fields when none are declared)."""
         return tuple(self.state_fields) or tuple(self.fields)
 
+    def initial_state(self, grid) -> dict[str, np.ndarray]:
+        """The problem's own initial state on ``grid``: ``{state field: float64 array
+        grid.shape_of(state_location)}`` (add a leading batch axis for :meth:`simulate`)."""
+        space = torch.as_tensor(grid.points(self.state_location), dtype=torch.float64)
+        with torch.no_grad():
+            values = self.initial_condition(space)
+        shape = grid.shape_of(self.state_location)
+        return {k: values[k].detach().cpu().numpy().reshape(shape) for k in self.state}
+
     def complete(self, state: Mapping[str, torch.Tensor], grid) -> dict[str, torch.Tensor]:
         """All :attr:`fields` from the state fields on ``grid`` (arrays ``(*batch, *grid)``,
         at :attr:`state_location`). The default returns the state unchanged: problems with
