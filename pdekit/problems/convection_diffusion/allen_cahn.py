@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from pdekit.geometries import Interval, SpaceTime, TimeDomain
-from pdekit.problems.base import Problem, param
+from pdekit.errors import ParameterError
+from pdekit.geometries import Grid, Interval, SpaceTime, TimeDomain
+from pdekit.problems.base import Problem, check_simulation_input, param
 from pdekit.problems.references import GridReference, etdrk4, load_or_compute
 from pdekit.problems.registry import register
 
@@ -27,7 +29,7 @@ class AllenCahn(Problem):
     causal training (Wang, Sankaran & Perdikaris 2022, arXiv:2203.07404), where vanilla PINNs
     fail. Interfaces of width ~ sqrt(2 d / r) (6e-3 at the defaults) form by t ~ 0.2 and then
     move slowly. Reference: our ETDRK4 Fourier pseudo-spectral solver (Kassam & Trefethen 2005),
-    cached; see :func:`solve_reference`.
+    cached; see :meth:`simulate`.
     """
 
     d: float = param(1e-4, low=1e-5, high=1e-1, doc="diffusion coefficient")
@@ -75,29 +77,75 @@ class AllenCahn(Problem):
     def reference(self) -> GridReference:
         return _reference(self)
 
+    def simulate(
+        self, initial_states: Mapping[str, np.ndarray], grid, times: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """ETDRK4 Fourier trajectories of a batch of initial states (float64).
 
-def solve_reference(
-    u0: np.ndarray, d: float, r: float, t_end: float, n_steps: int, save_every: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+        ``initial_states["u"]`` (B, n) holds values on the nodes -1 + 2 i / n of a periodic
+        :class:`~pdekit.geometries.Grid` over [-1, 1). The time step is the reference's,
+        1 / ``reference_settings()["n_steps"]``, or shorter: each interval between consecutive
+        ``times`` is split into the fewest equal steps no longer than it, so every output time
+        is landed on exactly; non-uniform output times are allowed, each interval then having
+        its own step (error per unit time O(step^4), so an interval shorter than the reference
+        step is only more accurate). The spatial resolution is the grid's: the reference uses
+        n = ``reference_settings()["n"]``. A tqdm progress bar appears once a run has taken
+        2 s. Returns ``{"u": (B, len(times), n)}``.
+        """
+        states, times = check_simulation_input(self, initial_states, grid, times)
+        u = _integrate(states["u"], times, self.d, self.r, _max_step(self.reference_settings()))
+        if not np.all(np.isfinite(u)):
+            raise ParameterError(
+                "the ETDRK4 run blew up (non-finite values): its cubic term is explicit, and "
+                f"the initial states reach |u0| = {np.abs(states['u']).max():.3g} (the "
+                "equation's maximum principle keeps |u| <= max(1, max |u0|))"
+            )
+        return {"u": u}
+
+
+def _nonlinear(r: float, n: int):
+    def N(u_hat: torch.Tensor, t: float) -> torch.Tensor:
+        return -r * torch.fft.rfft(torch.fft.irfft(u_hat, n=n) ** 3)
+
+    return N
+
+
+def _integrate(
+    u0: np.ndarray, times: np.ndarray, d: float, r: float, max_step: float
+) -> np.ndarray:
     """ETDRK4 Fourier solve of u_t = d u_xx + r (u - u^3) on [-1, 1) periodic.
 
-    ``u0`` holds the initial values on the n nodes -1 + 2 i / n. The linear part L = r - d k^2
-    is exact; the cubic term is explicit and evaluated pseudo-spectrally without dealiasing (at
-    the reference resolution the top modes are below 1e-6 of the largest at t = 0, from the
-    kink of u0 across the periodic boundary, and at round-off once it has smoothed out).
-    Returns (times, snapshots (nt, n)).
+    ``u0`` (B, n) holds initial values on the n nodes -1 + 2 i / n. The linear part
+    L = r - d k^2 is exact; the cubic term is explicit and evaluated pseudo-spectrally without
+    dealiasing (at the reference resolution the top modes are below 1e-6 of the largest at
+    t = 0, from the kink of u0 across the periodic boundary, and at round-off once it has
+    smoothed out). Each interval between consecutive output ``times`` is split into the fewest
+    equal steps no longer than ``max_step``, so every output time is landed on exactly and
+    non-uniform output times are allowed (each interval keeps its own step; one set of ETDRK4
+    coefficients per distinct step). A progress bar appears once a run has taken 2 s.
+    Returns u (B, len(times), n), float64.
     """
+    from tqdm.auto import tqdm
+
+    u0 = torch.as_tensor(np.asarray(u0, dtype=np.float64))
     n = u0.shape[-1]
     k = math.pi * torch.fft.rfftfreq(n, 1.0 / n, dtype=torch.float64)  # period 2
     L = r - d * k**2
-
-    def N(u_hat: torch.Tensor, t: float) -> torch.Tensor:
-        u = torch.fft.irfft(u_hat, n=n)
-        return -r * torch.fft.rfft(u**3)
-
-    u_hat0 = torch.fft.rfft(torch.as_tensor(u0, dtype=torch.float64))
-    times, snaps = etdrk4.integrate(u_hat0, L, N, 0.0, t_end, n_steps, save_every)
-    return times.numpy(), torch.fft.irfft(snaps, n=n).numpy()
+    N = _nonlinear(r, n)
+    steps = [max(1, math.ceil(dt / max_step - 1e-9)) for dt in np.diff(times)]
+    coefficients: dict[float, etdrk4.Coefficients] = {}
+    v = torch.fft.rfft(u0)
+    out = [u0]
+    with tqdm(total=sum(steps), delay=2.0, unit="step", desc="allen_cahn ETDRK4") as bar:
+        for t0, t1, m in zip(times[:-1], times[1:], steps):
+            h = (t1 - t0) / m
+            if h not in coefficients:
+                coefficients[h] = etdrk4.coefficients(L, h)
+            for j in range(m):
+                v = etdrk4.step(v, t0 + j * h, N, coefficients[h])
+            out.append(torch.fft.irfft(v, n=n))
+            bar.update(m)
+    return torch.stack(out, dim=-2).numpy()
 
 
 def _grid(n: int) -> np.ndarray:
@@ -105,21 +153,26 @@ def _grid(n: int) -> np.ndarray:
 
 
 def _compute(problem: AllenCahn, settings: dict) -> dict[str, np.ndarray]:
-    n, steps, every = settings["n"], settings["n_steps"], settings["save_every"]
+    n = settings["n"]
+    times = _snapshot_times(settings)
 
-    def run(n: int, steps: int, every: int):
+    def initial(n: int) -> np.ndarray:  # u0 = x^2 cos(pi x) on the n nodes, batch of one
         x = _grid(n)
-        return solve_reference(x**2 * np.cos(math.pi * x), problem.d, problem.r, 1.0, steps, every)
+        return (x**2 * np.cos(math.pi * x))[None]
 
-    times, u = run(n, steps, every)
+    def run(n: int) -> np.ndarray:
+        grid = Grid.on(problem.domain().space, n)
+        return problem.simulate({"u": initial(n)}, grid, times)["u"][0]
+
+    u = run(n)
     # error estimates by Richardson extrapolation, max over nodes and snapshots:
     # time, from a run at twice the step (ETDRK4: order 4)
-    _, coarse_t = run(n, steps // 2, every // 2)
+    coarse_t = _integrate(initial(n), times, problem.d, problem.r, 2 * _max_step(settings))[0]
     time_error = float(np.abs(u - coarse_t).max()) / (2**etdrk4.ORDER - 1)
     # space, from a run on half the grid. u0 is continuous but its slope jumps across the
     # periodic boundary (u0'(1) = -2, u0'(-1) = 2), so convergence in n is algebraic, second
     # order (measured) until diffusion and the reaction smooth the kink out (t ~ 0.5)
-    _, coarse_x = run(n // 2, steps, every)
+    coarse_x = run(n // 2)
     space_error = np.abs(u[:, ::2] - coarse_x).max(axis=1) / (2**2 - 1)
     return {
         "t": times,
@@ -128,6 +181,16 @@ def _compute(problem: AllenCahn, settings: dict) -> dict[str, np.ndarray]:
         "space_error": np.float64(space_error.max()),
         "space_error_final": np.float64(space_error[-1]),
     }
+
+
+def _snapshot_times(settings: dict) -> np.ndarray:
+    """The reference's snapshot times: every ``save_every`` steps of 1 / ``n_steps`` on [0, 1]."""
+    return np.linspace(0.0, 1.0, settings["n_steps"] // settings["save_every"] + 1)
+
+
+def _max_step(settings: dict) -> float:
+    """The longest ETDRK4 step :meth:`AllenCahn.simulate` takes: the reference's step."""
+    return 1.0 / settings["n_steps"]
 
 
 @functools.lru_cache(maxsize=4)

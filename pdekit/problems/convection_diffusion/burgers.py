@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from pdekit.errors import ParameterError
 from pdekit.geometries import Interval, SpaceTime, TimeDomain
-from pdekit.problems.base import BC, Problem, Reference, _as_points, param
-from pdekit.problems.references.cole_hopf import STEP, TAIL, burgers_sine
+from pdekit.problems.base import (
+    BC,
+    Problem,
+    Reference,
+    _as_points,
+    check_simulation_input,
+    param,
+)
+from pdekit.problems.references.cole_hopf import (
+    STEP,
+    TAIL,
+    burgers_dirichlet,
+    burgers_sine,
+    odd_extension_spline,
+)
 from pdekit.problems.registry import register
 
 
@@ -41,7 +56,8 @@ class Burgers(Problem):
     nu = 0.01/pi: a viscous shock forms at x = 0; its steepest slope, u_x(0, t) = -152.00516 at
     t = 1.6037/pi (Basdevant et al., Computers & Fluids 14, 1986), is checked by the tests. Exact
     solution by the Cole-Hopf integral (:mod:`pdekit.problems.references.cole_hopf`), which is
-    odd and 2-periodic in x, so the Dirichlet data hold exactly.
+    odd and 2-periodic in x, so the Dirichlet data hold exactly. :meth:`simulate` solves from
+    any initial data vanishing at +-1 by the same integral (odd extension, spline of the data).
 
     Conservation form u_t + F_x = 0 with F = u^2/2 - nu u_x. For the Lagrangian PINN the
     characteristic velocity is u itself and the diffusion coefficient nu:
@@ -102,3 +118,34 @@ class Burgers(Problem):
 
     def reference(self) -> Reference:
         return ColeHopfReference(self.nu)
+
+    def simulate(
+        self, initial_states: Mapping[str, np.ndarray], grid, times: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Cole-Hopf trajectories of any batch of initial states (float64).
+
+        ``initial_states["u"]`` (B, n + 1) holds values on the nodes of a bounded
+        :class:`~pdekit.geometries.Grid` over [-1, 1], zero at x = +-1 (else
+        :class:`~pdekit.errors.ParameterError`). Each is interpolated by the cubic spline of
+        its odd, 4-periodic extension and solved exactly by the Cole-Hopf integral
+        (:func:`~pdekit.problems.references.cole_hopf.burgers_dirichlet`): the error is the
+        spline's, O(h^4) for data whose odd extension is smooth (u0'' = 0 at +-1; O(h^2)
+        measured otherwise). From u0 = -sin(pi x) it is 2.4e-8 on 129 nodes and 1.5e-9 on 257
+        (max over the nodes and 101 times in [0, 1] against the exact reference). A tqdm
+        progress bar over the batch appears once a run has taken 2 s (one state, 257 nodes and
+        201 times: about 1 s here). Returns ``{"u": (B, len(times), n + 1)}``.
+        """
+        from tqdm.auto import tqdm
+
+        states, times = check_simulation_input(self, initial_states, grid, times)
+        u0 = states["u"]
+        for b in range(u0.shape[0]):
+            try:
+                odd_extension_spline(u0[b])
+            except ParameterError as err:
+                raise ParameterError(f"initial state {b} of {self.name}: {err}") from None
+        x, t = np.meshgrid(grid.axis(0, "node"), times)
+        out = np.empty((u0.shape[0], *x.shape))
+        for b in tqdm(range(u0.shape[0]), delay=2.0, unit="state", desc="burgers Cole-Hopf"):
+            out[b] = burgers_dirichlet(u0[b], x, t, self.nu)
+        return {"u": out}
