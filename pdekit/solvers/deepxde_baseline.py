@@ -3,7 +3,7 @@
 The problem's residual (written once against pdekit's fields accessor) is evaluated with
 DeepXDE's derivative machinery (``dde.grad.jacobian`` / ``dde.grad.hessian``) inside a DeepXDE
 ``pde(x, y)`` function; geometry, initial and boundary conditions become ``dde.geometry``,
-``dde.icbc.IC``, ``DirichletBC``, ``NeumannBC`` and ``PeriodicBC``; the network is
+``dde.icbc.IC``, ``DirichletBC``, ``NeumannBC``, ``RobinBC`` and ``PeriodicBC``; the network is
 ``dde.nn.FNN``; training is ``dde.Model.compile/train`` with the same learning-rate schedule,
 collocation counts and loss weights as pdekit's ``pinn``, so the two are directly comparable.
 Periodic axes are enforced DeepXDE's way, by ``PeriodicBC`` losses on values and first
@@ -175,6 +175,42 @@ class DeepXDEFields(Fields):
         raise ValueError("DeepXDE's gradient API gives first and second derivatives only")
 
 
+def _condition(dde, geom, bc, key: str, component: int, on_boundary, as_np):
+    """One field's boundary condition as DeepXDE's: ``DirichletBC``, ``NeumannBC``, or for a
+    Robin condition a u + b du/dn = g ``RobinBC`` (du/dn = (g - a u) / b, DeepXDE's form) --
+    or ``DirichletBC`` with u = g / a where b is the number 0. A b given as a function must not
+    vanish on the boundary points (checked where the condition is evaluated)."""
+    if bc.kind == "dirichlet":
+        return dde.icbc.DirichletBC(geom, as_np(bc.value, key), on_boundary, component=component)
+    if bc.kind == "neumann":
+        return dde.icbc.NeumannBC(geom, as_np(bc.value, key), on_boundary, component=component)
+    if not callable(bc.b) and float(bc.b) == 0.0:
+        if not callable(bc.a) and float(bc.a) == 0.0:
+            raise ParameterError(f"Robin condition on {bc.tag or 'the boundary'}: a = b = 0")
+
+        def scaled(p):
+            a, _ = bc.coefficients(p)
+            return {key: bc.value(p)[key] / a}
+
+        return dde.icbc.DirichletBC(geom, as_np(scaled, key), on_boundary, component=component)
+
+    def du_dn(x, y):
+        p = torch.as_tensor(np.asarray(x), dtype=torch.float64, device="cpu")
+        with torch.no_grad():
+            a, b = bc.coefficients(p)
+            g = bc.value(p)[key]
+        if bool((b == 0).any()):
+            raise ParameterError(
+                f"Robin condition on {bc.tag or 'the boundary'}: b vanishes at a boundary point "
+                "(DeepXDE's RobinBC divides by it)"
+            )
+        u = y[:, component : component + 1]
+        a, b, g = (v.reshape(-1, 1).to(dtype=u.dtype, device=u.device) for v in (a, b, g))
+        return (g - a * u) / b
+
+    return dde.icbc.RobinBC(geom, du_dn, on_boundary, component=component)
+
+
 def _spatial(problem: Problem) -> tuple[Hyperrectangle, SpaceTime | None]:
     dom = problem.domain()
     if isinstance(dom, SpaceTime):
@@ -257,9 +293,8 @@ class DeepXDEBaseline(Solver):
                 def on_b(x, on_boundary, axis=axis, bound=bound):
                     return on_boundary and np.isclose(x[axis], bound)
 
-            cls = dde.icbc.DirichletBC if bc.kind == "dirichlet" else dde.icbc.NeumannBC
             for k in bc.fields:
-                bcs.append(cls(geom, as_np(bc.value, k), on_b, component=fields.index(k)))
+                bcs.append(_condition(dde, geom, bc, k, fields.index(k), on_b, as_np))
         for axis, per in enumerate(space.periodic):
             if per:
                 for k in fields:

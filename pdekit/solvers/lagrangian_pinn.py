@@ -268,7 +268,7 @@ def lagrangian_form_mismatch(problem: Problem) -> str | None:
     times a time interval; ``characteristic_velocity`` and ``diffusivity`` provided; the
     problem's single residual equal (up to a constant factor) to ``u_t + a u_x - D u_xx``; and,
     on a bounded interval, no characteristic crossing the boundary (``a = 0`` there, for the
-    Dirichlet data or, under Neumann conditions, for any state).
+    Dirichlet data or, under Neumann and Robin conditions, for any state).
     """
     name = problem.name or type(problem).__name__
     if tuple(problem.coordinates) != ("x", "t") or len(problem.fields) != 1:
@@ -402,7 +402,9 @@ class LagrangianTask(AdaptiveSamplingTask, SampledTask):
 
     def boundary_misfit(self) -> dict[str, torch.Tensor]:
         """w at the boundary labels obeys the problem's conditions (the boundary labels stay
-        on the boundary by construction of X, see :class:`LagrangianNetwork`)."""
+        on the boundary by construction of X, see :class:`LagrangianNetwork`): u = w there and
+        du/dn = (w_a / X_a) n, so Dirichlet ``w - g``, Neumann ``du/dn - g`` and Robin
+        ``a w + b du/dn - g``."""
         out: dict[str, torch.Tensor] = {}
         m = self.model
         for i, (bc, (pts, normals)) in enumerate(zip(self.physics.bcs, self.batch.boundary)):
@@ -410,12 +412,16 @@ class LagrangianTask(AdaptiveSamplingTask, SampledTask):
             target = bc.value(pts)[self.field].to(pts.dtype)
             if bc.kind == "dirichlet":
                 out[f"{tag}{i}/state"] = m.state(pts) - target
-            else:  # neumann: u_x n = w_a / X_a n
-                g = pts.detach().requires_grad_(True)
-                X, w = m.characteristic(g), m.state(g)
-                f = AutogradFields(g, {"X": X, "w": w}, ("a", "t"))
-                u_x, _ = physical_derivatives(f.d("w", "a"), None, f.d("X", "a"), None)
-                out[f"{tag}{i}/state"] = u_x * normals[:, 0] - target
+                continue
+            g = pts.detach().requires_grad_(True)
+            X, w = m.characteristic(g), m.state(g)
+            f = AutogradFields(g, {"X": X, "w": w}, ("a", "t"))
+            u_x, _ = physical_derivatives(f.d("w", "a"), None, f.d("X", "a"), None)
+            lhs = u_x * normals[:, 0]  # du/dn
+            if bc.kind == "robin":
+                a, b = (c.to(pts.dtype) for c in bc.coefficients(pts))
+                lhs = a * w + b * lhs
+            out[f"{tag}{i}/state"] = lhs - target
         return out
 
     def _reduce(self, r: torch.Tensor) -> torch.Tensor:

@@ -427,7 +427,9 @@ class PhysicsLoss:
         return {k: pred[k] - target[k].to(pred[k].dtype) for k in target}
 
     def boundary_misfit(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        """Pointwise misfit of every boundary condition (Dirichlet value or normal derivative)."""
+        """Pointwise misfit of every boundary condition: ``u - g`` (Dirichlet), ``du/dn - g``
+        (Neumann), ``a u + b du/dn - g`` (Robin, a and b from
+        :meth:`~pdekit.problems.base.BC.coefficients`), n the outward normal."""
         out: dict[str, torch.Tensor] = {}
         coords = self.problem.coordinates
         for i, (bc, (pts, normals)) in enumerate(zip(self.bcs, batch.boundary)):
@@ -437,16 +439,18 @@ class PhysicsLoss:
                 pred = network_values(model, pts, self.problem)
                 for k in bc.fields:
                     out[f"{tag}{i}/{k}"] = pred[k] - target[k].to(pred[k].dtype)
-            else:  # neumann: grad u . n
-                pts_g = pts.detach().requires_grad_(True)
-                vals = network_values(model, pts_g, self.problem)
-                f = AutogradFields(pts_g, vals, coords)
-                for k in bc.fields:
-                    dn = sum(
-                        f.d(k, (c,)) * normals[:, j]
-                        for j, c in enumerate(coords[: normals.shape[1]])
-                    )
-                    out[f"{tag}{i}/{k}"] = dn - target[k].to(dn.dtype)
+                continue
+            pts_g = pts.detach().requires_grad_(True)
+            vals = network_values(model, pts_g, self.problem)
+            f = AutogradFields(pts_g, vals, coords)
+            if bc.kind == "robin":
+                a, b = bc.coefficients(pts)
+            for k in bc.fields:
+                dn = sum(
+                    f.d(k, (c,)) * normals[:, j] for j, c in enumerate(coords[: normals.shape[1]])
+                )
+                lhs = a.to(dn.dtype) * vals[k] + b.to(dn.dtype) * dn if bc.kind == "robin" else dn
+                out[f"{tag}{i}/{k}"] = lhs - target[k].to(lhs.dtype)
         for axis, lo, hi in batch.periodic:
             c = coords[axis]
             lo_g, hi_g = lo.detach().requires_grad_(True), hi.detach().requires_grad_(True)

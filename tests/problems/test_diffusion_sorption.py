@@ -1,15 +1,29 @@
-"""PDEBench diffusion-sorption: parameters, initial value, and the finite-volume reference checked
-by its convergence order, by an independent method-of-lines solution (scipy BDF), by the balance
-of the conserved total concentration, and by its own residual."""
+"""PDEBench diffusion-sorption: parameters, initial value, its Robin outflow condition, and the
+finite-volume reference checked by its convergence order, by an independent method-of-lines
+solution (scipy BDF), by the balance of the conserved total concentration, by its own residual,
+and against the output of the solver before the boundary refactor (a regression guard)."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.integrate import solve_ivp
 
+from pdekit.core.stencil import Boundary, Side
 from pdekit.errors import ParameterError
+from pdekit.geometries import Grid
 from pdekit.problems import get
+from pdekit.problems.references.fv_gpme import problem_boundary, solve_gpme
 
 NAME = "porous_medium/diffusion_sorption"
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def fv(p, cells, times, rtol):
+    """The finite-volume trajectory (len(times), cells) from the problem's own initial value."""
+    grid = Grid([0.0], [1.0], cells)
+    return p.simulate({"u": np.full((1, cells), p.u0)}, grid, times, rtol=rtol)["u"][0]
 
 
 def test_defaults_and_initial_value_are_pdebench():
@@ -48,9 +62,9 @@ def test_fv_converges_at_second_order():
     5.0 at 256/512/1024 cells on the max; the mean falls as 4.1, 4.2)."""
     p = get(NAME)
     times = np.linspace(0.0, 500.0, 11)
-    runs = {n: p.solve_fv(n, times, rtol=1e-8) for n in (64, 128, 256)}
-    d1 = np.abs(coarse_means(runs[128].u, 2) - runs[64].u)[1:].mean()
-    d2 = np.abs(coarse_means(runs[256].u, 2) - runs[128].u)[1:].mean()
+    runs = {n: fv(p, n, times, 1e-8) for n in (64, 128, 256)}
+    d1 = np.abs(coarse_means(runs[128], 2) - runs[64])[1:].mean()
+    d2 = np.abs(coarse_means(runs[256], 2) - runs[128])[1:].mean()
     observed = np.log2(d1 / d2)
     print(f"\n[diffusion_sorption] self-convergence: {d1:.3e}, {d2:.3e}; order {observed:.2f}")
     assert 1.8 < observed < 2.3
@@ -73,8 +87,7 @@ def test_fv_matches_independent_method_of_lines_with_bdf():
         return -(flux[1:] - flux[:-1]) / h / p.retardation(u)
 
     bdf = solve_ivp(rhs, (0, 500), np.full(n, p.u0), "BDF", times, rtol=1e-9, atol=1e-12)
-    fv = p.solve_fv(n, times, rtol=1e-9)
-    np.testing.assert_allclose(fv.u, bdf.y.T, rtol=0, atol=2e-7)
+    np.testing.assert_allclose(fv(p, n, times, 1e-9), bdf.y.T, rtol=0, atol=2e-7)
 
 
 def test_total_concentration_balances_the_boundary_fluxes():
@@ -86,7 +99,7 @@ def test_total_concentration_balances_the_boundary_fluxes():
     p = get(NAME)
     n, h = 128, 1.0 / 128
     times = 100.0 * np.linspace(0.0, 1.0, 2001) ** 2
-    u = p.solve_fv(n, times, rtol=1e-9).u
+    u = fv(p, n, times, 1e-9)
     total = p.storage(u).sum(axis=1) * h
     ub = (p.D * (9 * u[:, -1] - u[:, -2]) / (3 * h)) / (1 + 8 * p.D / (3 * h))
     inflow = -p.D * (u[:, 0] - 1.0) / (h / 2)  # F(0) = -D u_x
@@ -127,3 +140,51 @@ def test_reference_satisfies_the_pde_away_from_the_initial_jump():
     rel = np.abs(ut - diff).sum() / (np.abs(ut) + np.abs(diff)).sum()
     print(f"\n[diffusion_sorption] relative residual of the reference, t >= 50 s: {rel:.2e}")
     assert rel < 1e-3  # O(dt^2 + h^2) differences of a smooth solution
+
+
+def test_outflow_condition_is_one_robin_bc():
+    """x = 1: u + D du/dn = 0 (n = +x), declared once as a BC, read by the solver as a Robin side
+    with a = 1, b = D and value 0; x = 0: Dirichlet 1."""
+    p = get(NAME, D=2e-3)
+    left, right = p.boundary_conditions()
+    assert (left.kind, left.tag, right.kind, right.tag) == ("dirichlet", "xmin", "robin", "xmax")
+    pts = torch.tensor([[1.0, 0.0], [1.0, 250.0]], dtype=torch.float64)
+    a, b = right.coefficients(pts)
+    assert a.tolist() == [1.0, 1.0] and b.tolist() == [2e-3, 2e-3]
+    assert right.value(pts)["u"].tolist() == [0.0, 0.0]
+    (axis,) = problem_boundary(p, Grid([0.0], [1.0], 8))
+    assert (axis.lo.kind, axis.hi.kind, axis.hi.a, axis.hi.b) == ("dirichlet", "robin", 1.0, 2e-3)
+    assert axis.lo.value(3.0).tolist() == [1.0] and axis.hi.value(3.0).tolist() == [0.0]
+    assert not hasattr(p, "robin_conditions") and not hasattr(p, "solve_fv")
+
+
+def test_bc_read_from_the_problem_equals_the_explicit_construction():
+    """simulate (BCs read from the problem) against solve_gpme with the boundary written out as
+    the code before the refactor built it (Dirichlet 1 at x = 0; Robin a = 1, b = D, g = 0 at
+    x = 1), and against that code's own output.
+
+    The regression guard ``tests/data/regression_guard_fv_diffusion_sorption_64.npz`` (u at
+    t = 0, 1, 5, 20, 100, 500 s, 64 cells, rtol 1e-7, default parameters) was made by running
+    ``DiffusionSorption().solve_fv(64, times, rtol=1e-7)`` of commit 5aa3963 (its
+    ``pdekit/`` exported by ``git archive`` and run alone). Measured: both differences are 0.0
+    (bit-identical); the bound allows round-off only."""
+    p = get(NAME)
+    guard = np.load(DATA / "regression_guard_fv_diffusion_sorption_64.npz")
+    times = guard["times"]
+    u = fv(p, 64, times, 1e-7)
+    grid = Grid([0.0], [1.0], 64)
+    explicit = Boundary(Side("dirichlet", 1.0), Side("robin", 0.0, a=1.0, b=p.D))
+    by_hand = solve_gpme(
+        grid,
+        lambda v: np.full_like(v, p.D),
+        p.u0,
+        times,
+        [explicit],
+        kirchhoff=lambda v: p.D * v,
+        capacity=p.retardation,
+        rtol=1e-7,
+        atol=1e-9,
+    ).u
+    assert u.shape == guard["u"].shape == (6, 64)
+    assert np.abs(u - by_hand).max() <= 1e-14
+    assert np.abs(u - guard["u"]).max() <= 1e-14

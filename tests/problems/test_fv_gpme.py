@@ -17,14 +17,11 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+from pdekit.core.stencil import Boundary, Side
+from pdekit.errors import ParameterError
+from pdekit.geometries import Grid
 from pdekit.problems import get
-from pdekit.problems.references.fv_gpme import (
-    Boundary,
-    CellGrid,
-    _rkc_step,
-    rkc_coefficients,
-    solve_gpme,
-)
+from pdekit.problems.references.fv_gpme import _rkc_step, rkc_coefficients, solve_gpme
 
 GL_X, GL_W = np.polynomial.legendre.leggauss(8)
 GL_X, GL_W = 0.5 * (GL_X + 1.0), 0.5 * GL_W
@@ -39,8 +36,11 @@ def report(name, ns, errors, observed, key="n"):
     print(f"\n[fv_gpme] {name}: {rows}; observed order {observed:.2f}")
 
 
-def dirichlet(value):
-    return Boundary("dirichlet", value)
+def dirichlet(lo, hi):
+    return Boundary(Side("dirichlet", lo), Side("dirichlet", hi))
+
+
+NO_FLUX = Boundary.neumann(0.0, 0.0)
 
 
 # -- RKC2 ------------------------------------------------------------------------------------------
@@ -67,9 +67,9 @@ def test_rkc_second_order_in_time():
     coarse grid the stage count, and with it the constant, changes with dt and blurs the slope.
     """
     n = 128
-    grid = CellGrid((0.0,), (2 * math.pi,), (n,), (True,))
-    x = grid.centres[0]
-    h = grid.h[0]
+    grid = Grid([0.0], [2 * math.pi], n, periodic=True)
+    x = grid.axis(0)
+    h = grid.spacing[0]
     lam = 4.0 / h**2 * math.sin(h / 2) ** 2
     amp = math.exp(-lam) + (lam * math.cos(1) + math.sin(1) - lam * math.exp(-lam)) / (lam**2 + 1)
     dts, errors = [1 / 4, 1 / 8, 1 / 16, 1 / 32], []
@@ -101,16 +101,15 @@ def test_mass_conserved_to_round_off(use_kirchhoff):
         return 0.2 * u + u**3 / 3
 
     kw = dict(kirchhoff=K if use_kirchhoff else None, rtol=1e-5)
-    grid = CellGrid((0.0,), (1.0,), (64,), (True,))
+    grid = Grid([0.0], [1.0], 64, periodic=True)
     r = solve_gpme(grid, k, lambda x: 1 + np.sin(2 * np.pi * x) ** 3, [0, 0.05, 0.1], **kw)
     assert np.ptp(r.mass()) < 1e-14 * r.mass()[0] * 10
-    no_flux = {"xmin": Boundary("flux", 0.0), "xmax": Boundary("flux", 0.0)}
-    grid = CellGrid((0.0,), (1.0,), (64,), (False,))
-    r = solve_gpme(grid, k, lambda x: np.exp(-50 * (x - 0.3) ** 2), [0, 0.05, 0.1], no_flux, **kw)
+    grid = Grid([0.0], [1.0], 64)
+    r = solve_gpme(grid, k, lambda x: np.exp(-50 * (x - 0.3) ** 2), [0, 0.05, 0.1], [NO_FLUX], **kw)
     assert np.ptp(r.mass()) < 1e-14 * r.mass()[0] * 10
     assert np.ptp(r.u[-1]) < np.ptp(r.u[0])  # and it did diffuse
-    grid2 = CellGrid((0.0, 0.0), (1.0, 2.0), (24, 30), (True, False))
-    sides = {"ymin": Boundary("flux", 0.0), "ymax": Boundary("flux", 0.0)}
+    grid2 = Grid([0.0, 0.0], [1.0, 2.0], (24, 30), periodic=(True, False))
+    sides = [None, NO_FLUX]
 
     def bump(x, y):
         return 0.5 + np.exp(-20 * ((x - 0.5) ** 2 + (y - 0.7) ** 2))
@@ -124,8 +123,8 @@ def test_kirchhoff_and_quadrature_face_means_agree():
     the two flux forms are the same scheme: same numbers to round-off and step control."""
     m = 2.0
     p = get("porous_medium/pme", m=m)
-    grid = CellGrid((0.0,), (1.0,), (60,), (False,))
-    bcs = {"xmin": dirichlet(lambda t: (m * t) ** (1 / m)), "xmax": dirichlet(0.0)}
+    grid = Grid([0.0], [1.0], 60)
+    bcs = [dirichlet(lambda t: (m * t) ** (1 / m), 0.0)]
     times = [0.0, 0.3, 0.6]
     a = solve_gpme(grid, p.k, 0.0, times, bcs, kirchhoff=p.kirchhoff, dt=2e-3)
     b = solve_gpme(grid, p.k, 0.0, times, bcs, dt=2e-3)
@@ -140,20 +139,20 @@ def test_second_order_on_smooth_heat_1d_and_2d():
     heat = get("porous_medium/heat", k=1.0)
     ns, errors = [16, 32, 64, 128], []
     for n in ns:
-        grid = CellGrid((0.0,), (2 * math.pi,), (n,), (True,))
+        grid = Grid([0.0], [2 * math.pi], n, periodic=True)
         r = solve_gpme(grid, lambda u: heat.k + 0 * u, np.sin, [0, 0.5, 1.0], rtol=1e-9, atol=1e-12)
-        errors.append(np.abs(r.u[-1] - math.exp(-heat.k) * np.sin(grid.centres[0])).max())
+        errors.append(np.abs(r.u[-1] - math.exp(-heat.k) * np.sin(grid.axis(0))).max())
     p = order([1 / n for n in ns], errors)
     report("smooth heat 1D (max error)", ns, errors, p)
     assert 1.9 < p < 2.1
     ns, errors = [8, 16, 32], []
     for n in ns:
-        grid = CellGrid((0.0, 0.0), (math.pi, 2 * math.pi), (n, n), (False, True))
-        sides = {"xmin": dirichlet(0.0), "xmax": dirichlet(0.0)}
+        grid = Grid([0.0, 0.0], [math.pi, 2 * math.pi], n, periodic=(False, True))
+        sides = [dirichlet(0.0, 0.0), Boundary.make_periodic()]
         r = solve_gpme(
             grid, np.ones_like, lambda x, y: np.sin(x) * np.cos(y), [0, 0.5], sides, rtol=1e-9
         )
-        X, Y = grid.mesh()
+        X, Y = np.meshgrid(grid.axis(0), grid.axis(1), indexing="ij")
         errors.append(np.abs(r.u[-1] - math.exp(-1.0) * np.sin(X) * np.cos(Y)).max())
     p = order([1 / n for n in ns], errors)
     report("smooth heat 2D, Dirichlet x periodic y", ns, errors, p)
@@ -163,7 +162,8 @@ def test_second_order_on_smooth_heat_1d_and_2d():
 MANUFACTURED = {
     # name: (left BC kind, right BC kind, capacity, Kirchhoff form)
     "dirichlet-dirichlet, Kirchhoff": ("dirichlet", "dirichlet", False, True),
-    "flux-robin, capacity, quadrature": ("flux", "robin", True, False),
+    "neumann-robin, capacity, quadrature": ("neumann", "robin", True, False),
+    "robin-neumann, Kirchhoff": ("robin", "neumann", False, True),
 }
 
 
@@ -189,32 +189,29 @@ def test_second_order_on_manufactured_nonlinear_solutions(case):
         return cap(ue) * ut - (2 * ue * dx * dx + ue**2 * uxx)
 
     alpha, beta = 2.0, 0.5
-    bcs = {
-        "dirichlet": lambda x0, sign: dirichlet(lambda t: exact(x0, t)),
-        # outward flux F.n = -k u_x n
-        "flux": lambda x0, sign: Boundary(
-            "flux", lambda t: -(exact(x0, t) ** 2) * ux(x0, t) * sign
-        ),
-        "robin": lambda x0, sign: Boundary(
+    bcs = {  # sign: the outward normal, du/dn = sign * u_x
+        "dirichlet": lambda x0, sign: Side("dirichlet", lambda t: exact(x0, t)),
+        "neumann": lambda x0, sign: Side("neumann", lambda t: sign * ux(x0, t)),
+        "robin": lambda x0, sign: Side(
             "robin", lambda t: alpha * exact(x0, t) + beta * sign * ux(x0, t), alpha, beta
         ),
     }
     ns, errors = [20, 40, 80], []
     for n in ns:
-        grid = CellGrid((0.0,), (1.0,), (n,), (False,))
+        grid = Grid([0.0], [1.0], n)
         r = solve_gpme(
             grid,
             lambda u: u**2,
             lambda x: exact(x, 0.0),
             [0.0, 0.5, 1.0],
-            {"xmin": bcs[left](0.0, -1.0), "xmax": bcs[right](1.0, 1.0)},
+            [Boundary(bcs[left](0.0, -1.0), bcs[right](1.0, 1.0))],
             kirchhoff=(lambda u: u**3 / 3) if with_kirchhoff else None,
             capacity=cap if with_capacity else None,
             source=source,
             rtol=1e-9,
             atol=1e-12,
         )
-        errors.append(np.abs(r.u[-1] - exact(grid.centres[0], 1.0)).max())
+        errors.append(np.abs(r.u[-1] - exact(grid.axis(0), 1.0)).max())
     p = order([1 / n for n in ns], errors)
     report(f"manufactured k = u^2 ({case})", ns, errors, p)
     assert 1.85 < p < 2.2
@@ -238,8 +235,8 @@ def test_converges_to_exact_porous_medium(m, expected):
     times = np.linspace(0.0, 1.0, 6)
     ns, errors, mass_errors = [50, 100, 200], [], []
     for n in ns:
-        grid = CellGrid((0.0,), (1.0,), (n,), (False,))
-        bcs = {"xmin": dirichlet(lambda t: (m * t) ** (1 / m)), "xmax": dirichlet(0.0)}
+        grid = Grid([0.0], [1.0], n)
+        bcs = [dirichlet(lambda t: (m * t) ** (1 / m), 0.0)]
         r = solve_gpme(grid, p.k, 0.0, times, bcs, kirchhoff=p.kirchhoff, rtol=1e-4, atol=1e-6)
         edges = np.linspace(0.0, 1.0, n + 1)
         errs = [np.abs(r.u[i] - pme_cell_averages(m, edges, t)).mean() for i, t in enumerate(times)]
@@ -269,11 +266,10 @@ def test_converges_to_exact_barenblatt(dim, m, ns, expected):
         return (p.profile(r2, t) * GL_W[:, None] * GL_W[None, :]).sum(axis=(2, 3))
 
     errors, drift = [], []
-    sides = ("xmin", "xmax", "ymin", "ymax")[: 2 * dim]
     for n in ns:
-        grid = CellGrid((-2.0,) * dim, (2.0,) * dim, (n,) * dim, (False,) * dim)
+        grid = Grid([-2.0] * dim, [2.0] * dim, n)
         edges = np.linspace(-2.0, 2.0, n + 1)
-        bcs = {s: dirichlet(0.0) for s in sides}
+        bcs = [Boundary.dirichlet()] * dim
         u0 = cell_averages(edges, 0.0)
         r = solve_gpme(grid, p.k, u0, [0.0, 0.5, 1.0], bcs, kirchhoff=p.kirchhoff, rtol=1e-5)
         errors.append(np.abs(r.u[-1] - cell_averages(edges, 1.0)).mean() * 4.0**dim)
@@ -301,8 +297,8 @@ def test_converges_to_exact_stefan():
     times = np.linspace(0.0, 0.1, 21)
     ns, errors, fronts, masses = [50, 100, 200, 400], [], [], []
     for n in ns:
-        grid = CellGrid((0.0,), (1.0,), (n,), (False,))
-        bcs = {"xmin": dirichlet(1.0), "xmax": dirichlet(0.0)}
+        grid = Grid([0.0], [1.0], n)
+        bcs = [dirichlet(1.0, 0.0)]
         r = solve_gpme(grid, p.k, 0.0, times, bcs, kirchhoff=p.kirchhoff, rtol=1e-4, atol=1e-6)
         edges = np.linspace(0.0, 1.0, n + 1)
         errs, front_errs = [], []
@@ -323,13 +319,22 @@ def test_converges_to_exact_stefan():
 
 
 def test_bad_boundary_specifications():
-    from pdekit.errors import ParameterError
-
-    grid = CellGrid((0.0,), (1.0,), (10,), (False,))
-    with pytest.raises(ParameterError, match="missing boundary condition on 'xmax'"):
-        solve_gpme(grid, np.ones_like, 0.0, [0, 1], {"xmin": dirichlet(0.0)})
-    with pytest.raises(ParameterError, match="kind"):
-        Boundary("neumann", 0.0)
-    periodic = CellGrid((0.0,), (1.0,), (10,), (True,))
+    grid = Grid([0.0], [1.0], 10)
+    with pytest.raises(ParameterError, match="missing boundary condition on axis 'x'"):
+        solve_gpme(grid, np.ones_like, 0.0, [0, 1], [None])
+    with pytest.raises(ParameterError, match="'xmax'.*'free'"):
+        solve_gpme(grid, np.ones_like, 0.0, [0, 1], [Boundary(Side("dirichlet", 0.0))])
+    with pytest.raises(ParameterError, match="one per axis"):
+        solve_gpme(grid, np.ones_like, 0.0, [0, 1], Boundary.dirichlet())
+    with pytest.raises(ParameterError, match="not a mapping"):  # the old per-side dict
+        solve_gpme(grid, np.ones_like, 0.0, [0, 1], {"xmin": Side("dirichlet")})
+    with pytest.raises(ParameterError, match="bounded"):
+        solve_gpme(grid, np.ones_like, 0.0, [0, 1], [Boundary.make_periodic()])
+    with pytest.raises(ParameterError, match="singular"):
+        robin = Side("robin", 0.0, a=-8.0 / 3.0 * 10, b=1.0)  # a + 8 b / (3 h) = 0 at h = 0.1
+        solve_gpme(grid, np.ones_like, 0.0, [0, 1], [Boundary(robin, robin)])
+    periodic = Grid([0.0], [1.0], 10, periodic=True)
     with pytest.raises(ParameterError, match="periodic"):
-        solve_gpme(periodic, np.ones_like, 0.0, [0, 1], {"xmin": dirichlet(0.0)})
+        solve_gpme(periodic, np.ones_like, 0.0, [0, 1], [Boundary.dirichlet()])
+    with pytest.raises(ParameterError, match="1D or 2D Grid"):
+        solve_gpme(Grid([0.0] * 3, [1.0] * 3, 4), np.ones_like, 0.0, [0, 1])

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pdekit.geometries import Interval, SpaceTime, TimeDomain
+from pdekit.geometries import Grid, Interval, SpaceTime, TimeDomain
 from pdekit.problems.base import BC, Problem, param
 from pdekit.problems.references.cache import load_or_compute
-from pdekit.problems.references.fv_gpme import Boundary, CellGrid, solve_gpme
+from pdekit.problems.references.fv_gpme import (
+    boundary_face_values,
+    problem_boundary,
+    simulate_gpme,
+)
 from pdekit.problems.references.grid import GridReference
 from pdekit.problems.registry import register
 
@@ -60,13 +64,14 @@ class DiffusionSorption(Problem):
     u(1, t) = -D u_x(1, t): the diffusive flux out equals u. This is what PDEBench's generator
     implements (its ghost value D (c[-2] - c[-1]) / dx); the paper writes u = D u_x, but with
     that sign the condition u_x = u / D feeds an exponentially growing boundary mode (tanh(L) =
-    D L has a root L ~ 1/D, growth rate ~ 1/(R D) per second), so it cannot be meant. Since
-    :class:`~pdekit.problems.base.BC` has no Robin kind yet, :meth:`boundary_conditions` lists
-    the Dirichlet side only and :attr:`robin_conditions` describes the right side.
+    D L has a root L ~ 1/D, growth rate ~ 1/(R D) per second), so it cannot be meant. With
+    n = +x the outward normal at x = 1 it is the Robin condition u + D du/dn = 0 (a = 1, b = D,
+    value 0), declared once in :meth:`boundary_conditions`, where every solver reads it.
 
-    Reference: our finite-volume solver (:func:`~pdekit.problems.references.fv_gpme.solve_gpme`,
-    1024 cells like PDEBench's data, capacity form R(u) u_t = D u_xx, second-order Robin
-    boundary, RKC2 with rtol 1e-7), cached, interpolated by a :class:`GridReference`.
+    Reference: :meth:`simulate`, our finite-volume solver
+    (:func:`~pdekit.problems.references.fv_gpme.simulate_gpme`; 1024 cells like PDEBench's data,
+    capacity form R(u) u_t = D u_xx, second-order Robin boundary, RKC2 with rtol 1e-7), cached,
+    interpolated by a :class:`GridReference`.
     """
 
     D: float = param(5e-4, low=0.0, high=1.0, low_open=True, doc="effective diffusivity")
@@ -80,7 +85,7 @@ class DiffusionSorption(Problem):
 
     coordinates = ("x", "t")
     fields = ("u",)
-    derivatives = {"u": ("t", "xx")}
+    derivatives = {"u": ("t", "x", "xx")}  # u_x: the Robin condition at x = 1
     equation = (
         "u_t = D / R(u) u_xx,  R(u) = 1 + ((1-phi)/phi) rho_s k_f n_f u^(n_f-1),  x in (0, 1),  "
         "t in (0, 500],  u(x, 0) = u0 ~ U(0, 0.2),  u(0, t) = 1,  u(1, t) = -D u_x(1, t)"
@@ -113,11 +118,6 @@ class DiffusionSorption(Problem):
         base = np.maximum(np.asarray(u, dtype=float), 0.0) + EPS
         return u + self.sorption * (base**self.n_f - EPS**self.n_f)
 
-    @property
-    def robin_conditions(self) -> dict[str, tuple[float, float, float]]:
-        """Right side: alpha u + beta du/dn = g with (alpha, beta, g) = (1, D, 0)."""
-        return {"xmax": (1.0, self.D, 0.0)}
-
     def initial_condition(self, x):
         return {"u": torch.full_like(x[:, 0], self.u0)}
 
@@ -125,7 +125,14 @@ class DiffusionSorption(Problem):
         def one(p):
             return {"u": torch.ones_like(p[:, 0])}
 
-        return [BC("dirichlet", ("u",), one, "xmin")]
+        def zero(p):
+            return {"u": torch.zeros_like(p[:, 0])}
+
+        # x = 1: u + D du/dn = 0, the outflow condition u(1, t) = -D u_x(1, t)
+        return [
+            BC("dirichlet", ("u",), one, "xmin"),
+            BC("robin", ("u",), zero, "xmax", a=1.0, b=self.D),
+        ]
 
     def residual(self, f):
         return {
@@ -133,36 +140,36 @@ class DiffusionSorption(Problem):
         }
 
     # -- reference --------------------------------------------------------------------------------
-    def solve_fv(self, cells: int, times, rtol: float = 1e-7):
-        """Our finite-volume solution on ``cells`` cells at ``times`` (a GPMEResult)."""
-        grid = CellGrid((0.0,), (1.0,), (cells,), (False,))
-        alpha, beta, g = self.robin_conditions["xmax"]
-        bcs = {"xmin": Boundary("dirichlet", 1.0), "xmax": Boundary("robin", g, alpha, beta)}
-        return solve_gpme(
+    state_location = "center"
+
+    def simulate(self, initial_states, grid, times, *, rtol: float = REFERENCE["rtol"]):
+        """Finite-volume trajectories from a batch of initial cell values
+        (:func:`~pdekit.problems.references.fv_gpme.simulate_gpme`): capacity form
+        R(u) u_t = D u_xx (k = D, K(u) = D u, c = R), the boundary conditions of
+        :meth:`boundary_conditions`, RKC2 with tolerances ``rtol`` and ``rtol / 100``."""
+        return simulate_gpme(
+            self,
+            initial_states,
             grid,
-            lambda u: np.full_like(u, self.D),
-            self.u0,
             times,
-            bcs,
+            k=lambda u: np.full_like(u, self.D),
             kirchhoff=lambda u: self.D * u,
             capacity=self.retardation,
             rtol=rtol,
-            atol=rtol * 1e-2,
         )
 
     def _compute_reference(self) -> dict[str, np.ndarray]:
         cells = REFERENCE["cells"]
         times = reference_times()
-        r = self.solve_fv(cells, times, REFERENCE["rtol"])
-        h = 1.0 / cells
-        u1, u2 = r.u[:, -1], r.u[:, -2]
-        # boundary values: u = 1 at x = 0; at x = 1 the solver's Robin face value
-        alpha, beta, g = self.robin_conditions["xmax"]
-        right = (g + beta * (9.0 * u1 - u2) / (3.0 * h)) / (alpha + 8.0 * beta / (3.0 * h))
-        left = np.ones_like(times)
+        grid = Grid([0.0], [1.0], cells)
+        u0 = np.full((1, cells), self.u0)
+        u = self.simulate({"u": u0}, grid, times, rtol=REFERENCE["rtol"])["u"][0]
+        # boundary values: the solver's face values (u = 1 at x = 0; the Robin face value at 1)
+        faces = boundary_face_values(u, grid, problem_boundary(self, grid), times)
+        left, right = faces["xmin"], faces["xmax"]
         left[0] = right[0] = self.u0  # t = 0: the initial condition
-        x = np.concatenate([[0.0], r.grid.centres[0], [1.0]])
-        u = np.concatenate([left[:, None], r.u, right[:, None]], axis=1).T  # (x, t)
+        x = np.concatenate([[0.0], grid.axis(0), [1.0]])
+        u = np.concatenate([left[:, None], u, right[:, None]], axis=1).T  # (x, t)
         return {"x": x, "t": times, "u": u}
 
     def reference(self) -> GridReference:
