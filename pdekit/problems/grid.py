@@ -109,38 +109,51 @@ def grid_boundary(
     the BC naming the field there (Dirichlet, Neumann or Robin, data as tensors), or ``"free"``
     one-sided extrapolation where the problem prescribes nothing for that field.
     """
-    space = _space(problem)
     times = None if t is None else np.atleast_1d(np.asarray(t, dtype=np.float64))
     if problem.time_dependent and times is None:
         raise ParameterError(f"{problem.name} is time-dependent: grid_boundary needs t")
     out: dict[str, list[Boundary]] = {}
-    bcs = problem.boundary_conditions()
     for name in problem.fields:
         loc = locations.get(name, "center") if isinstance(locations, Mapping) else locations
+        found = bcs_by_side(problem, grid, name)
         axes = []
         for k in range(grid.dim):
             if grid.periodic[k]:
                 axes.append(Boundary.make_periodic())
                 continue
-            ends = []
-            for side in (-1, 1):
-                found = [
-                    bc
-                    for bc in bcs
-                    if name in bc.fields and (bc.tag is None or space.facet(bc.tag) == (k, side))
-                ]
-                if len(found) > 1:
-                    raise ParameterError(
-                        f"{problem.name}: {len(found)} boundary conditions on field {name!r} at "
-                        f"the {'lower' if side < 0 else 'upper'} end of axis {grid.coordinates[k]}"
-                    )
-                if not found:
-                    ends.append(Side("free"))
-                    continue
-                ends.append(_side(found[0], name, grid, k, side, loc, times, dtype, device))
+            ends = [
+                _side(found[(k, s)], name, grid, k, s, loc, times, dtype, device)
+                if (k, s) in found
+                else Side("free")
+                for s in (-1, 1)
+            ]
             axes.append(Boundary(ends[0], ends[1]))
         out[name] = axes
     return out
+
+
+def bcs_by_side(problem, grid: Grid, field: str) -> dict[tuple[int, int], Any]:
+    """The problem's BC on ``field`` at each end of each bounded axis of ``grid``:
+    ``{(axis, -1 | +1): BC}``. A BC's tag (``"xmin"``, an alias such as ``"top"``) names its
+    end; a BC with tag None holds on every end. Two BCs on one end of one field are refused."""
+    space = _space(problem)
+    found: dict[tuple[int, int], Any] = {}
+    for bc in problem.boundary_conditions():
+        if field not in bc.fields:
+            continue
+        if bc.tag is not None:
+            ends = [space.facet(bc.tag)]
+        else:
+            ends = [(k, s) for k in range(grid.dim) if not grid.periodic[k] for s in (-1, 1)]
+        for end in ends:
+            if end in found:
+                k, s = end
+                raise ParameterError(
+                    f"{problem.name}: two boundary conditions on field {field!r} at the "
+                    f"{'lower' if s < 0 else 'upper'} end of axis {grid.coordinates[k]!r}"
+                )
+            found[end] = bc
+    return found
 
 
 def _side(bc, name, grid, k, side, location, times, dtype, device) -> Side:

@@ -176,7 +176,7 @@ def test_boundary_needs_exactly_one_bc_per_side():
     grid = Grid([0.0], [1.0], 8)
     with pytest.raises(ParameterError, match="no boundary condition on 'xmax'"):
         problem_boundary(_Diffusion("one"), grid)
-    with pytest.raises(ParameterError, match="two boundary conditions on 'xmin'"):
+    with pytest.raises(ParameterError, match="two boundary conditions on field 'u' at the lower end of axis 'x'"):
         problem_boundary(_Diffusion("two"), grid)
     with pytest.raises(ParameterError, match="cell-centre"):  # state_location is "node"
         fv_gpme.simulate_gpme(_Diffusion("one"), {"u": np.zeros((1, 8))}, grid, [0.0], k=np.abs)

@@ -55,6 +55,7 @@ from pdekit.core.stencil import Boundary, Side, as_boundary
 from pdekit.errors import ParameterError
 from pdekit.geometries.grid import Grid
 from pdekit.problems.base import check_simulation_input
+from pdekit.problems.grid import bcs_by_side
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
@@ -584,20 +585,7 @@ def problem_boundary(problem, grid: Grid) -> tuple[Boundary, ...]:
             f"{tuple(problem.state)} on {type(space).__name__}"
         )
     (name,) = problem.state
-    found: dict[tuple[int, int], object] = {}
-    for bc in problem.boundary_conditions():
-        if name not in bc.fields:
-            continue
-        keys = (
-            [space.facet(bc.tag)]
-            if bc.tag is not None
-            else [(a, s) for a in range(grid.dim) if not grid.periodic[a] for s in (-1, 1)]
-        )
-        for key in keys:
-            if key in found:
-                side = _side_names(grid, key[0])[key[1] > 0]
-                raise ParameterError(f"{problem.name}: two boundary conditions on {side!r}")
-            found[key] = bc
+    found = bcs_by_side(problem, grid, name)
     out = []
     for axis in range(grid.dim):
         if grid.periodic[axis]:
