@@ -85,16 +85,25 @@ def coefficients(L: torch.Tensor, h: float, n_contour: int = 32) -> Coefficients
 
 
 def step(v: torch.Tensor, t: float, N: NonlinearFn, c: Coefficients) -> torch.Tensor:
-    """One ETDRK4 step of size ``c.h`` from ``(v, t)`` (Cox & Matthews 2002)."""
+    """One ETDRK4 step of size ``c.h`` from ``(v, t)`` (Cox & Matthews 2002).
+
+    The combinations are fused multiply-adds (``addcmul``) that reuse ``E2 v``: 11 passes over
+    the state besides the four ``N`` calls, where the formulas written out take 19 (the
+    elementwise work counts beside the FFTs of a pseudo-spectral ``N``). ``N``'s outputs are
+    not modified.
+    """
     h = c.h
     Nv = N(v, t)
-    a = c.E2 * v + c.Q * Nv
+    E2v = c.E2 * v
+    a = torch.addcmul(E2v, c.Q, Nv)
     Na = N(a, t + h / 2)
-    b = c.E2 * v + c.Q * Na
+    b = torch.addcmul(E2v, c.Q, Na)
     Nb = N(b, t + h / 2)
-    cc = c.E2 * a + c.Q * (2 * Nb - Nv)
+    cc = torch.addcmul(c.E2 * a, c.Q, torch.sub(Nb, Nv, alpha=0.5), value=2)  # Q (2 Nb - Nv)
     Nc = N(cc, t + h)
-    return c.E * v + c.f1 * Nv + 2 * c.f2 * (Na + Nb) + c.f3 * Nc
+    out = c.E * v
+    out.addcmul_(c.f1, Nv).addcmul_(c.f2, Na, value=2).addcmul_(c.f2, Nb, value=2)
+    return out.addcmul_(c.f3, Nc)
 
 
 def integrate(
