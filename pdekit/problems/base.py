@@ -301,12 +301,13 @@ class Problem:
 
     def complete(self, state: Mapping[str, torch.Tensor], grid) -> dict[str, torch.Tensor]:
         """All :attr:`fields` from the state fields on ``grid`` (arrays ``(*batch, *grid)``,
-        at :attr:`state_location`). The default returns the state unchanged: problems with
-        derived fields (velocity from vorticity) override it."""
+        at :attr:`state_location`; torch tensors, or numpy arrays taken as float64). The default
+        returns the state as tensors: problems with derived fields (velocity from vorticity)
+        override it and call it first."""
         missing = [k for k in self.state if k not in state]
         if missing:
             raise ParameterError(f"state of {self.name} lacks {missing}; it has {sorted(state)}")
-        return {k: state[k] for k in self.fields if k in state}
+        return {k: _tensor(state[k]) for k in self.fields if k in state}
 
     def simulate(
         self, initial_states: Mapping[str, np.ndarray], grid, times: np.ndarray
@@ -440,6 +441,10 @@ def check_simulation_input(
         batch = v.shape[0]
         states[k] = v
     return states, times
+
+
+def _tensor(v) -> torch.Tensor:
+    return v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v, dtype=np.float64))
 
 
 def _as_points(points: np.ndarray, ncols: int) -> np.ndarray:

@@ -83,11 +83,12 @@ SETTINGS: dict[str, Setting] = {
     ),
     "navier_stokes/kolmogorov": Setting(
         32,
-        9,
-        window=(1.0, 10.0),
-        reason="pseudo-spectral reference on 128^2, 4 snapshots per unit time: the grids are "
-        "its nodes and snapshots (32^2 .. 128^2; dt 1 .. 0.25); t >= 1 as in the registry check",
-        engines=(("stencil", 2), ("stencil", 4), ("spectral", 4)),
+        12,
+        window=(1.0, 4.0),
+        simulate=True,
+        reason="the problem's pseudo-spectral solver from its own w0 on 128^2, levels every "
+        "0.0625 (the reference's 4 snapshots per unit time leave the time stencil "
+        "pre-asymptotic: slopes 1.75 and 2.73); t >= 1 as in the registry check",
     ),
     "navier_stokes/kovasznay": Setting(32, reason="exact, smooth (16 cells: pre-asymptotic, 1.64)"),
     "navier_stokes/taylor_green": Setting(8, 8, reason="exact, smooth"),
@@ -499,20 +500,16 @@ def test_unknown_equation_in_outputs():
 
 
 def test_readme_kolmogorov_example():
-    """The README's example: the Kolmogorov residual of a reference trajectory in a few lines."""
-    p = pdekit.problems.get("navier_stokes/kolmogorov", t_end=2.0)
+    """The README's example, as written there: the residual of a Kolmogorov trajectory."""
+    p, t = pdekit.problems.get("navier_stokes/kolmogorov", t_end=2.0), np.linspace(0.0, 2.0, 41)
     grid = Grid.on(p.domain().space, 64)
-    t = np.linspace(1.0, 2.0, 5)
-    w = p.simulate({"w": p.initial_state(grid)[None]}, grid, np.linspace(0.0, 2.0, 9))["w"][:, 4:]
+    w = p.simulate({"w": p.initial_state(grid)["w"][None]}, grid, t)["w"]  # (1, 41, 64, 64)
     f = grid_fields(
-        p,
-        p.complete({"w": torch.as_tensor(w)}, grid),
-        grid,
-        times=t,
-        engine="spectral",
-        order=4,
-        locations="node",
+        p, p.complete({"w": w}, grid), grid, times=t, engine="spectral", order=4, locations="node"
     )
-    res = p.residual(f)
-    assert float(res["vorticity"].abs().max()) < 0.05
-    assert float(res["continuity"].abs().max()) < 1e-10
+    res = {k: float(abs(r).max()) for k, r in p.residual(f).items()}
+    # spectral in space: continuity and the vorticity definition to round-off (4.4e-15); the
+    # transport equation to the 4th-order time stencil's error at dt = 0.05 (measured 7.0e-3,
+    # largest near t = 0 where the initial field's high modes decay fastest)
+    assert res["continuity"] < 1e-10 and res["vorticity_definition"] < 1e-10, res
+    assert res["vorticity"] < 1e-2, res

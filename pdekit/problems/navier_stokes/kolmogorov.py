@@ -171,9 +171,8 @@ class Kolmogorov(Problem):
         """(u, v, w) from the vorticity ``state["w"]`` (torch, ``(*batch, n, n)`` at the nodes
         of a periodic ``grid``): -lap psi = w, u = psi_y, v = -psi_x, spectrally
         (:func:`pdekit.core.spectral.velocity_from_vorticity`; the mean of w is discarded)."""
-        super().complete(state, grid)
+        w = super().complete(state, grid)["w"]
         sns.check_grid(grid)
-        w = state["w"]
         u, v = spectral.velocity_from_vorticity(w, tuple(float(s) for s in grid.hi - grid.lo))
         return {"u": u, "v": v, "w": w}
 

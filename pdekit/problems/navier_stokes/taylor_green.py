@@ -82,7 +82,7 @@ class TaylorGreen(Problem):
         (:func:`~pdekit.problems.references.spectral_ns.pressure`: exact on the modes
         |m| < n/3 for velocities with modes |m| < n/3, as :meth:`simulate` returns; for this
         flow, on grids n >= 8, the exact pressure, whose mean is zero)."""
-        super().complete(state, grid)
+        state = super().complete(state, grid)
         u, v = state["u"], state["v"]
         return {"u": u, "v": v, "p": sns.pressure(u, v, grid)}
 
