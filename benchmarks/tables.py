@@ -201,6 +201,24 @@ def references_table(path: str | Path) -> str:
             lines.append(
                 f"| {n} | {_ms(r['step_s'])} | {_ms(r['fft_s'])} | {r['ratio_step_to_fft']:.2f} |"
             )
+    if "batched_ns" in d:
+        b = d["batched_ns"]
+        lines += [
+            "",
+            f"Batched pseudo-spectral Navier-Stokes, {b['grid']} ({b['threads']} thread, "
+            f"{b['cpu_count']} cores; fastest samples; targets: {b['targets']}):",
+            "",
+            "| trajectories B | chunk | time per trajectory-step (us) | step / its FFTs | "
+            "throughput vs looping B = 1 |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in b["batches"].items():
+            m = r["min"]
+            lines.append(
+                f"| {name.removeprefix('B=')} | {r['chunk']} | "
+                f"{m['per_trajectory_step_s'] * 1e6:.0f} | {m['ratio_step_to_fft']:.2f} | "
+                f"{m['throughput_vs_looping_b1']:.2f}x |"
+            )
     if "finite_volume" in d:
         fv = d["finite_volume"]
         lines += [
