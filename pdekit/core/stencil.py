@@ -19,9 +19,9 @@ non-periodic boundary the stencil reads ghost samples that are extrapolated by t
 degree ``order + 1`` through the nearest interior samples and the boundary condition (the
 boundary value for Dirichlet, the outward normal derivative for Neumann, the boundary value
 that satisfies ``a u + b du/dn = g`` for Robin (:func:`robin_boundary_value`), nothing for
-``"free"``). The ghost error is O(h^(order+2)), so first and second derivatives keep the declared order up to
-the boundary, and the operator of order p for the k-th derivative (k = 0: interpolation between
-staggered locations) is exact on polynomials of degree p + k - 1 everywhere.
+``"free"``). The ghost error is O(h^(order+2)), so first and second derivatives keep the
+declared order up to the boundary, and the operator of order p for the k-th derivative (k = 0:
+interpolation between staggered locations) is exact on polynomials of degree p + k - 1 everywhere.
 
 All operators are sums of shifted slices of the input, so they are differentiable in torch,
 keep dtype and device, and accept any number of leading batch dimensions.

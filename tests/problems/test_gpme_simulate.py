@@ -9,12 +9,14 @@ bad input raises ParameterError; a progress bar appears only on long runs.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
+import pdekit.progress
 from pdekit.errors import ParameterError
 from pdekit.geometries import Grid, Interval, SpaceTime, TimeDomain
 from pdekit.problems import BC, Problem, get
@@ -176,20 +178,24 @@ def test_boundary_needs_exactly_one_bc_per_side():
     grid = Grid([0.0], [1.0], 8)
     with pytest.raises(ParameterError, match="no boundary condition on 'xmax'"):
         problem_boundary(_Diffusion("one"), grid)
-    with pytest.raises(ParameterError, match="two boundary conditions on field 'u' at the lower end of axis 'x'"):
+    with pytest.raises(
+        ParameterError, match="two boundary conditions on field 'u' at the lower end of axis 'x'"
+    ):
         problem_boundary(_Diffusion("two"), grid)
     with pytest.raises(ParameterError, match="cell-centre"):  # state_location is "node"
         fv_gpme.simulate_gpme(_Diffusion("one"), {"u": np.zeros((1, 8))}, grid, [0.0], k=np.abs)
 
 
 def test_progress_bar_only_on_long_runs(capsys, monkeypatch):
-    """The bar appears once a run has lasted PROGRESS_DELAY_S (2 s); short runs print nothing."""
+    """The bar (pdekit.progress's rule) appears on a terminal once a run has lasted DELAY_S
+    (2 s); short runs print nothing."""
     p = get("porous_medium/barenblatt")
     grid = grid_for(p, 16)
     states = {"u": np.stack([p.initial_state(grid)["u"]] * 2)}
     p.simulate(states, grid, [0.0, 0.1], rtol=1e-3)
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(fv_gpme, "PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setattr(pdekit.progress, "DELAY_S", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     p.simulate(states, grid, [0.0, 0.1], rtol=1e-3)
     assert "porous_medium/barenblatt (16 cells)" in capsys.readouterr().err
 

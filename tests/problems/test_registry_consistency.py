@@ -357,8 +357,8 @@ def _exact_boundary_values(problem, pts, normals, bc):
 
 def _grid_boundary_values(problem, grid: Grid, bc):
     """Boundary data of the reference on the grid's boundary face nodes (a u + b du/dn with the
-    BC's coefficients: values, outward normal derivatives or Robin data), leaving out nodes shared with a second non-periodic face (corners,
-    where the data of two conditions meet)."""
+    BC's coefficients: values, outward normal derivatives or Robin data), leaving out nodes
+    shared with a second non-periodic face (corners, where the data of two conditions meet)."""
     dom = problem.domain()
     _, normals = dom.sample_boundary(4, bc.tag, rng=np.random.default_rng(3))
     axis = int(np.argmax(np.abs(normals[0])))

@@ -15,6 +15,7 @@ from pdekit.geometries import Grid, Interval, SpaceTime, TimeDomain
 from pdekit.problems.base import Problem, check_simulation_input, param
 from pdekit.problems.references import GridReference, etdrk4, load_or_compute
 from pdekit.problems.registry import register
+from pdekit.progress import progress_bar
 
 #: reference snapshots (201 times on [0, 1], as in the benchmark's data) and ETDRK4 steps
 N_SNAPSHOTS, STEPS_PER_SNAPSHOT = 201, 10
@@ -122,11 +123,9 @@ def _integrate(
     smoothed out). Each interval between consecutive output ``times`` is split into the fewest
     equal steps no longer than ``max_step``, so every output time is landed on exactly and
     non-uniform output times are allowed (each interval keeps its own step; one set of ETDRK4
-    coefficients per distinct step). A progress bar appears once a run has taken 2 s.
+    coefficients per distinct step). A progress bar follows :func:`pdekit.progress.progress_bar`.
     Returns u (B, len(times), n), float64.
     """
-    from tqdm.auto import tqdm
-
     u0 = torch.as_tensor(np.asarray(u0, dtype=np.float64))
     n = u0.shape[-1]
     k = math.pi * torch.fft.rfftfreq(n, 1.0 / n, dtype=torch.float64)  # period 2
@@ -136,7 +135,7 @@ def _integrate(
     coefficients: dict[float, etdrk4.Coefficients] = {}
     v = torch.fft.rfft(u0)
     out = [u0]
-    with tqdm(total=sum(steps), delay=2.0, unit="step", desc="allen_cahn ETDRK4") as bar:
+    with progress_bar(sum(steps), unit="step", desc="allen_cahn ETDRK4") as bar:
         for t0, t1, m in zip(times[:-1], times[1:], steps):
             h = (t1 - t0) / m
             if h not in coefficients:

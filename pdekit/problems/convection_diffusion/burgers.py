@@ -27,6 +27,7 @@ from pdekit.problems.references.cole_hopf import (
     odd_extension_spline,
 )
 from pdekit.problems.registry import register
+from pdekit.progress import progress_bar
 
 
 class ColeHopfReference(Reference):
@@ -131,12 +132,10 @@ class Burgers(Problem):
         (:func:`~pdekit.problems.references.cole_hopf.burgers_dirichlet`): the error is the
         spline's, O(h^4) for data whose odd extension is smooth (u0'' = 0 at +-1; O(h^2)
         measured otherwise). From u0 = -sin(pi x) it is 2.4e-8 on 129 nodes and 1.5e-9 on 257
-        (max over the nodes and 101 times in [0, 1] against the exact reference). A tqdm
-        progress bar over the batch appears once a run has taken 2 s (one state, 257 nodes and
+        (max over the nodes and 101 times in [0, 1] against the exact reference). A progress
+        bar over the batch follows :func:`pdekit.progress.progress_bar` (one state, 257 nodes and
         201 times: about 1 s here). Returns ``{"u": (B, len(times), n + 1)}``.
         """
-        from tqdm.auto import tqdm
-
         states, times = check_simulation_input(self, initial_states, grid, times)
         u0 = states["u"]
         for b in range(u0.shape[0]):
@@ -146,6 +145,8 @@ class Burgers(Problem):
                 raise ParameterError(f"initial state {b} of {self.name}: {err}") from None
         x, t = np.meshgrid(grid.axis(0, "node"), times)
         out = np.empty((u0.shape[0], *x.shape))
-        for b in tqdm(range(u0.shape[0]), delay=2.0, unit="state", desc="burgers Cole-Hopf"):
-            out[b] = burgers_dirichlet(u0[b], x, t, self.nu)
+        with progress_bar(u0.shape[0], unit="state", desc="burgers Cole-Hopf") as bar:
+            for b in range(u0.shape[0]):
+                out[b] = burgers_dirichlet(u0[b], x, t, self.nu)
+                bar.update()
         return {"u": out}

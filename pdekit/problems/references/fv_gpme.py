@@ -56,13 +56,13 @@ from pdekit.errors import ParameterError
 from pdekit.geometries.grid import Grid
 from pdekit.problems.base import check_simulation_input
 from pdekit.problems.grid import bcs_by_side
+from pdekit.progress import progress_bar
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
 #: the side kinds the solver takes (``"free"``, no data, has no finite-volume meaning)
 KINDS = ("dirichlet", "neumann", "robin")
 #: :func:`simulate_gpme` shows a progress bar over the batch once a run has lasted this long
-PROGRESS_DELAY_S = 2.0
 # 3-point Gauss-Legendre on [0, 1]
 _GL_X = 0.5 + 0.5 * np.array([-math.sqrt(0.6), 0.0, math.sqrt(0.6)])
 _GL_W = np.array([5.0, 8.0, 5.0]) / 18.0
@@ -659,14 +659,12 @@ def simulate_gpme(
     (``initial_states = {field: (B, *grid.shape)}`` at the cell centres, times from t0); the
     boundary comes from the problem (:func:`problem_boundary`). Each trajectory is integrated on
     its own -- the adaptive RKC2 steps depend on the solution -- so a batch gives exactly the
-    numbers of B separate runs. Once a run has lasted :data:`PROGRESS_DELAY_S` seconds a tqdm
-    progress bar over the batch appears (short runs print nothing).
+    numbers of B separate runs. A progress bar over the batch follows
+    :func:`pdekit.progress.progress_bar`'s rule.
 
     Returns ``{field: float64 array (B, len(times), *grid.shape)}``. ``atol`` defaults to
     ``rtol / 100``.
     """
-    from tqdm.auto import tqdm
-
     if problem.state_location != "center":
         raise ParameterError(
             f"{problem.name}: the finite-volume solver holds cell-centre values; "
@@ -680,7 +678,7 @@ def simulate_gpme(
     atol = rtol * 1e-2 if atol is None else atol
     kw = dict(kirchhoff=kirchhoff, capacity=capacity, rtol=rtol, atol=atol)
     desc = f"{problem.name} ({'x'.join(map(str, grid.shape))} cells)"
-    with tqdm(total=len(u0), desc=desc, unit="run", delay=PROGRESS_DELAY_S, leave=False) as bar:
+    with progress_bar(len(u0), desc=desc, unit="run") as bar:
         for i, y0 in enumerate(u0):
             out[i] = solve_gpme(grid, k, y0, times, boundary, **kw).u
             bar.update()

@@ -41,21 +41,17 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from pdekit.core import spectral
 from pdekit.errors import ParameterError
 from pdekit.problems.references import etdrk4
+from pdekit.progress import progress_bar
 
 #: the time order of :func:`solve` (ETDRK4)
 TIME_ORDER = etdrk4.ORDER
 #: largest advective CFL number for which the explicit part is trusted (RK4 on the imaginary
 #: axis is stable to 2.8; the margin covers the speed changing between the CFL checks)
 MAX_CFL = 2.0
-#: seconds a run must have taken before its progress bar appears (never on a non-TTY stderr):
-#: short runs, and runs inside tests, stay silent
-PROGRESS_DELAY_S = 2.0
-
 #: bytes of one stacked transform per FFT call on a CPU (:func:`default_chunk`)
 CHUNK_BYTES = 1 << 19
 
@@ -248,8 +244,8 @@ def solve(
         with it and translates each snapshot back, exactly (a phase shift of its modes).
         Not combinable with ``forcing`` (in the moving frame the forcing would move too).
     progress:
-        Progress bar: None (default) shows one on a TTY once the run has taken
-        :data:`PROGRESS_DELAY_S` seconds; True or False force it on or off.
+        Progress bar: None (default) follows :func:`pdekit.progress.progress_bar` (on a
+        terminal, once the run has taken 2 s); True or False force it on or off.
     chunk:
         Trajectories per FFT call (:func:`stepper`).
 
@@ -301,13 +297,8 @@ def solve(
         cfl.append(float(speed.max()) * dt / h_grid)
 
     snaps, done = [w_hat], 0
-    bar = tqdm(
-        total=total,
-        disable=None if progress is None else not progress,
-        delay=0.0 if progress else PROGRESS_DELAY_S,
-        desc=f"vorticity {nx}x{ny}, batch {w_hat.shape[0]}",
-        unit="step",
-        leave=False,
+    bar = progress_bar(
+        total, desc=f"vorticity {nx}x{ny}, batch {w_hat.shape[0]}", unit="step", enabled=progress
     )
     parts = step.split(w_hat)
     with bar, torch.no_grad():
