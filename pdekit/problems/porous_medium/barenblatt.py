@@ -11,13 +11,13 @@ import torch
 from pdekit.geometries import Hyperrectangle, SpaceTime, TimeDomain
 from pdekit.problems.base import BC, Problem, param
 from pdekit.problems.porous_medium.pme import positive_power
-from pdekit.problems.references.fv_gpme import simulate_gpme
+from pdekit.problems.references.fv_gpme import KirchhoffFiniteVolumes
 from pdekit.problems.registry import register
 
 
 @register("porous_medium/barenblatt")
 @dataclass(frozen=True)
-class Barenblatt(Problem):
+class Barenblatt(KirchhoffFiniteVolumes, Problem):
     """u_t = Lap(u^m), m > 1, on [-2, 2]^d (d = 1, 2), t in [0, 1]: the Barenblatt solution.
 
     In the GPME form u_t = div(k(u) grad u) the diffusivity is k(u) = m u^(m-1). (Note that here
@@ -95,19 +95,6 @@ class Barenblatt(Problem):
         tau = t + 1.0
         p = 1.0 / (self.m - 1.0)
         return tau ** (-self.a) * self.kappa**p * positive_power(1.0 - r2 * tau ** (-2 * self.b), p)
-
-    # -- finite-volume trajectories from any initial state ----------------------------------------
-    state_location = "center"
-
-    def simulate(self, initial_states, grid, times, *, rtol: float = 1e-5):
-        """Finite-volume trajectories from a batch of initial cell values, with this problem's
-        boundary conditions (:func:`~pdekit.problems.references.fv_gpme.simulate_gpme`: flux
-        -grad K(u) with the Kirchhoff transform :meth:`kirchhoff`, RKC2 with tolerances ``rtol``
-        and ``rtol / 100``; at rtol 1e-5 the time error measured below 2% of the space error on
-        50-200 cells). The reference stays the exact solution."""
-        return simulate_gpme(
-            self, initial_states, grid, times, k=self.k, kirchhoff=self.kirchhoff, rtol=rtol
-        )
 
     # -- the problem ----------------------------------------------------------------------------
     def initial_condition(self, x):

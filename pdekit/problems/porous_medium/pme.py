@@ -9,7 +9,7 @@ import torch
 
 from pdekit.geometries import Interval, SpaceTime, TimeDomain
 from pdekit.problems.base import BC, Problem, param
-from pdekit.problems.references.fv_gpme import simulate_gpme
+from pdekit.problems.references.fv_gpme import KirchhoffFiniteVolumes
 from pdekit.problems.registry import register
 
 
@@ -31,7 +31,7 @@ def positive_power(u, p: float):
 
 @register("porous_medium/pme")
 @dataclass(frozen=True)
-class PorousMedium(Problem):
+class PorousMedium(KirchhoffFiniteVolumes, Problem):
     """Porous medium equation u_t = (k(u) u_x)_x with k(u) = u^m, on [0, 1] x [0, 1].
 
     The "medium" GPME case of ProbConserv (Hansen et al., ICML 2023; code ``PorousMediumEquation``
@@ -66,19 +66,6 @@ class PorousMedium(Problem):
     def kirchhoff(self, u):
         """K(u) = int_0^u k = max(u, 0)^(m+1) / (m+1): the flux is -d/dx K(u)."""
         return positive_power(u, self.m + 1.0) / (self.m + 1.0)
-
-    # -- finite-volume trajectories from any initial state ----------------------------------------
-    state_location = "center"
-
-    def simulate(self, initial_states, grid, times, *, rtol: float = 1e-5):
-        """Finite-volume trajectories from a batch of initial cell values, with this problem's
-        boundary conditions (:func:`~pdekit.problems.references.fv_gpme.simulate_gpme`: flux
-        -grad K(u) with the Kirchhoff transform :meth:`kirchhoff`, RKC2 with tolerances ``rtol``
-        and ``rtol / 100``; at rtol 1e-5 the time error measured below 2% of the space error on
-        50-200 cells). The reference stays the exact solution."""
-        return simulate_gpme(
-            self, initial_states, grid, times, k=self.k, kirchhoff=self.kirchhoff, rtol=rtol
-        )
 
     def initial_condition(self, x):
         return {"u": torch.zeros_like(x[:, 0])}
