@@ -1,4 +1,5 @@
-"""The ``pdekit`` command: list, info, solve, export. A thin layer over :mod:`pdekit.api`.
+"""The ``pdekit`` command: list, info, solve, export, data. A thin layer over :mod:`pdekit.api`
+(``data``: over :mod:`pdekit.problems.datasets`).
 
 Exit status: 0 success; 2 bad input (unknown names, out-of-range or mistyped values, unusable
 checkpoints, unwritable paths), printed as one line ``pdekit: error: ...``; 3 training diverged
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from pdekit._version import __version__
@@ -171,6 +173,104 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _numbers(text: str, kind: type, what: str) -> list:
+    """Comma-separated numbers of ``kind`` (``"1,2,3"``); ParameterError names the option."""
+    from pdekit.errors import ParameterError
+
+    try:
+        values = [kind(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if not values:
+        raise ParameterError(f"{what} expects comma-separated {kind.__name__}s; got {text!r}")
+    return values
+
+
+def _cells(text: str | None):
+    """``--grid``: cells per axis, ``64`` or ``64x32``."""
+    from pdekit.errors import ParameterError
+
+    if text is None:
+        return None
+    try:
+        cells = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        cells = []
+    if not cells or min(cells) < 1:
+        raise ParameterError(f"--grid expects cells per axis such as 64 or 64x32; got {text!r}")
+    return cells[0] if len(cells) == 1 else cells
+
+
+def cmd_data_generate(args) -> int:
+    from pdekit.checkpoints import ensure_writable_dir
+    from pdekit.problems.datasets import Dataset, dataset_dir
+    from pdekit.problems.family import families
+
+    family = families.resolve(args.name, _pairs(args.set, "--set"))
+    if args.seeds is not None:
+        family = family.with_seeds(args.split, _numbers(args.seeds, int, "--seeds"))
+    times = None if args.times is None else _numbers(args.times, float, "--times")
+    times = family.output_times(t_end=args.t_end, steps=args.steps, times=times)
+    out = ensure_writable_dir(args.out if args.out is not None else dataset_dir())
+    start = time.perf_counter()
+    ds = Dataset.generate(
+        family,
+        args.split,
+        args.size,
+        grid=_cells(args.grid),
+        times=times,
+        dtype=args.dtype,
+        directory=out,
+        batch_size=args.batch,
+        progress=False if args.quiet else None,
+        force=args.force,
+    )
+    what = f"generated in {time.perf_counter() - start:.1f} s" if ds.generated else "up to date"
+    size = ds.path.stat().st_size / 1e6 if ds.path is not None else 0.0
+    print(f"{ds.path} ({size:.1f} MB; {what})")
+    print(f"  {ds!r}")
+    return 0
+
+
+def cmd_data_info(args) -> int:
+    from pdekit.checkpoints import sealed
+    from pdekit.errors import ParameterError
+    from pdekit.problems.datasets import HEADER_MAGIC, Dataset
+
+    path = Path(args.file)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(sealed.HEADER_SIZE)
+    except OSError as exc:
+        raise ParameterError(f"cannot read dataset {path}: {exc.strerror or exc}") from None
+    if head.startswith(sealed.HDF5_SIGNATURE):
+        ds = Dataset.from_pdebench(path, problem=args.problem)
+    elif head.startswith(HEADER_MAGIC):
+        ds = Dataset.load(path)
+    else:
+        raise ParameterError(
+            f"{path} is neither a pdekit dataset (sealed HDF5) nor a PDEBench HDF5 file"
+        )
+    ds.require(problem=args.problem, family=args.family, split=args.split, grid=_cells(args.grid))
+    print("\n".join(ds.summary()))
+    return 0
+
+
+def cmd_data_list(args) -> int:
+    from pdekit.problems.family import families
+
+    for name in families.names():
+        print(f"  {name:24s} {families.get(name).describe()}")
+    return 0
+
+
+DATA_COMMANDS = {"generate": cmd_data_generate, "info": cmd_data_info, "list": cmd_data_list}
+
+
+def cmd_data(args) -> int:
+    return DATA_COMMANDS[args.data_command](args)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (``pdekit: error: ...``, status 2)."""
 
@@ -231,10 +331,53 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="VTK, plot and fields from a checkpoint")
     export.add_argument("checkpoint")
     export.add_argument("--out", default="runs/export")
+
+    data = sub.add_parser("data", help="datasets of a family's trajectories: generate, info")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub.add_parser("list", help="the families, their parameters and split sizes")
+    gen = data_sub.add_parser(
+        "generate", help="simulate a family's split and write it (sealed HDF5, PDEBench layout)"
+    )
+    gen.add_argument("name", help="family (kolmogorov_nu1e-3) or problem with --set")
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="select the problem's family (nu=1e-3) or fix another parameter (repeatable)",
+    )
+    gen.add_argument("--split", default="train", help="train, valid or test")
+    gen.add_argument("--size", type=int, default=None, help="members (default: the split's)")
+    gen.add_argument(
+        "--seeds", default=None, metavar="S1,S2,...", help="explicit member seeds of the split"
+    )
+    gen.add_argument("--grid", default=None, metavar="N", help="cells per axis: 64 or 64x32")
+    gen.add_argument("--t-end", type=float, default=None, help="last output time")
+    gen.add_argument("--steps", type=int, default=None, help="output intervals from t0 to t-end")
+    gen.add_argument("--times", default=None, metavar="T0,T1,...", help="explicit output times")
+    gen.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    gen.add_argument("--out", default=None, help="directory (default: the user cache)")
+    gen.add_argument("--batch", type=int, default=32, help="trajectories per simulate call")
+    gen.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    info_data = data_sub.add_parser(
+        "info", help="what a dataset file holds (pdekit or PDEBench); checks its digest"
+    )
+    info_data.add_argument("file")
+    info_data.add_argument("--problem", default=None, help="require (and, for PDEBench, name) it")
+    info_data.add_argument("--family", default=None, help="require this family")
+    info_data.add_argument("--split", default=None, help="require this split")
+    info_data.add_argument("--grid", default=None, metavar="N", help="require these cells")
     return p
 
 
-COMMANDS = {"list": cmd_list, "info": cmd_info, "solve": cmd_solve, "export": cmd_export}
+COMMANDS = {
+    "list": cmd_list,
+    "info": cmd_info,
+    "solve": cmd_solve,
+    "export": cmd_export,
+    "data": cmd_data,
+}
 
 
 def _rank() -> int:
