@@ -1,10 +1,12 @@
 """The one training loop shared by every network solver.
 
 A solver describes *what* to minimise as a :class:`TrainingTask` (model, batch sampling, loss
-terms, its own state); the :class:`Trainer` does the rest: Adam with a step-decay schedule,
-optionally followed by L-BFGS, a tqdm progress bar, loss-term history, a divergence guard, and
-checkpoints, with a complete state (model, optimisers, scheduler, task/sampler state, RNG, step
-counters) so that a resumed run continues bit for bit where it stopped.
+terms, its own state); the :class:`Trainer` does the rest: Adam or AdamW with a step, cosine or
+one-cycle schedule, in one or several :class:`Phase` s (pretrain, then fine-tune named parameters
+with the rest frozen), optionally followed by L-BFGS, a tqdm progress bar, loss-term history, a
+divergence guard, and checkpoints, with a complete state (model, optimisers, scheduler, phase,
+task/sampler state, RNG, step counters) so that a resumed run continues bit for bit where it
+stopped.
 
 Runs that survive:
 
@@ -17,9 +19,13 @@ Runs that survive:
   the best loss so far, never reaches a checkpoint: the trainer restores the last good state (the
   newest snapshot whose next loss was good), multiplies the learning rate by
   ``rollback_lr_factor`` and carries on; after ``max_rollbacks`` rollbacks it raises
-  :class:`~pdekit.errors.DivergenceError`, leaving the last checkpoint intact.
+  :class:`~pdekit.errors.DivergenceError`, leaving the last checkpoint intact. The good states
+  are kept in host memory (tensors copied to the CPU), so the guard costs no GPU memory.
 * **Several processes** (``torchrun``): the model is wrapped in DistributedDataParallel and
   every decision is taken on all-reduced numbers; see :mod:`pdekit.solvers.distributed`.
+
+Collocation tasks (the PINN family) implement :class:`TrainingTask` themselves; learning from a
+dataset of (input, target) pairs is :class:`pdekit.solvers.dataset_task.DatasetTask`.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ from pdekit.checkpoints.tree import tree_from_bytes, tree_to_bytes
 from pdekit.errors import CheckpointError, DivergenceError, ParameterError, TrainingInterrupted
 from pdekit.solvers import distributed
 from pdekit.solvers.config import check
+
+#: optimisers and learning-rate schedules TrainConfig can name
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("step", "cosine", "onecycle")
+#: the one-cycle schedule starts at its peak learning rate divided by this (torch's default)
+ONE_CYCLE_DIV = 25.0
 
 
 @dataclass
@@ -83,6 +95,20 @@ class TrainConfig:
     time_budget_s: float = 0.0
     #: share of ``time_budget_s`` kept for L-BFGS when ``lbfgs_steps`` > 0
     lbfgs_budget_share: float = 0.2
+    #: first-order optimiser: "adam", or "adamw" (decoupled weight decay, Loshchilov & Hutter 2019)
+    optimizer: str = "adam"
+    #: weight decay: decoupled for "adamw", an L2 term in the gradient for "adam" (0: none)
+    weight_decay: float = 0.0
+    #: learning-rate schedule over the Adam steps (of each phase): "step" (multiply by
+    #: ``lr_decay`` every ``decay_every`` steps), "cosine" (from ``lr`` down to ``lr_min``) or
+    #: "onecycle" (warm up from ``lr / 25`` to the peak ``lr`` over ``pct_start`` of the steps,
+    #: then cosine down to ``lr_min``; Smith & Topin 2019). Cosine and one-cycle span the
+    #: configured steps: keep ``steps`` when resuming such a run
+    schedule: str = "step"
+    #: floor of the "cosine" schedule and final learning rate of "onecycle"
+    lr_min: float = 0.0
+    #: share of the steps spent warming up in the "onecycle" schedule
+    pct_start: float = 0.3
 
     def __post_init__(self):
         check(self, "steps", self.steps, low=0, high=10**9, kind=int)
@@ -107,6 +133,11 @@ class TrainConfig:
         check(self, "rollback_lr_factor", self.rollback_lr_factor, low=1e-6, high=1.0)
         check(self, "time_budget_s", self.time_budget_s, low=0.0)
         check(self, "lbfgs_budget_share", self.lbfgs_budget_share, low=0.0, high=1.0)
+        check(self, "optimizer", self.optimizer, choices=OPTIMIZERS)
+        check(self, "weight_decay", self.weight_decay, low=0.0, high=10.0)
+        check(self, "schedule", self.schedule, choices=SCHEDULES)
+        check(self, "lr_min", self.lr_min, low=0.0, high=self.lr)
+        check(self, "pct_start", self.pct_start, low=0.0, high=1.0)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -134,6 +165,62 @@ RESUMABLE_FIELDS = (
     "time_budget_s",
     "lbfgs_budget_share",
 )
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a phased training (pretrain, then fine-tune a part of the model).
+
+    Each phase starts a fresh optimiser (``TrainConfig.optimizer``) over its trainable parameters
+    and its own learning-rate schedule over its ``steps``; the other parameters stay frozen: the
+    optimiser never sees them, so they do not change at all (weight decay included).
+    """
+
+    #: the phase's name (in messages)
+    name: str
+    #: Adam steps of this phase
+    steps: int
+    #: its peak learning rate (None: ``TrainConfig.lr``)
+    lr: float | None = None
+    #: which parameters train, by their names in ``model.named_parameters()``: None (all), a
+    #: name prefix or a tuple of prefixes, or a predicate ``name -> bool``
+    train: str | tuple[str, ...] | Callable[[str], bool] | None = None
+
+    def __post_init__(self):
+        check(self, "steps", self.steps, low=1, high=10**9, kind=int)
+        if self.lr is not None:
+            check(self, "lr", self.lr, low=1e-12, high=10.0)
+
+    def trains(self, name: str) -> bool:
+        """Whether the parameter called ``name`` trains in this phase."""
+        if self.train is None:
+            return True
+        if callable(self.train):
+            return bool(self.train(name))
+        prefixes = (self.train,) if isinstance(self.train, str) else tuple(self.train)
+        return name.startswith(prefixes)
+
+
+def _schedule_factor(config: TrainConfig, steps: int) -> Callable[[int], float]:
+    """The learning-rate multiplier of step ``t`` of a "cosine" or "onecycle" schedule over
+    ``steps`` steps (closed form in ``t``, so a rollback's scaling of the base rates holds)."""
+    floor = config.lr_min / config.lr
+    total = max(1, steps)
+
+    def cosine(t: int, start: float, end: float, length: int) -> float:
+        frac = min(max(t, 0), length) / max(1, length)
+        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    if config.schedule == "cosine":
+        return lambda t: cosine(t, 1.0, floor, total)
+    warm = int(round(config.pct_start * total))
+
+    def one_cycle(t: int) -> float:
+        if t < warm:
+            return cosine(warm - t, 1.0, 1.0 / ONE_CYCLE_DIV, warm)
+        return cosine(t - warm, 1.0, floor, total - warm)
+
+    return one_cycle
 
 
 class TrainingTask(Protocol):
@@ -317,6 +404,7 @@ class Trainer:
         verbose: bool = True,
         checkpoint_fn: Callable[[Trainer], Path | None] | None = None,
         dist: distributed.Distributed | None = None,
+        phases: list[Phase] | tuple[Phase, ...] | None = None,
     ):
         self.task, self.config = task, config
         self.verbose = verbose
@@ -328,10 +416,12 @@ class Trainer:
         self.lr_scale = 1.0
         self.best_loss = math.inf
         self.history: dict[str, list[float]] = {}
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=config.decay_every, gamma=config.lr_decay
-        )
+        #: the training phases (empty: one phase of ``config.steps``, every parameter trains)
+        self.phases = tuple(phases or ())
+        #: index of the current phase (part of the resumable state)
+        self.phase = 0
+        self._check_phases()
+        self.optimizer, self.scheduler = self._make_optimizer(0)
         self.lbfgs: torch.optim.LBFGS | None = None
         self.stopped_early = False
         #: training seconds spent (saved, so a resumed run continues its time budget)
@@ -365,7 +455,60 @@ class Trainer:
     @property
     def adam_end(self) -> int:
         """The step at which Adam hands over to L-BFGS."""
-        return self.config.steps if self.adam_cut is None else self.adam_cut
+        return self.adam_steps if self.adam_cut is None else self.adam_cut
+
+    @property
+    def adam_steps(self) -> int:
+        """Adam steps: ``config.steps``, or the phases' steps together when there are phases."""
+        return sum(ph.steps for ph in self.phases) if self.phases else self.config.steps
+
+    # -- phases and optimisers -----------------------------------------------------------------
+    def _check_phases(self) -> None:
+        names = [n for n, _ in self.model.named_parameters()]
+        for i, ph in enumerate(self.phases):
+            if not isinstance(ph, Phase):
+                raise ParameterError(f"phases[{i}] must be a Phase; got {type(ph).__name__}")
+            if not any(ph.trains(n) for n in names):
+                raise ParameterError(
+                    f"phase {ph.name!r} trains no parameter (train={ph.train!r}); the model's "
+                    f"parameters are {names}"
+                )
+
+    def trainable(self, phase: int | None = None) -> list[torch.nn.Parameter]:
+        """The parameters that train in ``phase`` (default: the current one)."""
+        if not self.phases:
+            return list(self.model.parameters())
+        ph = self.phases[self.phase if phase is None else phase]
+        return [p for n, p in self.model.named_parameters() if ph.trains(n)]
+
+    def _make_optimizer(self, phase: int):
+        """A fresh optimiser and schedule for ``phase`` (its learning rate scaled by the
+        rollbacks so far)."""
+        cfg = self.config
+        if self.phases:
+            ph = self.phases[phase]
+            lr, steps = (cfg.lr if ph.lr is None else ph.lr) * self.lr_scale, ph.steps
+        else:
+            lr, steps = cfg.lr * self.lr_scale, cfg.steps
+        params = self.trainable(phase)
+        if cfg.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+        elif cfg.weight_decay > 0:
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+        else:
+            opt = torch.optim.Adam(params, lr=lr)
+        if cfg.schedule == "step":
+            sched = torch.optim.lr_scheduler.StepLR(
+                opt, step_size=cfg.decay_every, gamma=cfg.lr_decay
+            )
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule_factor(cfg, steps))
+        return opt, sched
+
+    def _enter_phase(self, phase: int) -> None:
+        self.phase = phase
+        self.optimizer, self.scheduler = self._make_optimizer(phase)
+        self.lbfgs = None
 
     @property
     def total_steps(self) -> int:
@@ -382,6 +525,7 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "elapsed_s": self.elapsed_s,
             "adam_cut": -1 if self.adam_cut is None else self.adam_cut,
+            "phase": self.phase,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
@@ -436,6 +580,14 @@ class Trainer:
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
         cut = int(state.get("adam_cut", -1))
         self.adam_cut = None if cut < 0 else cut
+        phase = int(state.get("phase", 0))
+        if phase >= max(1, len(self.phases)):
+            raise CheckpointError(
+                f"the checkpoint was written in training phase {phase} and this run has "
+                f"{max(1, len(self.phases))} phase(s); resume with the run's phases"
+            )
+        if phase != self.phase:
+            self._enter_phase(phase)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = {k: list(v) for k, v in state["history"].items()}
@@ -471,7 +623,7 @@ class Trainer:
 
     def _make_lbfgs(self) -> None:
         self.lbfgs = torch.optim.LBFGS(
-            self.model.parameters(),
+            self.trainable(),
             lr=self.lr_scale,
             max_iter=1,
             # torch's default max_eval = max_iter * 5 // 4 = 1 leaves the strong-Wolfe search
@@ -508,6 +660,9 @@ class Trainer:
             self.task.model = self.model
             if bar is not None:
                 bar.close()
+        end = getattr(self.task, "end_training", None)
+        if end is not None:  # e.g. a dataset task restoring its best parameters
+            end()
         return self.history
 
     def _loop(self, bar) -> None:
@@ -527,6 +682,8 @@ class Trainer:
                 self.confirmed_checkpoint, self._unconfirmed = self._unconfirmed[1], None
             self.best_loss = min(self.best_loss, loss_value)
             self.step += 1
+            if self.phase + 1 < len(self.phases) and self.step >= self._phase_end(self.phase):
+                self._enter_phase(self.phase + 1)
             stop = bool(self.task.after_step(self.step, terms))
             if getattr(self.task, "new_problem", lambda: False)():
                 self._restart()
@@ -603,16 +760,21 @@ class Trainer:
         handover = writer and budget > 0 and cfg.lbfgs_steps > 0 and spent_s >= cfg.adam_budget_s
         return [float(self._guard.signum is not None), float(due), float(out), float(handover)]
 
+    def _phase_end(self, phase: int) -> int:
+        """The step at which ``phase`` ends."""
+        return sum(ph.steps for ph in self.phases[: phase + 1])
+
     def _adam_step(self):
         self.task.next_batch(self.step)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.model.zero_grad(set_to_none=True)
         loss, terms = self.task.loss()
         value, terms_f, flags = self._reduce(loss, terms, self._flags())
         problem = self._diverged(value)
         if problem is None:
             loss.backward()
             self._average_gradients()
-            params = [p for p in self.model.parameters() if p.grad is not None]
+            trained = (p for g in self.optimizer.param_groups for p in g["params"])
+            params = [p for p in trained if p.grad is not None]
             if self.config.grad_clip > 0:
                 norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip))
             else:
@@ -669,8 +831,13 @@ class Trainer:
             "check the state the previous problem ended in and train.lr",
         )
         self.scheduler.last_epoch = 0
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = base
+        # a closed-form schedule (cosine, one-cycle) starts at its factor of step 0
+        factors = getattr(self.scheduler, "lr_lambdas", None)
+        start = [f(0) for f in factors] if factors else [1.0] * len(self.scheduler.base_lrs)
+        for group, base, f0 in zip(
+            self.optimizer.param_groups, self.scheduler.base_lrs, start, strict=True
+        ):
+            group["lr"] = base * f0
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _params_finite(self) -> bool:
@@ -678,12 +845,15 @@ class Trainer:
         return bool(torch.stack(flags).all()) if flags else True
 
     def _snapshot(self) -> dict:
-        """A good state kept in memory for the divergence guard."""
+        """A good state kept in host memory for the divergence guard: its tensors (model,
+        optimiser moments, task) are copied to the CPU, so the guard does not double (with
+        Adam, triple) the GPU memory a large model takes; a rollback copies them back."""
         return {
-            "model": copy.deepcopy(self.model.state_dict()),
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "model": _to_cpu(self.model.state_dict()),
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
             "scheduler": copy.deepcopy(self.scheduler.state_dict()),
-            "task": copy.deepcopy(self.task.state_dict()),
+            "task": _to_cpu(self.task.state_dict()),
+            "phase": self.phase,
             "step": self.step,
             "lr_scale": self.lr_scale,
             "history_len": {k: len(v) for k, v in self.history.items()},
@@ -729,6 +899,8 @@ class Trainer:
             )
         bad_step = self.step + 1  # the step whose loss or gradient failed
         snap = self._good
+        if snap["phase"] != self.phase:
+            self._enter_phase(snap["phase"])
         self.model.load_state_dict(snap["model"])
         self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
         self.scheduler.load_state_dict(copy.deepcopy(snap["scheduler"]))
@@ -826,6 +998,17 @@ class Trainer:
         parts += [f"{k}={v:.2e}" for k, v in list(terms.items())[:4]]
         parts += [f"{k}={v:.3g}" for k, v in self.task.status().items()]
         return " ".join(parts)
+
+
+def _to_cpu(tree):
+    """A copy of a state tree whose tensors are detached copies on the CPU."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_cpu(v) for v in tree)
+    return copy.deepcopy(tree)
 
 
 def _grad_norm(grads_of: list[torch.nn.Parameter]) -> float:
