@@ -14,12 +14,16 @@ The file starts with a header of ``HEADER_SIZE`` bytes that the HDF5 library lea
 (:mod:`pdekit.checkpoints.sealed`). Readers check it before the HDF5 library parses a byte of
 the file, because libhdf5 is not robust against damaged files: a flipped byte can crash the
 process (a segmentation fault in ``attrs.__getitem__`` was seen on a fuzzed copy) instead of
-raising an error. Files written before the header existed (an HDF5 signature at offset 0, e.g.
-checkpoints shipped with older versions) are still read, checked by the ``sha256`` attribute
-only.
+raising an error. A header-less HDF5 file (signature at offset 0) is refused unparsed, with the
+command that seals a file its user trusts (``pdekit seal FILE``:
+:func:`pdekit.checkpoints.sealed.seal_file`). Before any data is read, every dataset's declared
+size is checked against the bytes the file stores for it, so a small file cannot make the
+reader allocate gigabytes (a dataset declared with 2^28 elements and no data stored).
 
-Writes go to a temporary file in the same directory, are flushed and fsynced, then renamed into
-place, so a crash never leaves a half-written checkpoint under the final name.
+A checkpoint is built in memory (libhdf5 never writes to the disk, so a full disk cannot leave
+its library state broken), then written to a temporary file in the same directory, fsynced and
+renamed into place: a crash or a full disk never leaves a partial checkpoint under the final
+name, and a full disk is reported in one line naming ENOSPC and the newest checkpoint left.
 """
 
 from __future__ import annotations
@@ -40,12 +44,12 @@ import h5py
 from pdekit._version import __version__
 from pdekit.checkpoints import sealed
 from pdekit.checkpoints.sealed import HEADER_SIZE
-from pdekit.checkpoints.tree import digest, read_tree, write_tree
+from pdekit.checkpoints.tree import check_sizes, digest, read_tree, write_tree
 from pdekit.errors import CheckpointError
 
 FORMAT = "pdekit-checkpoint"
 FORMAT_VERSION = 1
-HEADER_MAGIC = b"pdekit-checkpoint sha256="
+HEADER_MAGIC = sealed.CHECKPOINT_MAGIC
 
 
 def seal(path: str | os.PathLike) -> None:
@@ -67,7 +71,12 @@ def _check_header(head: bytes, body_digest, name: str) -> None:
             f"{name} is corrupt: checksum mismatch (file damaged or edited; its bytes do not "
             "match the digest in its header, so it was not parsed)"
         )
-    # SEALED, or UNSEALED: written before the header existed, checked by its sha256 attribute
+    if state == sealed.UNSEALED:
+        raise CheckpointError(
+            f"{name} has no pdekit header (a plain HDF5 file): pdekit does not parse files that "
+            "nothing vouches for (a damaged one can crash libhdf5); if you trust it, seal it with "
+            f"`pdekit seal {name}` and load it again"
+        )
 
 
 @contextlib.contextmanager
@@ -126,43 +135,51 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CheckpointError(f"cannot create directory {parent} for checkpoint: {exc}") from None
-    tmp = parent / f".{path.name}.tmp-{os.getpid()}"
     try:
-        with h5py.File(tmp, "w", userblock_size=HEADER_SIZE) as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["pdekit_version"] = ckpt.pdekit_version
-            f.attrs["problem"] = ckpt.problem
-            f.attrs["problem_params"] = json.dumps(ckpt.problem_params)
-            f.attrs["solver"] = ckpt.solver
-            f.attrs["solver_config"] = json.dumps(ckpt.solver_config)
-            f.attrs["step"] = int(ckpt.step)
-            f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-            write_tree(f, "model", ckpt.model)
-            if ckpt.trainer is not None:
-                write_tree(f, "trainer", ckpt.trainer)
-            write_tree(f, "extras", ckpt.extras)
-            f.attrs["sha256"] = digest(f)
-            f.flush()
-        seal(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        try:  # make the rename itself durable
-            dir_fd = os.open(parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:
-            pass
+        image = _image(ckpt)
+    except OSError as exc:  # an in-memory file: only an odd h5py failure gets here
+        raise CheckpointError(f"cannot write checkpoint {path}: {_first_line(exc)}") from None
+    body = memoryview(image)[HEADER_SIZE:]
+    head = sealed.header(HEADER_MAGIC, hashlib.sha256(body).hexdigest())
+    try:
+        sealed.write_atomically(path, (head, body), what="checkpoint")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise CheckpointError(f"{exc}; {_newest_left(path)}") from None
     return path
+
+
+def _image(ckpt: Checkpoint) -> bytes:
+    """The bytes of the checkpoint file of ``ckpt``, with ``HEADER_SIZE`` zero bytes of user
+    block in front (the header is written over them)."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w", userblock_size=HEADER_SIZE) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["pdekit_version"] = ckpt.pdekit_version
+        f.attrs["problem"] = ckpt.problem
+        f.attrs["problem_params"] = json.dumps(ckpt.problem_params)
+        f.attrs["solver"] = ckpt.solver
+        f.attrs["solver_config"] = json.dumps(ckpt.solver_config)
+        f.attrs["step"] = int(ckpt.step)
+        f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        write_tree(f, "model", ckpt.model)
+        if ckpt.trainer is not None:
+            write_tree(f, "trainer", ckpt.trainer)
+        write_tree(f, "extras", ckpt.extras)
+        f.attrs["sha256"] = digest(f)
+    return buf.getvalue()
+
+
+def _newest_left(path: Path) -> str:
+    """Which checkpoint a failed write of ``path`` left as the newest one (for its message)."""
+    try:
+        files = [p for p in path.parent.glob("checkpoint*.h5") if p.is_file()]
+        newest = max(files, key=lambda p: p.stat().st_mtime, default=None)
+    except OSError:
+        newest = None
+    if newest is None:
+        return f"no checkpoint was written in {path.parent} before"
+    return f"earlier checkpoints are intact; the last good one is {newest}"
 
 
 def load_checkpoint(path: str | os.PathLike, *, with_trainer: bool = True) -> Checkpoint:
@@ -230,6 +247,10 @@ def _verified(f: h5py.File, name: str, with_trainer: bool) -> Checkpoint:
             f"{name} has checkpoint format version {version}; this pdekit reads version "
             f"{FORMAT_VERSION} only: {hint}"
         )
+    try:
+        check_sizes(f, f.id.get_filesize())
+    except ValueError as exc:
+        raise CheckpointError(f"{name} is malformed: {exc}") from None
     stored = f.attrs.get("sha256")
     if stored is None:
         raise CheckpointError(

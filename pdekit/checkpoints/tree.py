@@ -126,6 +126,60 @@ def read_tree(node: h5py.Group | h5py.Dataset) -> Any:
     raise ValueError(f"unknown node kind {kind!r} at {node.name}")
 
 
+def check_sizes(group: h5py.Group, file_size: int) -> None:
+    """Refuse, before any data is read, a node whose declared size the file cannot hold.
+
+    Every dataset's declared bytes (shape x item size) must be stored in the file (pdekit
+    writes datasets uncompressed, so the two are equal) and every attribute's must fit in the
+    file, and all together must fit in ``file_size``: a small crafted file cannot make a
+    reader allocate more memory than its own size (a dataset declaring 2^28 float64 values
+    with no data stored, read as its fill value, would take 2 GiB). Reads metadata only.
+
+    Raises ValueError naming the node, its declared size and what the file holds.
+    """
+    total = 0
+
+    def declared(shape, dtype) -> int:
+        n = dtype.itemsize
+        for extent in shape or ():
+            n *= int(extent)
+        return n
+
+    def attributes(obj) -> None:
+        nonlocal total
+        for key in obj.attrs:
+            attr = h5py.h5a.open(obj.id, key.encode())
+            size = declared(attr.shape, attr.dtype)
+            if size > file_size:
+                raise ValueError(
+                    f"attribute {key!r} of {obj.name} declares {size} bytes in a file of "
+                    f"{file_size}"
+                )
+            total += size
+
+    def visit(name: str, obj) -> None:
+        nonlocal total
+        attributes(obj)
+        if not isinstance(obj, h5py.Dataset):
+            return
+        if obj.dtype.kind not in "biufc":
+            raise ValueError(f"dataset {obj.name} has type {obj.dtype}, which pdekit never writes")
+        size = declared(obj.shape, obj.dtype)
+        stored = obj.id.get_storage_size()
+        if size > stored or stored > file_size:
+            raise ValueError(
+                f"dataset {obj.name} declares shape {obj.shape} {obj.dtype} ({size} bytes) but "
+                f"the file stores {stored} bytes for it (file size {file_size}); refusing to "
+                "read it"
+            )
+        total += size
+
+    attributes(group)
+    group.visititems(visit)
+    if total > file_size:
+        raise ValueError(f"its nodes declare {total} bytes in all, more than its {file_size} bytes")
+
+
 def digest(group: h5py.Group) -> str:
     """SHA-256 of every node's name, attributes and data, in a fixed order.
 
@@ -165,3 +219,58 @@ def tree_from_bytes(data: bytes) -> Any:
     """Inverse of :func:`tree_to_bytes`."""
     with h5py.File(io.BytesIO(data), "r") as f:
         return read_tree(f["tree"])
+
+
+def check_optimizer_state(
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    model: torch.nn.Module | None = None,
+    source: str = "the checkpoint",
+) -> None:
+    """Refuse an optimiser state (``optimizer.state_dict()`` form) that does not fit the
+    parameters of ``optimizer``, before ``optimizer.load_state_dict`` accepts it and the first
+    step fails (torch checks only the number of parameters per group).
+
+    Every per-parameter state tensor that is not a scalar (Adam's ``exp_avg``, SGD's
+    ``momentum_buffer``, ...) must have its parameter's shape; L-BFGS keeps flat vectors of all
+    parameters, which must have their total size. ``model`` names the parameters in messages.
+
+    Raises CheckpointError, one line naming ``source``, the parameter and both shapes.
+    """
+    from pdekit.errors import CheckpointError
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    try:
+        ids = [i for group in state["param_groups"] for i in group["params"]]
+        per_param = state["state"]
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{source}: its optimiser state is malformed") from None
+    if len(ids) != len(params):
+        raise CheckpointError(
+            f"{source}: its optimiser state holds {len(ids)} parameters and this network's "
+            f"optimiser {len(params)} (the checkpoint does not fit this network)"
+        )
+    names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+    by_id = dict(zip(ids, params, strict=True))
+    flat = isinstance(optimizer, torch.optim.LBFGS)
+    total = sum(p.numel() for p in params)
+    for key, entry in per_param.items():
+        param = by_id.get(key)
+        if param is None or not isinstance(entry, dict):
+            raise CheckpointError(f"{source}: its optimiser state names unknown parameter {key!r}")
+        label = names.get(id(param), f"#{ids.index(key)}")
+        for what, value in entry.items():
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            if flat and value.dim() == 1:
+                if value.numel() != total:
+                    raise CheckpointError(
+                        f"{source}: optimiser state {what!r} has {value.numel()} values and the "
+                        f"parameters {total} (the checkpoint does not fit this network)"
+                    )
+            elif value.shape != param.shape:
+                raise CheckpointError(
+                    f"{source}: optimiser state {what!r} of parameter {label!r} has shape "
+                    f"{tuple(value.shape)} and the parameter {tuple(param.shape)} (the "
+                    "checkpoint does not fit this network)"
+                )

@@ -16,10 +16,16 @@ A time series is one file per time step (``<stem>/<stem>_0000.vts``, ...) in a f
 ``{field}_reference`` and ``{field}_error``; velocity components (u, v[, w]) are also written
 as one 3-component vector ``U`` (with ``U_reference`` and ``U_error``) so ParaView's glyph and
 stream-tracer filters work directly.
+
+Every file is serialised in memory by VTK and written through a temporary file renamed into
+place (:func:`pdekit.checkpoints.sealed.write_atomically`): a full disk gives one
+:class:`~pdekit.errors.OutputError` naming ENOSPC instead of VTK's error lines, the frames this
+call wrote are removed, and no empty or partial file (``.pvd`` included) is left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -27,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pdekit.errors import ParameterError
+from pdekit.checkpoints.sealed import os_error_text, write_atomically
+from pdekit.errors import OutputError, ParameterError
 from pdekit.geometries.grid import Grid, TensorGrid
 from pdekit.geometries.mesh import MeshGeometry
 from pdekit.geometries.primitives import Hyperrectangle
@@ -75,10 +82,38 @@ def write_pvd(path: str | os.PathLike, entries: Sequence[tuple[float, str]]) -> 
     coll = ET.SubElement(root, "Collection")
     for t, name in entries:
         ET.SubElement(coll, "DataSet", timestep=repr(float(t)), group="", part="0", file=name)
-    path = Path(path)
     ET.indent(root)
-    ET.ElementTree(root).write(path, xml_declaration=True, encoding="utf-8")
-    return path
+    data = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return write_atomically(Path(path), (data,), what="ParaView collection")
+
+
+#: VTK XML writer class (in ``vtkmodules.vtkIOXML``) of each file extension
+_XML_WRITERS = {
+    ".vts": "vtkXMLStructuredGridWriter",
+    ".vti": "vtkXMLImageDataWriter",
+    ".vtu": "vtkXMLUnstructuredGridWriter",
+    ".vtp": "vtkXMLPolyDataWriter",
+}
+
+
+def save_dataset(dataset, path: Path) -> Path:
+    """Write a pyvista dataset as the VTK XML file ``path`` (binary, zlib), atomically.
+
+    VTK serialises it in memory and Python writes the bytes, so a failed write is one
+    OutputError (ENOSPC named) with nothing left under ``path``, not VTK's error output and a
+    truncated file.
+    """
+    from vtkmodules import vtkIOXML
+
+    writer = getattr(vtkIOXML, _XML_WRITERS[path.suffix])()
+    writer.SetInputData(dataset)
+    writer.SetDataModeToBinary()
+    writer.SetCompressorTypeToZLib()
+    writer.SetWriteToOutputString(True)
+    if not writer.Write():
+        raise OutputError(f"cannot write {path}: VTK could not serialise the dataset")
+    data = writer.GetOutputString().encode("utf-8")
+    return write_atomically(path, (data,), what="VTK file")
 
 
 def _pvd_path(path: str | os.PathLike) -> Path:
@@ -93,14 +128,26 @@ def _write_frames(path: Path, times, make_frame, ext: str) -> Path:
     """Save ``make_frame(k)`` (a pyvista dataset) for each time step; list them in the .pvd."""
     stem = path.stem
     data_dir = path.parent / stem  # the per-step files live in a folder named like the .pvd
-    data_dir.mkdir(parents=True, exist_ok=True)
+    created = not data_dir.exists()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {data_dir}: {os_error_text(exc)}") from None
     steps = [None] if times is None else list(range(len(times)))
-    entries = []
-    for k in steps:
-        fname = f"{stem}{ext}" if k is None else f"{stem}_{k:04d}{ext}"
-        make_frame(k).save(data_dir / fname)
-        entries.append((0.0 if k is None else float(times[k]), f"{stem}/{fname}"))
-    return write_pvd(path, entries)
+    entries, written = [], []
+    try:
+        for k in steps:
+            fname = f"{stem}{ext}" if k is None else f"{stem}_{k:04d}{ext}"
+            written.append(save_dataset(make_frame(k), data_dir / fname))
+            entries.append((0.0 if k is None else float(times[k]), f"{stem}/{fname}"))
+        return write_pvd(path, entries)
+    except BaseException:  # a full disk: free what this call wrote; no partial output stays
+        for p in written:
+            p.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: files of someone else's
+                data_dir.rmdir()
+        raise
 
 
 def write_time_series(
@@ -195,8 +242,7 @@ def write_point_cloud(
     path = Path(path)
     path = path if path.suffix == ".vtp" else path.with_suffix(".vtp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    cloud.save(path)
-    return path
+    return save_dataset(cloud, path)
 
 
 def _default_where(problem):

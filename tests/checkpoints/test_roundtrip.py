@@ -152,14 +152,19 @@ def test_damaged_bytes_are_refused_before_hdf5_parses_them(trained, tmp_path, mo
             load_checkpoint_bytes(bad, what)
 
 
-def test_a_file_without_the_header_still_loads(trained, tmp_path):
-    """Checkpoints written before the header (HDF5 signature at offset 0, e.g. the shipped
-    ProbConserv networks) load as before, checked by their sha256 attribute."""
+def test_a_file_without_the_header_is_refused_until_sealed(trained, tmp_path):
+    """A header-less checkpoint (HDF5 signature at offset 0, as older versions wrote) is not
+    parsed: nothing vouches for its bytes. Refused with the command that seals it; once sealed
+    (the user vouches for it) it loads as before."""
     from pdekit.checkpoints.hdf5 import HEADER_SIZE
+    from pdekit.checkpoints.sealed import seal_file
 
     sol, path = trained
     legacy = tmp_path / "legacy.h5"
     legacy.write_bytes(path.read_bytes()[HEADER_SIZE:])  # HDF5 addresses are base-relative
+    with pytest.raises(CheckpointError, match=f"no pdekit header.*pdekit seal {legacy}"):
+        pdekit.load(legacy)
+    seal_file(legacy)
     again = pdekit.load(legacy)
     pts = sol.problem.evaluation_grid().points()
     assert np.array_equal(again(pts)["u"], sol(pts)["u"])

@@ -21,7 +21,9 @@ requested ones, and its checksum matches its contents; anything else (stale, tru
 unreadable, or written before the header, format 1) is recomputed and rewritten, with a
 warning. Writes go to a temporary file in the same directory that is fsynced and renamed into
 place, so a reader never sees a half-written entry and concurrent writers of the same key are
-harmless (the last rename wins; both wrote the same result).
+harmless (the last rename wins; both wrote the same result). A temporary file carries its
+writer's PID (``<entry>.h5.<PID>-<random>.tmp``); the next write in the directory removes those
+of dead writers (and unnamed ones over an hour old), never a live process's.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -150,7 +154,8 @@ def _refuse(path: Path, why: str) -> None:
 def write_entry(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` under ``key`` to ``path`` atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         with h5py.File(tmp, "w", userblock_size=sealed.HEADER_SIZE) as f:
@@ -167,6 +172,40 @@ def write_entry(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: a writer's temporary file: ``<entry>.h5.<PID>-<random>.tmp`` (``<entry>.h5.<random>.tmp``
+#: before the PID was part of the name)
+_TEMP = re.compile(r"^.+\.h5\.(?:(\d+)-)?[A-Za-z0-9_]+\.tmp$")
+#: age after which a temporary file without a PID in its name is taken as abandoned
+STALE_TEMP_AGE_S = 3600.0
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete temporary files of killed writers of ``directory``: those naming a dead PID,
+    and those without a PID (older versions) last modified over ``STALE_TEMP_AGE_S`` ago.
+    A live process's temporary file is never removed. Returns the deleted paths."""
+    removed: list[Path] = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for p in entries:
+        m = _TEMP.match(p.name)
+        if m is None:
+            continue
+        try:
+            if m.group(1) is not None:
+                stale = not sealed.pid_alive(int(m.group(1)))
+            else:
+                stale = now - p.stat().st_mtime > STALE_TEMP_AGE_S
+            if stale and p.is_file() and not p.is_symlink():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    return removed
 
 
 def load_or_compute(
