@@ -7,6 +7,7 @@ imported only when their solver runs.
 from pdekit.solvers import (  # noqa: F401  (registration)
     causal_pinn,
     deepxde_baseline,
+    fno,
     lagrangian_pinn,
     pinn,
     probconserv,

@@ -12,8 +12,9 @@ Four models share the machinery (``config.model``):
 
 ``anp``, ``hardc`` and ``probconserv`` use the same trained network (the constraint is applied
 after training, as in the paper); ``softc`` trains its own. By default ``fit`` loads the small
-pretrained family model shipped in ``pdekit/checkpoints/`` for the problem (the files record the
-command that trained them); ``retrain=True`` trains from scratch on the family
+pretrained family model of the problem from the model store (:mod:`pdekit.store`: the user's
+models first, then those shipped in ``pdekit/model_store/``; the files record the command that
+trained them); ``retrain=True`` trains from scratch on the family
 ``config.family`` (Adam, lr 1e-4, fresh functions every step).
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-import pdekit.checkpoints as _checkpoints
+from pdekit import store
 from pdekit.checkpoints import Checkpoint, load_checkpoint
 from pdekit.checkpoints.hdf5 import open_checkpoint_file
 from pdekit.errors import CheckpointError, ParameterError
@@ -46,7 +47,8 @@ from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
 MODELS = ("anp", "softc", "hardc", "probconserv")
-PRETRAINED_DIR = Path(_checkpoints.__file__).parent
+#: where the shipped models are (the model store's shipped folder)
+PRETRAINED_DIR = store.SHIPPED_DIR
 #: extras of a pretrained checkpoint carried into the solutions built from it
 PROVENANCE = ("training_command", "training_wall_s", "training_note")
 
@@ -107,17 +109,11 @@ class ProbConservConfig:
 
 
 def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list[Path]:
-    """ProbConserv checkpoints ``probconserv_*.h5`` in ``directory`` (default: the shipped ones
-    in ``PRETRAINED_DIR``) written for ``problem``."""
-    out = []
-    for path in sorted(Path(directory or PRETRAINED_DIR).glob("probconserv_*.h5")):
-        try:
-            with open_checkpoint_file(path) as f:  # never parses damaged bytes
-                if str(f.attrs.get("problem")) == problem.name:
-                    out.append(path)
-        except CheckpointError:
-            continue
-    return out
+    """ProbConserv checkpoints for ``problem`` in ``directory``, else in the model store (the
+    user's models, then the shipped ones in ``PRETRAINED_DIR``); damaged or unsealed files are
+    skipped with a one-line warning, never parsed."""
+    places = [directory] if directory is not None else ["user", PRETRAINED_DIR]
+    return [m.path for m in store.list("probconserv", problem=problem.name, places=places)]
 
 
 def find_checkpoint(problem: Problem, kind: str, directory: Path | None = None) -> Path | None:
