@@ -1,5 +1,6 @@
-"""The ``pdekit`` command: list, info, solve, export, data. A thin layer over :mod:`pdekit.api`
-(``data``: over :mod:`pdekit.problems.datasets`).
+"""The ``pdekit`` command: list, info, solve, export, data, train, evaluate. A thin layer over
+:mod:`pdekit.api` (``data``: over :mod:`pdekit.problems.datasets`; ``train``/``evaluate``: over
+:mod:`pdekit.solvers.fno` and :mod:`pdekit.store`).
 
 Exit status: 0 success; 2 bad input (unknown names, out-of-range or mistyped values, unusable
 checkpoints, unwritable paths), printed as one line ``pdekit: error: ...``; 3 training diverged
@@ -127,7 +128,7 @@ def _report(sol, result: dict) -> None:
 def _out_dir(args) -> Path:
     """``--out``, else the run directory of ``--resume``, else ``runs/out``."""
     if args.out is not None:
-        return Path(args.out)
+        return _nonempty_out(args.out)
     if args.resume is None:
         return Path("runs/out")
     resume = Path(args.resume)
@@ -137,39 +138,151 @@ def _out_dir(args) -> Path:
     return parent.parent if parent.name == "checkpoints" else parent
 
 
+def _nonempty_out(text: str) -> Path:
+    from pdekit.errors import ParameterError
+
+    if not text.strip():
+        raise ParameterError("--out must name a directory; got an empty string")
+    return Path(text)
+
+
+def _input_path(text: str, what: str, directory_ok: bool = False) -> Path:
+    """``text`` as a checkpoint path, checked with ``os.stat`` before anything opens it: a
+    missing file, a symlink loop, or a FIFO/device/socket (which would block a reader) is
+    refused with a ParameterError saying which."""
+    import errno
+    import stat
+
+    from pdekit.errors import ParameterError
+
+    path = Path(text)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ParameterError(f"{what} {path} is a symbolic link loop") from None
+        if exc.errno == errno.ENOENT:
+            raise ParameterError(f"{what} {path} does not exist") from None
+        raise ParameterError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode) or (directory_ok and stat.S_ISDIR(mode)):
+        return path
+    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+    raise ParameterError(f"{what} {path} is {kind}")
+
+
+def _check_sections(solver: str, overrides: dict) -> None:
+    """A ``--config`` key naming a section (``train``) takes sub-keys, not a value."""
+    import typing
+    from dataclasses import fields, is_dataclass
+
+    from pdekit import solvers
+    from pdekit.errors import ParameterError
+
+    if solver not in solvers.names():
+        return  # api.solve names the valid solvers
+    for key in overrides:
+        tp = solvers.get(solver).Config
+        for i, part in enumerate(key.split(".")):
+            sub = typing.get_type_hints(tp).get(part)
+            if not (isinstance(sub, type) and is_dataclass(sub)):
+                break
+            if i == len(key.split(".")) - 1:
+                raise ParameterError(
+                    f"--config {key}: {key} is a section of the {solver} config, not a value; "
+                    f"set its keys, e.g. --config {key}.{fields(sub)[0].name}=..."
+                )
+            tp = sub
+
+
+def _resume_target(args, out: Path) -> str | None:
+    """The path to resume from: ``--resume``; with ``--resume-if-present``, None (start fresh,
+    said on stderr) when it does not exist or holds no checkpoint yet."""
+    from pdekit.checkpoints.rundir import run_candidates
+
+    resume = args.resume
+    if not args.resume_if_present:
+        return resume
+    target = Path(resume) if resume is not None else out
+    exists = os.path.lexists(target)
+    if exists and not target.is_dir():
+        return str(target)
+    if exists and run_candidates(target):
+        return str(target)
+    print(f"pdekit: nothing to resume in {target}; starting a fresh run", file=sys.stderr)
+    return None
+
+
 def cmd_solve(args) -> int:
     from pdekit import api
-    from pdekit.checkpoints import ensure_writable_dir
+    from pdekit.checkpoints.rundir import claim_run_dir
     from pdekit.solvers import distributed
 
+    overrides = _pairs(args.config, "--config")
+    _check_sections(args.solver, overrides)
+    if args.resume is not None and (os.path.lexists(args.resume) or not args.resume_if_present):
+        _input_path(args.resume, "--resume", directory_ok=True)
     with distributed.launched(args.device) as dist:
         out = _out_dir(args)
-        dist.on_writer(lambda: ensure_writable_dir(out) and None)
-        sol = api.solve(
-            args.name,
-            solver=args.solver,
-            steps=args.steps,
-            overrides=_pairs(args.config, "--config"),
-            device=args.device,
-            seed=args.seed,
-            resume=args.resume,
-            checkpoint_dir=out / "checkpoints",
-            verbose=not args.quiet,
-            params=_pairs(args.set, "--set"),
-        )
-        if dist.is_writer:
-            if args.no_export:
-                print(f"wrote checkpoint: {sol.save(out / 'checkpoint.h5')}")
-            else:
-                _report(sol, _write_outputs(sol, out))
+        held = []
+
+        def claim() -> bytes:
+            resume = _resume_target(args, out)
+            lock = claim_run_dir(
+                out,
+                label=f"{args.name}, {args.solver}",
+                warn=lambda m: print(f"pdekit: warning: {m}", file=sys.stderr, flush=True),
+                resume=resume,
+                overwrite=args.overwrite,
+                fresh_if_taken=args.out is None and args.resume is None,
+            )
+            held.append(lock)
+            return json.dumps({"out": str(lock.directory), "resume": resume}).encode()
+
+        chosen = json.loads(dist.on_writer(claim))
+        out = Path(chosen["out"])
+        try:
+            sol = _solve_in(api, args, overrides, chosen["resume"], out)
+        except BaseException:
+            for lock in held:
+                lock.abandon()  # a run that stopped before writing leaves no directory behind
+            raise
+        try:
+            if dist.is_writer:
+                for lock in held:
+                    if lock.note:
+                        print(f"pdekit: {lock.note}", file=sys.stderr)
+                if args.no_export:
+                    print(f"wrote checkpoint: {sol.save(out / 'checkpoint.h5')}")
+                else:
+                    _report(sol, _write_outputs(sol, out))
+        finally:
+            for lock in held:
+                lock.release()
     return 0
+
+
+def _solve_in(api, args, overrides: dict, resume: str | None, out: Path):
+    return api.solve(
+        args.name,
+        solver=args.solver,
+        steps=args.steps,
+        overrides=overrides,
+        device=args.device,
+        seed=args.seed,
+        resume=resume,
+        checkpoint_dir=out / "checkpoints",
+        verbose=not args.quiet,
+        params=_pairs(args.set, "--set"),
+    )
 
 
 def cmd_export(args) -> int:
     from pdekit import api
 
-    sol = api.load(args.checkpoint)
-    _report(sol, _write_outputs(sol, Path(args.out)))
+    path = _input_path(args.checkpoint, "checkpoint")
+    out = _nonempty_out(args.out)
+    sol = api.load(path)
+    _report(sol, _write_outputs(sol, out))
     return 0
 
 
@@ -271,6 +384,48 @@ def cmd_data(args) -> int:
     return DATA_COMMANDS[args.data_command](args)
 
 
+#: operator solvers that ``pdekit train`` trains on a family
+TRAINABLE = ("fno",)
+
+
+def cmd_train(args) -> int:
+    from pdekit.errors import ParameterError
+    from pdekit.problems.family import families
+    from pdekit.solvers.fno import train_family
+
+    fam = families.resolve(args.family, _pairs(args.set, "--set"))
+    if fam.name not in families.names():
+        raise ParameterError(
+            f"pdekit train takes a registered family ({', '.join(families.names())}), or a "
+            f"problem with --set selecting one; {fam.name} is not registered"
+        )
+    command = " ".join(["pdekit", "train", *args.argv]) if args.argv else ""
+    sol = train_family(
+        fam.name,
+        overrides=_pairs(args.config, "--config"),
+        seed=args.seed,
+        device=args.device,
+        verbose=not args.quiet,
+        command=command,
+    )
+    print(f"wrote model: {sol.extras['store_path']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from pdekit import store
+    from pdekit.solvers.fno import evaluate
+
+    model = store.describe(args.model)
+    result = evaluate(args.model, args.split, args.size, _cells(args.grid))
+    count = result.pop("members")["count"]
+    print(f"model: {model.line()}")
+    print(f"family: {model.family}    split: {args.split} ({count} members)")
+    for name, value in result.items():
+        print(f"{name}: {value['mean']:.4e} +- {value['std']:.2e}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (``pdekit: error: ...``, status 2)."""
 
@@ -321,6 +476,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue training from this checkpoint file, or from the newest good checkpoint "
         "of this run directory",
     )
+    solve.add_argument(
+        "--resume-if-present",
+        action="store_true",
+        help="with --resume (or alone: the --out directory), start a fresh run when there is "
+        "no checkpoint to resume yet, instead of failing (for requeue scripts)",
+    )
+    solve.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another run's results in --out (by default such a directory is refused)",
+    )
     solve.add_argument("--quiet", action="store_true", help="no progress bar")
     solve.add_argument(
         "--no-export",
@@ -368,6 +534,34 @@ def build_parser() -> argparse.ArgumentParser:
     info_data.add_argument("--family", default=None, help="require this family")
     info_data.add_argument("--split", default=None, help="require this split")
     info_data.add_argument("--grid", default=None, metavar="N", help="require these cells")
+
+    train = sub.add_parser(
+        "train", help="train an operator model on a family; save it in the store"
+    )
+    train.add_argument("family", help="family (kolmogorov_nu1e-3) or problem with --set")
+    train.add_argument("--solver", default="fno", choices=TRAINABLE)
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="select the problem's family, e.g. --set nu=1e-3",
+    )
+    train.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="solver config (repeatable, dotted), e.g. --config dataset.n_train=200",
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluate = sub.add_parser("evaluate", help="a stored model's errors on a split of its family")
+    evaluate.add_argument("model", help="model file (pdekit train prints its path)")
+    evaluate.add_argument("--split", default="test", help="train, valid or test")
+    evaluate.add_argument("--size", type=int, default=None, help="members (default: the split's)")
+    evaluate.add_argument("--grid", default=None, metavar="N", help="cells per axis")
     return p
 
 
@@ -377,6 +571,8 @@ COMMANDS = {
     "solve": cmd_solve,
     "export": cmd_export,
     "data": cmd_data,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
 }
 
 
@@ -390,6 +586,7 @@ def _rank() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[2:] if argv is None else argv[1:])
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -413,9 +610,33 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, PdekitError | ValueError | KeyError | OSError):
             _say(f"pdekit: error: {message}")
             return 2
+        if _peer_lost(exc):
+            _say(
+                f"pdekit: error: lost contact with another training process ({message}): a "
+                "peer process died or was killed (not a pdekit bug); torchrun's failure report "
+                "names its rank; continue the run with --resume",
+                every_rank=True,
+            )
+            return 1
         _say(f"pdekit: internal error ({type(exc).__name__}): {message}", every_rank=True)
         _say("pdekit: rerun with --debug for the traceback and report it")
         return 1
+
+
+#: what gloo and NCCL say on the surviving ranks when a peer process dies
+PEER_LOST = ("connection reset by peer", "connection closed by peer", "broken pipe")
+
+
+def _peer_lost(exc: Exception) -> bool:
+    """Whether ``exc`` is a collective failing because another rank's process died."""
+    from pdekit.solvers.distributed import launched_by_torchrun
+
+    text = str(exc).lower()
+    return (
+        isinstance(exc, RuntimeError)
+        and launched_by_torchrun()
+        and any(p in text for p in PEER_LOST)
+    )
 
 
 def _say(line: str, every_rank: bool = False) -> None:

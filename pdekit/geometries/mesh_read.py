@@ -47,6 +47,8 @@ def read_meshio(path: str | os.PathLike):
         raise MeshError(
             f"mesh file {path!r}: unsupported format {suffixes!r}; meshio reads {known}"
         )
+    if suffixes.endswith(".msh"):
+        check_gmsh_node_tags(path)
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
@@ -56,6 +58,80 @@ def read_meshio(path: str | os.PathLike):
         said = " ".join(chatter.getvalue().split())
         problem = "; ".join(p for p in (detail, said) if p) or "no reader accepted it"
         raise MeshError(f"mesh file {path!r}: corrupt or unreadable ({problem})") from exc
+
+
+def check_gmsh_node_tags(path: str) -> None:
+    """Refuse an ASCII gmsh file whose elements name a node tag that ``$Nodes`` does not list.
+
+    meshio looks node tags up without a bounds check, so a tag 0 becomes the last node (an
+    element ``0 1 2`` loads as ``[2, 0, 1]``). Formats 2.x, 4.0 and 4.1 are checked; binary
+    files, and files too damaged to parse here, are left to meshio.
+
+    Raises MeshError naming the element and the tag.
+    """
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return
+    try:
+        bad = _unknown_node_tag(text.split("\n"))
+    except (ValueError, IndexError, TypeError):  # too damaged for this check: meshio reports it
+        return
+    if bad is not None:
+        element, tag = bad
+        why = "non-positive" if tag <= 0 else "not listed in $Nodes"
+        raise MeshError(
+            f"mesh file {path!r}: element {element} refers to node tag {tag} ({why}); "
+            "gmsh node tags start at 1"
+        )
+
+
+def _section(lines: list[str], name: str) -> list[list[int | float]] | None:
+    """The number rows of the gmsh section ``$name`` (None when absent)."""
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == f"${name}")
+    except StopIteration:
+        return None
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.strip() == f"$End{name}":
+            return rows
+        rows.append([float(w) if ("." in w or "e" in w.lower()) else int(w) for w in line.split()])
+    raise ValueError(f"${name} is not closed")
+
+
+def _unknown_node_tag(lines: list[str]) -> tuple[int, int] | None:
+    """(element tag, node tag) of the first element naming a node tag absent from $Nodes."""
+    fmt = _section(lines, "MeshFormat")
+    nodes, elements = _section(lines, "Nodes"), _section(lines, "Elements")
+    if not fmt or nodes is None or elements is None or fmt[0][1] != 0:  # absent, or binary
+        return None
+    version = float(fmt[0][0])
+    tags: set[int] = set()
+    if version < 4:
+        tags = {int(row[0]) for row in nodes[1:]}
+        cells = [(row[0], row[3 + row[2] :]) for row in elements[1:]]
+    else:
+        i = 1
+        for _ in range(int(nodes[0][0])):
+            count = int(nodes[i][3])
+            if version >= 4.1:
+                tags.update(int(r[0]) for r in nodes[i + 1 : i + 1 + count])
+                i += 1 + 2 * count
+            else:
+                tags.update(int(r[0]) for r in nodes[i + 1 : i + 1 + count])
+                i += 1 + count
+        cells, i = [], 1
+        for _ in range(int(elements[0][0])):
+            count = int(elements[i][3])
+            cells += [(r[0], r[1:]) for r in elements[i + 1 : i + 1 + count]]
+            i += 1 + count
+    for element, node_tags in cells:
+        for tag in node_tags:
+            if tag not in tags:
+                return int(element), int(tag)
+    return None
 
 
 def spatial_dimension(mesh, source: str) -> int:
@@ -109,6 +185,8 @@ def convert(
     for block in mesh.cells:
         if block.type in VOLUME_TYPES[dim]:
             cells.append((block.type, np.asarray(block.data, dtype=np.int64)))
+        if block.type in VOLUME_TYPES[dim] or block.type in FACET_TYPES[dim]:
+            _check_indices(block, len(points), source)
         elif block.type not in allowed:
             raise MeshError(
                 f"mesh {source!r}: unsupported cell type {block.type!r}; supported: "
@@ -116,6 +194,20 @@ def convert(
             )
     boundary = _boundary_tags(mesh, dim, source, tag_key, tag_names)
     return points, cells, boundary
+
+
+def _check_indices(block, n_points: int, source: str) -> None:
+    """Every vertex index of a cell block must name a point (0 <= index < n_points)."""
+    data = np.asarray(block.data)
+    if data.size == 0:
+        return
+    bad = np.flatnonzero(((data < 0) | (data >= n_points)).any(axis=-1))
+    if bad.size:
+        row = data[bad[0]]
+        raise MeshError(
+            f"mesh {source!r}: {block.type} cell {int(bad[0])} refers to point indices "
+            f"{row.tolist()}, outside 0..{n_points - 1}"
+        )
 
 
 def _boundary_tags(mesh, dim, source, tag_key, tag_names):

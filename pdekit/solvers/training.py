@@ -87,6 +87,13 @@ class TrainConfig:
     #: a loss above this multiple of the best loss so far counts as divergence (0: only
     #: non-finite losses and gradients do)
     explode_factor: float = 1e6
+    #: a training whose loss has not once fallen below ``stall_ratio`` times its loss at step 0
+    #: after this many steps has failed (a network saturated by too large a learning rate
+    #: plateaus at its starting loss) and stops with a DivergenceError (0: off). Only the start
+    #: of a training is judged: a task's later problems (e.g. causal windows) are not
+    stall_steps: int = 1000
+    #: see ``stall_steps``
+    stall_ratio: float = 0.5
     #: on each rollback, multiply the learning rate by this factor
     rollback_lr_factor: float = 0.5
     #: wall-clock budget of the whole training in seconds (0: none): training stops when it
@@ -130,6 +137,8 @@ class TrainConfig:
             raise ParameterError(
                 f"TrainConfig.explode_factor must be 0 (off) or > 1; got {self.explode_factor!r}"
             )
+        check(self, "stall_steps", self.stall_steps, low=0, kind=int)
+        check(self, "stall_ratio", self.stall_ratio, low=1e-12, high=1.0)
         check(self, "rollback_lr_factor", self.rollback_lr_factor, low=1e-6, high=1.0)
         check(self, "time_budget_s", self.time_budget_s, low=0.0)
         check(self, "lbfgs_budget_share", self.lbfgs_budget_share, low=0.0, high=1.0)
@@ -161,6 +170,8 @@ RESUMABLE_FIELDS = (
     "keep_checkpoints",
     "max_rollbacks",
     "explode_factor",
+    "stall_steps",
+    "stall_ratio",
     "rollback_lr_factor",
     "time_budget_s",
     "lbfgs_budget_share",
@@ -415,6 +426,8 @@ class Trainer:
         self.rollbacks = 0
         self.lr_scale = 1.0
         self.best_loss = math.inf
+        #: (step, loss) at which training started (the stall rule; see TrainConfig.stall_steps)
+        self.start_loss: tuple[int, float] = (0, math.inf)
         self.history: dict[str, list[float]] = {}
         #: the training phases (empty: one phase of ``config.steps``, every parameter trains)
         self.phases = tuple(phases or ())
@@ -522,6 +535,7 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
             "best_loss": self.best_loss,
+            "start_loss": list(self.start_loss),
             "stopped_early": self.stopped_early,
             "elapsed_s": self.elapsed_s,
             "adam_cut": -1 if self.adam_cut is None else self.adam_cut,
@@ -576,6 +590,8 @@ class Trainer:
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.best_loss = float(state.get("best_loss", math.inf))
+        start = state.get("start_loss", (0, math.inf))  # absent in older checkpoints: off
+        self.start_loss = (int(start[0]), float(start[1]))
         self.stopped_early = bool(state.get("stopped_early", False))
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
         cut = int(state.get("adam_cut", -1))
@@ -680,7 +696,10 @@ class Trainer:
                 self._good, self._pending = self._pending, None
             if self._unconfirmed is not None and self._unconfirmed[0] == self.step:
                 self.confirmed_checkpoint, self._unconfirmed = self._unconfirmed[1], None
+            if self.step == 0 and self.best_loss == math.inf:
+                self.start_loss = (0, loss_value)
             self.best_loss = min(self.best_loss, loss_value)
+            self._check_stall()
             self.step += 1
             if self.phase + 1 < len(self.phases) and self.step >= self._phase_end(self.phase):
                 self._enter_phase(self.phase + 1)
@@ -821,9 +840,26 @@ class Trainer:
             return f"exploding loss ({value:.3e} > {factor:g} x the best loss {self.best_loss:.3e})"
         return None
 
+    def _check_stall(self) -> None:
+        """Stop a training whose loss never fell below ``stall_ratio`` x its starting loss in
+        its first ``stall_steps`` steps (see TrainConfig.stall_steps); judged once, then."""
+        cfg = self.config
+        start_step, start = self.start_loss
+        if cfg.stall_steps <= 0 or self.step - start_step != cfg.stall_steps:
+            return
+        if not 0 < start < math.inf or self.best_loss < cfg.stall_ratio * start:
+            return
+        raise DivergenceError(
+            f"training failed: after {self.step - start_step} steps the loss never fell below "
+            f"{cfg.stall_ratio:g} x its starting value {start:.3e} (best {self.best_loss:.3e}); "
+            "the network has likely saturated: try a smaller train.lr (train.stall_steps = 0 "
+            "turns this check off)"
+        )
+
     def _restart(self) -> None:
         """A new optimisation problem starts at this step (see TrainingTask.new_problem)."""
         self.best_loss = math.inf
+        self.start_loss = (0, math.inf)  # the stall rule judges a training's first problem only
         self._good, self._pending = None, self._snapshot()
         self._start = (
             f"the starting state of the task's new problem at step {self.step} (e.g. a causal "
