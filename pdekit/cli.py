@@ -276,6 +276,14 @@ def _solve_in(api, args, overrides: dict, resume: str | None, out: Path):
     )
 
 
+def cmd_seal(args) -> int:
+    """Put the digest header in front of a trusted plain HDF5 file (its bytes unchanged)."""
+    from pdekit.checkpoints.sealed import seal_file
+
+    _say(f"sealed {seal_file(args.file)}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from pdekit import api
 
@@ -498,6 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint")
     export.add_argument("--out", default="runs/export")
 
+    seal = sub.add_parser(
+        "seal", help="vouch for a trusted header-less HDF5 checkpoint: add the digest header"
+    )
+    seal.add_argument("file", help="a plain HDF5 file you trust (pdekit refuses unsealed ones)")
+
     data = sub.add_parser("data", help="datasets of a family's trajectories: generate, info")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     data_sub.add_parser("list", help="the families, their parameters and split sizes")
@@ -570,6 +583,7 @@ COMMANDS = {
     "info": cmd_info,
     "solve": cmd_solve,
     "export": cmd_export,
+    "seal": cmd_seal,
     "data": cmd_data,
     "train": cmd_train,
     "evaluate": cmd_evaluate,

@@ -128,6 +128,12 @@ def apply_overrides(cls: type, base: Any | None, overrides: Mapping[str, Any]) -
             else:
                 if not _is_config(types[part]):
                     raise ParameterError(f"config key {'.'.join(parts[: i + 1])} has no sub-keys")
+                if part in node and not isinstance(node[part], dict):
+                    raise ParameterError(
+                        f"config key {'.'.join(parts[: i + 1])} is a section; set its keys "
+                        f"({'.'.join(parts[: i + 1])}.KEY=VALUE), not a value "
+                        f"({node[part]!r})"
+                    )
                 node = node.setdefault(part, {})
                 tp = types[part]
     return from_dict(cls, data)

@@ -44,7 +44,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from pdekit.checkpoints.tree import tree_from_bytes, tree_to_bytes
+from pdekit.checkpoints.tree import check_optimizer_state, tree_from_bytes, tree_to_bytes
 from pdekit.errors import CheckpointError, DivergenceError, ParameterError, TrainingInterrupted
 from pdekit.solvers import distributed
 from pdekit.solvers.config import check
@@ -604,6 +604,9 @@ class Trainer:
             )
         if phase != self.phase:
             self._enter_phase(phase)
+        check_optimizer_state(
+            self.optimizer, state["optimizer"], self.model, source="its trainer state"
+        )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = {k: list(v) for k, v in state["history"].items()}
@@ -622,6 +625,9 @@ class Trainer:
         self.lbfgs = None
         if "lbfgs" in state:
             self._make_lbfgs()
+            check_optimizer_state(
+                self.lbfgs, state["lbfgs"], self.model, source="its trainer state"
+            )
             self.lbfgs.load_state_dict(state["lbfgs"])
         self._good, self._pending = None, None
         self._last_ckpt_step = self.step

@@ -247,3 +247,35 @@ def test_a_saturated_run_stops_with_a_clear_message(tmp_path, capsys):
 def test_a_learning_run_is_not_stopped_by_the_stall_rule(tmp_path):
     args = ("porous_medium/heat", *SATURATE, "--out", str(tmp_path / "s"))
     assert _solve(*args, "--config", "train.lr=1e-2") == 0
+
+
+def test_config_section_given_a_value_through_the_api():
+    """The API's overrides meet the same rule as --config (before: TypeError from setdefault)."""
+    from pdekit.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="train is a section"):
+        pdekit.solve("porous_medium/heat", solver="pinn", steps=3, overrides={"train": 5})
+
+
+def test_seal_command_vouches_for_a_plain_file(tmp_path, capsys):
+    """`pdekit seal FILE` adds the digest header to a trusted header-less file, whose bytes
+    follow unchanged; the sealed file then loads, the plain one is refused naming the command."""
+    import h5py
+
+    from pdekit.checkpoints import load_checkpoint
+    from pdekit.errors import CheckpointError
+
+    sol = pdekit.solve("porous_medium/heat", solver="pinn", steps=2, verbose=False)
+    sol.save(tmp_path / "c.h5")
+    sealed = (tmp_path / "c.h5").read_bytes()
+    plain = tmp_path / "plain.h5"
+    plain.write_bytes(sealed[512:])  # the HDF5 image without the user-block header
+    with h5py.File(plain, "r") as f:  # a valid HDF5 file: only the header is missing
+        assert "model" in f or len(f.keys())
+    with pytest.raises(CheckpointError, match="pdekit seal"):
+        load_checkpoint(plain)
+    assert main(["seal", str(plain)]) == 0
+    said = capsys.readouterr()
+    assert "sealed" in said.err + said.out
+    assert plain.read_bytes()[512:] == sealed[512:]  # the HDF5 bytes are untouched
+    assert load_checkpoint(plain).step == load_checkpoint(tmp_path / "c.h5").step

@@ -251,3 +251,32 @@ def test_stale_reference_cache_temporaries_are_removed(tmp_path, monkeypatch):
     assert np.array_equal(arrays["x"], np.arange(3.0))
     assert not dead.exists() and not old.exists()
     assert live.exists() and new.exists()
+
+
+def test_a_resume_with_an_optimiser_state_of_the_wrong_shape_is_refused(tmp_path):
+    """Wired into the trainer: a checkpoint whose Adam moments do not fit the network is refused
+    when the run resumes, one line naming the moment and the shapes (before: accepted, then
+    'internal error (RuntimeError): The size of tensor a ... must match' at the first step)."""
+    import pdekit
+    from pdekit.checkpoints import load_checkpoint, save_checkpoint
+    from pdekit.errors import PdekitError
+
+    cfg = {"network": {"width": 8, "depth": 2}, "sampling": {"n_interior": 64}}
+    pdekit.solve("porous_medium/heat", solver="pinn", steps=4, config=cfg, verbose=False).save(
+        tmp_path / "c.h5"
+    )
+    ckpt = load_checkpoint(tmp_path / "c.h5")
+    moments = ckpt.trainer["optimizer"]["state"]
+    first = sorted(moments)[0]
+    moments[first]["exp_avg"] = torch.zeros(3, dtype=moments[first]["exp_avg"].dtype)
+    save_checkpoint(tmp_path / "bad.h5", ckpt)
+    with pytest.raises(PdekitError, match=r"exp_avg.*\(3,\)") as info:
+        pdekit.solve(
+            "porous_medium/heat",
+            solver="pinn",
+            steps=8,
+            config=cfg,
+            resume=tmp_path / "bad.h5",
+            verbose=False,
+        )
+    assert "\n" not in str(info.value)
