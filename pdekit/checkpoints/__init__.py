@@ -10,9 +10,9 @@ from pdekit.checkpoints.rundir import (
     checkpoint_name,
     ensure_writable_dir,
     find_resumable,
-    remove_stale_temporaries,
     rotate,
 )
+from pdekit.checkpoints.sealed import remove_stale_temporaries
 
 __all__ = [
     "Checkpoint",

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pdekit.checkpoints.hdf5 import Checkpoint, load_checkpoint_bytes, open_checkpoint_file
+from pdekit.checkpoints.sealed import pid_alive
 from pdekit.errors import CheckpointError, OutputError
 
 _PERIODIC = re.compile(r"^checkpoint_(\d+)\.h5$")
-_TEMP = re.compile(r"^\..+\.tmp-(\d+)$")
 FINAL_NAME = "checkpoint.h5"
 LOCK_NAME = ".pdekit.lock"
 RUN_NAME = ".pdekit-run.json"
@@ -90,31 +90,6 @@ def rotate(directory: Path, keep: int, current: int, run_id: str | None = None) 
         present = {p.name for p in periodic_checkpoints(directory)}
         _write_json(directory / OWNERS_NAME, {k: v for k, v in owners.items() if k in present})
     return doomed
-
-
-def remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Delete temporary files left by checkpoint writers that died (SIGKILL, power loss)."""
-    removed = []
-    if not directory.is_dir():
-        return removed
-    for p in directory.iterdir():
-        m = _TEMP.match(p.name)
-        if m and not _alive(int(m.group(1))):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def ensure_writable_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
@@ -230,7 +205,7 @@ def lock_run_dir(directory: Path, warn: Warn) -> int:
             "to finish or choose another --out"
         ) from None
     holder = _lock_pid(fd)
-    if holder and holder != os.getpid() and not _alive(holder):
+    if holder and holder != os.getpid() and not pid_alive(holder):
         warn(
             f"took over the stale lock of {directory} left by PID {holder}, which is no longer "
             "running (a run that was killed)"

@@ -188,6 +188,26 @@ def write_atomically(path: Path, chunks: Iterable[bytes], what: str = "file") ->
     return path
 
 
+def write_sealed_hdf5(path: Path, magic: bytes, fill: Callable, what: str = "file") -> Path:
+    """Build an HDF5 file in memory (``fill(h5py_file)`` writes its content), put the header of
+    ``magic`` and the digest of the rest in its user block, and write it with
+    :func:`write_atomically`: the one way pdekit writes a sealed HDF5 file other than a checkpoint
+    (the reference cache, datasets). libhdf5 never writes to the disk, so a full disk is one
+    :class:`~pdekit.errors.OutputError` and leaves nothing behind."""
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w", userblock_size=HEADER_SIZE) as f:
+        fill(f)
+    body = buf.getbuffer()[HEADER_SIZE:]
+    head = header(magic, hashlib.sha256(body).hexdigest())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, (head, body), what=what)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process of this id exists (this process included; unknown counts as alive)."""
     if pid == os.getpid():

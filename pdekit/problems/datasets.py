@@ -60,7 +60,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -498,52 +497,44 @@ class _Unusable(Exception):
 
 
 def _write(path: Path, ds: Dataset, key: str) -> None:
-    """Write ``ds`` under ``key`` to ``path`` atomically (temporary file, seal, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", userblock_size=sealed.HEADER_SIZE) as f:
-            attrs = {
-                "format": "pdekit-dataset",
-                "format_version": DATA_FORMAT_VERSION,
-                "pdekit_version": __version__,
-                "key": key,
-                "family": ds.family,
-                "split": ds.split,
-                "problem": ds.problem,
-                "size": len(ds),
-                "coordinates": json.dumps(list(ds.grid.coordinates)),
-                "fields": json.dumps(list(ds.fields)),
-                "location": ds.location,
-                "grid": json.dumps(_grid_json(ds.grid)),
-                "dtype": str(ds.trajectories.dtype),
-                "generator": json.dumps(ds.generator, sort_keys=True),
-            }
-            f.attrs.update(attrs)
-            for i, m in enumerate(ds.members):
-                g = f.create_group(_group_name(i))
-                g.create_dataset("data", data=ds.trajectories[i])
-                for c in ds.grid.coordinates:
-                    g.create_dataset(f"grid/{c}", data=ds.axes[c])
-                g.create_dataset("grid/t", data=ds.times)
-                g.attrs.update(
-                    {
-                        "problem": m.problem_name,
-                        "params": json.dumps(dict(m.params), sort_keys=True),
-                        "seed": m.seed,
-                        "index": m.index,
-                        "family": m.family,
-                        "split": m.split,
-                    }
-                )
-        sealed.seal(tmp, HEADER_MAGIC)
-        with open(tmp, "rb") as fh:  # the bytes on disk before the name points at them
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``ds`` under ``key`` to ``path``, sealed and atomically (one file image)."""
+
+    def fill(f) -> None:
+        attrs = {
+            "format": "pdekit-dataset",
+            "format_version": DATA_FORMAT_VERSION,
+            "pdekit_version": __version__,
+            "key": key,
+            "family": ds.family,
+            "split": ds.split,
+            "problem": ds.problem,
+            "size": len(ds),
+            "coordinates": json.dumps(list(ds.grid.coordinates)),
+            "fields": json.dumps(list(ds.fields)),
+            "location": ds.location,
+            "grid": json.dumps(_grid_json(ds.grid)),
+            "dtype": str(ds.trajectories.dtype),
+            "generator": json.dumps(ds.generator, sort_keys=True),
+        }
+        f.attrs.update(attrs)
+        for i, m in enumerate(ds.members):
+            g = f.create_group(_group_name(i))
+            g.create_dataset("data", data=ds.trajectories[i])
+            for c in ds.grid.coordinates:
+                g.create_dataset(f"grid/{c}", data=ds.axes[c])
+            g.create_dataset("grid/t", data=ds.times)
+            g.attrs.update(
+                {
+                    "problem": m.problem_name,
+                    "params": json.dumps(dict(m.params), sort_keys=True),
+                    "seed": m.seed,
+                    "index": m.index,
+                    "family": m.family,
+                    "split": m.split,
+                }
+            )
+
+    sealed.write_sealed_hdf5(path, HEADER_MAGIC, fill, what="dataset")
 
 
 _REFUSED = {

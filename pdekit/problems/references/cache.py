@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -152,26 +151,21 @@ def _refuse(path: Path, why: str) -> None:
 
 
 def write_entry(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` under ``key`` to ``path`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", userblock_size=sealed.HEADER_SIZE) as f:
-            for name, a in arrays.items():
-                f.create_dataset(name, data=np.asarray(a))
-            f.attrs["format_version"] = CACHE_FORMAT_VERSION
-            f.attrs["pdekit_version"] = __version__
-            f.attrs["key"] = key
-            f.attrs["checksum"] = checksum({k: np.asarray(v) for k, v in arrays.items()})
-        sealed.seal(tmp, HEADER_MAGIC)
-        with open(tmp, "rb") as fh:  # the bytes on disk before the name points at them
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``arrays`` under ``key`` to ``path``: sealed, atomically
+    (:func:`~pdekit.checkpoints.sealed.write_sealed_hdf5`); temporaries that older writers of
+    this cache left behind are removed first."""
+    if path.parent.is_dir():
+        remove_stale_temporaries(path.parent)
+
+    def fill(f) -> None:
+        for name, a in arrays.items():
+            f.create_dataset(name, data=np.asarray(a))
+        f.attrs["format_version"] = CACHE_FORMAT_VERSION
+        f.attrs["pdekit_version"] = __version__
+        f.attrs["key"] = key
+        f.attrs["checksum"] = checksum({k: np.asarray(v) for k, v in arrays.items()})
+
+    sealed.write_sealed_hdf5(path, HEADER_MAGIC, fill, what="reference cache entry")
 
 
 #: a writer's temporary file: ``<entry>.h5.<PID>-<random>.tmp`` (``<entry>.h5.<random>.tmp``
