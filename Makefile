@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/pdekit solve $(DEFAULT_PROBLEM) --solver $(DEFAULT_SOLVER) --out $(OUT)
+	$(VENV)/bin/pdekit solve $(DEFAULT_PROBLEM) --solver $(DEFAULT_SOLVER) --out $(OUT) --overwrite
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
