@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "causal_pinn": [],
     "lagrangian_pinn": [],
     "burgers_label_plane": [],
+    "operators": [],
 }
 OPTIONAL = {"soak": []}
 

@@ -254,6 +254,32 @@ def probconserv_table(path: str | Path) -> str:
     return "\n".join(lines)
 
 
+def operators_table(path: str | Path) -> str:
+    """The fno baseline on the FNO benchmark (operators.json): error, times, trainer ratio."""
+    d = json.loads(Path(path).read_text())
+    lines = [
+        "| family | n_train | test rel. L2 (mean ± std) | training | inference / trajectory "
+        "| spectral solver / trajectory | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case, r in d["cases"].items():
+        f, s = r["fno"], r["spectral_solver"]
+        lines.append(
+            f"| {case} | {f['n_train']} | {100 * f['rel_l2']:.2f}% ± {100 * f['rel_l2_std']:.2f}% "
+            f"({f['test_members']} members) | {f['train_s'] / 60:.0f} min, {f['steps_done']} steps "
+            f"| {_ms(f['infer_s'])} ms | {_ms(s['s_per_trajectory'])} ms "
+            f"| {s['s_per_trajectory'] / f['infer_s']:.0f}x |"
+        )
+    t = d["trainer"]
+    lines.append("")
+    lines.append(
+        f"pdekit's trainer / neuraloperator's Trainer: {d['trainer_vs_neuralop']:.3f} "
+        f"({t['samples_per_s']['pdekit']:.1f} vs {t['samples_per_s']['neuralop']:.1f} samples/s; "
+        f"{t['setting']}). Device: {d['device']}."
+    )
+    return "\n".join(lines)
+
+
 def soak_table(path: str | Path) -> str:
     d = json.loads(Path(path).read_text())
     g, c = d["rss_growth"], d["checkpoint_write_stats_s"]
@@ -295,6 +321,7 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "geometry": geometry_table,
     "references": references_table,
     "soak": soak_table,
+    "operators": operators_table,
 }
 
 
