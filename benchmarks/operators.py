@@ -49,7 +49,7 @@ from pdekit.problems.family import families
 from pdekit.solvers.dataset_task import DatasetConfig, DatasetTask
 from pdekit.solvers.fno import FNONetworkConfig, NeuralopFNO, train_family
 from pdekit.solvers.operator_solution import predict
-from pdekit.solvers.training import Trainer, TrainConfig
+from pdekit.solvers.training import TrainConfig, Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "operators.json"
 FAMILY = "kolmogorov_nu1e-3"
