@@ -24,9 +24,15 @@ from pdekit.solvers.config import check
 
 @dataclass
 class FamilyConfig:
-    """Which family of solutions the ANP is trained on, and how each is observed."""
+    """Which family of solutions the ANP is trained on, and how each is observed.
 
-    #: the problem parameter varied across the family ("": the pretrained checkpoint's)
+    The range comes from, in this order: ``param``/``low``/``high`` when ``param`` is set; the
+    registered family ``name`` (:mod:`pdekit.problems.family`: ``probconserv_heat``,
+    ``probconserv_pme``, ``probconserv_stefan``, the paper's ranges); the checkpoint fine-tuned
+    (``init``) or the problem's shipped checkpoint; the problem's registered ProbConserv family.
+    """
+
+    #: the problem parameter varied across the family ("": from ``name``, else as above)
     param: str = ""
     #: lower end of the uniform parameter range
     low: float = 0.0
@@ -42,6 +48,8 @@ class FamilyConfig:
     target_x: int = 10
     #: functions per training step
     batch: int = 16
+    #: a registered family giving ``param``/``low``/``high`` when ``param`` is unset
+    name: str = ""
 
     def __post_init__(self):
         check(self, "low", self.low)
@@ -53,6 +61,39 @@ class FamilyConfig:
         for name in ("context_t", "context_x", "target_t", "target_x"):
             check(self, name, getattr(self, name), low=1, high=10**5, kind=int)
         check(self, "batch", self.batch, low=1, high=10**5, kind=int)
+        if not isinstance(self.name, str):
+            raise ParameterError(f"FamilyConfig.name must be a family name; got {self.name!r}")
+
+
+def registered_range(name: str, problem: Problem) -> tuple[str, float, float]:
+    """(parameter, low, high) of the registered family ``name``, which must be a family of
+    ``problem`` varying one parameter uniformly (ProbConserv's kind of family)."""
+    from pdekit.problems.family import Uniform, families
+
+    fam = families.get(name)
+    if fam.problem != problem.name:
+        raise ParameterError(
+            f"family {name} is a family of {fam.problem}, not of {problem.name}; families of "
+            f"{problem.name}: {', '.join(f.name for f in families.of_problem(problem.name))}"
+        )
+    uniform = {k: d for k, d in fam.vary.items() if isinstance(d, Uniform)}
+    if len(uniform) != 1 or len(fam.vary) != 1:
+        raise ParameterError(
+            f"family {name} does not vary one parameter uniformly ({fam.vary}); ProbConserv "
+            "trains on such families"
+        )
+    ((param, dist),) = uniform.items()
+    return param, dist.low, dist.high
+
+
+def problem_family(problem: Problem) -> str | None:
+    """The problem's registered ProbConserv family (one uniform parameter), if any."""
+    from pdekit.problems.family import families
+
+    for fam in families.of_problem(problem.name):
+        if fam.name.startswith("probconserv_"):
+            return fam.name
+    return None
 
 
 def axes(problem: Problem) -> tuple[int, int]:

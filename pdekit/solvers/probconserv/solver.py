@@ -35,7 +35,7 @@ from pdekit.problems.base import Problem
 from pdekit.solvers.base import NetworkSolver, RunOptions
 from pdekit.solvers.config import check, from_dict
 from pdekit.solvers.probconserv.anp import ANP, ANPConfig
-from pdekit.solvers.probconserv.family import FamilyConfig
+from pdekit.solvers.probconserv.family import FamilyConfig, problem_family, registered_range
 from pdekit.solvers.probconserv.mass import mass_source
 from pdekit.solvers.probconserv.solution import (
     ProbConservSolution,
@@ -219,16 +219,24 @@ class ProbConserv(NetworkSolver):
         return path
 
     def _with_family(self, problem: Problem, config: ProbConservConfig) -> ProbConservConfig:
-        """Fill an unset family (param "") from the checkpoint being fine-tuned (``init``), else
-        from the shipped checkpoint of the problem."""
+        """Fill an unset family (param "") from the registered family ``family.name``, else the
+        checkpoint being fine-tuned (``init``), else the shipped checkpoint of the problem, else
+        the problem's registered ProbConserv family."""
         if config.family.param:
             return config
+        if config.family.name:
+            param, low, high = registered_range(config.family.name, problem)
+            family = dataclasses.replace(config.family, param=param, low=low, high=high)
+            return dataclasses.replace(config, family=family)
         stored = None
         if config.init:
             stored = load_checkpoint(config.init, with_trainer=False).solver_config
         elif shipped := shipped_checkpoints(problem):
             with open_checkpoint_file(shipped[0]) as f:
                 stored = json.loads(f.attrs["solver_config"])
+        if stored is None and (name := problem_family(problem)) is not None:
+            family = dataclasses.replace(config.family, name=name)
+            return self._with_family(problem, dataclasses.replace(config, family=family))
         if stored is None:
             names = [f.name for f in dataclasses.fields(problem)]
             raise ParameterError(
