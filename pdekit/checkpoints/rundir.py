@@ -28,8 +28,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from pdekit.checkpoints.hdf5 import Checkpoint, load_checkpoint_bytes, open_checkpoint_file
-from pdekit.checkpoints.sealed import pid_alive
+from pdekit.checkpoints.hdf5 import (
+    Checkpoint,
+    _check_header,
+    load_checkpoint_bytes,
+    open_checkpoint_file,
+)
+from pdekit.checkpoints.sealed import HEADER_SIZE, body_digest, pid_alive
 from pdekit.errors import CheckpointError, OutputError
 
 _PERIODIC = re.compile(r"^checkpoint_(\d+)\.h5$")
@@ -433,8 +438,20 @@ def find_resumable(path: str | os.PathLike, warn: Warn) -> tuple[Path, bytes, Ch
 
 
 def _verified_bytes(path: Path) -> tuple[bytes, Checkpoint]:
+    """The bytes of a checkpoint and the checkpoint they hold. The header is checked against
+    the file's bytes streamed from disk before they are read into memory (through one open
+    file): a damaged file, even one too large for memory (a sparse 8 GiB file once raised
+    MemoryError here instead of falling back), is rejected without being loaded; the bytes read
+    are checked again by :func:`load_checkpoint_bytes`."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            _check_header(fh.read(HEADER_SIZE), lambda: body_digest(fh), str(path))
+            fh.seek(0)
+            data = fh.read()
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: its {path.stat().st_size} bytes do not fit in memory"
+        ) from None
     return data, load_checkpoint_bytes(data, str(path))

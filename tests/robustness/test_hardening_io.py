@@ -280,3 +280,37 @@ def test_a_resume_with_an_optimiser_state_of_the_wrong_shape_is_refused(tmp_path
             verbose=False,
         )
     assert "\n" not in str(info.value)
+
+
+# -- a damaged checkpoint too large for memory ----------------------------------------------------
+def test_resume_passes_over_a_damaged_checkpoint_too_large_to_read(tmp_path, monkeypatch):
+    """A newest checkpoint that is a large sparse file under a checkpoint header (a disk fault;
+    an 8 GiB one raised MemoryError on resume) is rejected by streaming its digest, never read
+    into memory, and the resume falls back to the older good checkpoint."""
+    from pdekit.checkpoints import rundir
+
+    good = tmp_path / rundir.checkpoint_name(10)
+    save(good, _checkpoint(step=10))
+    big = tmp_path / rundir.checkpoint_name(20)
+    with open(big, "wb") as fh:
+        fh.write(header(hdf5.HEADER_MAGIC, "0" * 64))
+        fh.truncate(256 * 2**20)  # sparse: 256 MiB of zeros after the header
+    limit = 64 * 2**20
+
+    def no_large_reads(self, *args, **kwargs):
+        if self.stat().st_size > limit:  # a machine without the memory for it
+            raise MemoryError
+        return real_read_bytes(self, *args, **kwargs)
+
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", no_large_reads)
+    warnings: list[str] = []
+    tracemalloc.start()
+    try:
+        path, _, ckpt = rundir.find_resumable(tmp_path, warnings.append)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert path == good and ckpt.step == 10
+    assert peak < limit, f"peak {peak} bytes"
+    assert any("checksum mismatch" in w and big.name in w for w in warnings), warnings
