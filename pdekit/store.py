@@ -126,8 +126,16 @@ def describe(path: str | os.PathLike, place: str = "") -> StoredModel:
         except Exception as exc:  # a sealed file of another kind
             raise CheckpointError(f"model {path} is not a pdekit checkpoint: {exc}") from None
     data = config.get("dataset", {}) if isinstance(config, dict) else {}
+    data = data if isinstance(data, dict) else {}
     grid = data.get("grid", ())
-    grid = tuple(int(n) for n in (grid if isinstance(grid, Sequence) else [grid] if grid else []))
+    try:
+        axes = grid if isinstance(grid, Sequence) else [grid] if grid else []
+        grid = tuple(_cells_entry(n) for n in axes)
+    except (TypeError, ValueError, OverflowError):
+        raise CheckpointError(
+            f"model {path} has an unusable dataset.grid {data.get('grid')!r} in its solver "
+            "config (cells per axis: positive integers)"
+        ) from None
     magic = _ckpt.HEADER_MAGIC
     return StoredModel(
         path=path,
@@ -140,6 +148,13 @@ def describe(path: str | os.PathLike, place: str = "") -> StoredModel:
         size=path.stat().st_size,
         command=str(extras.get("training_command", "")),
     )
+
+
+def _cells_entry(n: Any) -> int:
+    """One axis's cell count from a stored config: a positive integer, else ValueError."""
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or n != int(n) or n < 1:
+        raise ValueError(n)
+    return int(n)
 
 
 def _scan(directory: Path, place: str) -> list[StoredModel]:

@@ -595,13 +595,15 @@ def _parse(f: h5py.File, path: Path, expected_key: str | None) -> Dataset:
     fields = json.loads(_str(f.attrs["fields"]))
     size = int(f.attrs["size"])
     names = _member_groups(f)
-    if names != [_group_name(i) for i in range(size)]:
+    if len(names) != size or names != [_group_name(i) for i in range(size)]:
         raise _Unusable(f"dataset {path} should hold member groups 0000..{size - 1:04d}")
     first = f[names[0]]
     times = np.asarray(first["grid/t"][()], dtype=np.float64)
     axes = {c: np.asarray(first[f"grid/{c}"][()], dtype=np.float64) for c in coords}
     expect = (len(times), *grid.shape_of(location), len(fields))
     dtype = np.dtype(_str(f.attrs["dtype"]))
+    if first["data"].shape != expect:  # before allocating what the attributes declare
+        raise _Unusable(f"dataset {path}: {names[0]}/data is {first['data'].shape}, not {expect}")
     data = np.empty((size, *expect), dtype=dtype)
     members = []
     for i, name in enumerate(names):

@@ -14,7 +14,14 @@ Entry points and the errors they document (``pdekit.errors``):
   checkpoint and on re-signed copies with random attribute values: CheckpointError;
 * ``MeshGeometry.from_file`` on random bytes and on damaged copies of real gmsh files: MeshError;
 * the reference cache's ``read_entry`` on damaged copies of a real entry: the entry's arrays,
-  or None (recompute) with a CacheWarning, and None whenever a byte that matters changed.
+  or None (recompute) with a CacheWarning, and None whenever a byte that matters changed;
+* ``Dataset.load`` on damaged copies of a real dataset file and on re-sealed copies with random
+  root or member attributes: ParameterError, or the same (resp. self-consistent) arrays;
+* the model store (``store.describe`` and ``pdekit.load``) on damaged copies of a real stored
+  fno model and on re-sealed copies whose solver config (grid, snapshots, network sizes,
+  family) was edited: CheckpointError, ParameterError, UnknownNameError, or a model that
+  predicts finite values. (At ``PDEKIT_FUZZ_SCALE=3`` these found a dataset declaring 2^62
+  members hanging the loader and a non-numeric stored grid raising ValueError; both fixed.)
 
 Never another exception type, never a hang (each input runs under an alarm, ``HANG_S``), never a
 partial file (after each solve, no temporary is left and every ``.h5`` in the run directory
@@ -552,3 +559,164 @@ def test_a_real_mesh_loads():
     for name in MESHES:
         MeshGeometry.from_file(DATA / name)
     assert MESHES and TEXT_MESHES
+
+
+# -- operator learning: datasets and the model store -------------------------------------------
+#: a tiny Kolmogorov family: 4 trajectories on 16^2 (simulated on 32^2), 3 snapshots to t = 0.2
+FUZZ_FAMILY = "fuzz_tiny_kolmogorov"
+DATASET_ROOT_ATTRS = ["grid", "coordinates", "location", "fields", "size", "dtype", "problem"]
+DATASET_ROOT_ATTRS += ["family", "split", "generator", "format_version"]
+DATASET_MEMBER_ATTRS = ["params", "seed", "index", "family", "problem"]
+#: solver-config entries a re-sealed model may carry (the network is built from them)
+MODEL_CONFIG_KEYS = [("dataset", "grid"), ("dataset", "in_steps"), ("dataset", "start")]
+MODEL_CONFIG_KEYS += [("dataset", "family"), ("network", "modes"), ("network", "width")]
+MODEL_CONFIG_KEYS += [("network", "layers")]
+
+
+@pytest.fixture(scope="module")
+def operator_files(tmp_path_factory):
+    """A real dataset file and a real (tiny) stored fno model of the fuzz family."""
+    import numpy as np
+
+    from pdekit.problems.datasets import Dataset
+    from pdekit.problems.family import Family, families
+    from pdekit.solvers.fno import train_family
+
+    root = tmp_path_factory.mktemp("operators")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PDEKIT_CACHE_DIR", str(root / "cache"))
+    families.register(
+        Family(
+            name=FUZZ_FAMILY,
+            problem="navier_stokes/kolmogorov",
+            fixed={"nu": 1e-3, "t_end": 0.2},
+            seed_param="seed",
+            sizes={"train": 4, "valid": 2, "test": 2},
+            grid=16,
+            times=tuple(np.linspace(0.0, 0.2, 3)),
+            min_solver_cells=32,
+            description="a tiny family for the fuzz tests",
+        )
+    )
+    ds = Dataset.generate(FUZZ_FAMILY, "train", progress=False)
+    config = {
+        "dataset": {"n_train": 4, "n_valid": 2, "in_steps": 1, "start": 0, "grid": 16},
+        "dataset.batch_size": 2,
+        "network": {"modes": 4, "width": 4, "layers": 1},
+        "train": {"steps": 2, "log_every": 1},
+    }
+    overrides = {f"{a}.{b}": v for a, sub in config.items() if isinstance(sub, dict)
+                 for b, v in sub.items()}  # fmt: skip
+    overrides["dataset.batch_size"] = 2
+    sol = train_family(FUZZ_FAMILY, overrides=overrides, verbose=False)
+    yield {"dataset": ds.path, "model": Path(sol.extras["store_path"]), "data": ds.trajectories}
+    families.unregister(FUZZ_FAMILY)
+    mp.undo()
+
+
+def _load_dataset(path: Path):
+    from pdekit.problems.datasets import Dataset
+
+    return _outcome("Dataset.load", lambda: Dataset.load(path), (ParameterError,))
+
+
+@settings(max_examples=examples(100), **SETTINGS)
+@given(data=st.data())
+def test_dataset_bytes(operator_files, data):
+    """A damaged dataset file is refused (ParameterError) before it is parsed, or, when only
+    the header's zero padding changed, loads the same trajectories."""
+    import numpy as np
+
+    original = operator_files["dataset"].read_bytes()
+    fuzzed = data.draw(damaged(original), label="bytes")
+    with tempfile.TemporaryDirectory(prefix="pdekit-fuzz-") as tmp:
+        path = Path(tmp) / "dataset.h5"
+        path.write_bytes(fuzzed)
+        got = _load_dataset(path)
+    if not isinstance(got, BaseException):
+        np.testing.assert_array_equal(got.trajectories, operator_files["data"])
+
+
+@settings(max_examples=examples(60), **SETTINGS)
+@given(data=st.data())
+def test_resigned_dataset_attributes(operator_files, data):
+    """Attributes edited and the file re-sealed (a consistent digest over nonsense): the
+    dataset is refused with a ParameterError, or it loads and its arrays agree with its grid."""
+    from pdekit.checkpoints import sealed
+    from pdekit.problems import datasets
+
+    member = data.draw(st.booleans(), label="member attribute")
+    names = DATASET_MEMBER_ATTRS if member else DATASET_ROOT_ATTRS
+    attr = data.draw(st.sampled_from(names), label="attribute")
+    value = data.draw(
+        st.one_of(
+            JUNK_TEXT.filter(lambda v: "\x00" not in v),
+            VALUES.map(json.dumps),
+            st.integers(-(2**62), 2**62),
+            st.sampled_from(['{"lo": [0, 0], "hi": [1, 1], "n": [99999999, 99999999], '
+                             '"periodic": [true, true]}', '["x"]', "[]", "node", "float16"]),
+        ),
+        label="value",
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="pdekit-fuzz-") as tmp:
+        path = Path(tmp) / "dataset.h5"
+        shutil.copyfile(operator_files["dataset"], path)
+        with h5py.File(path, "r+") as f:
+            (f["0000"] if member else f).attrs[attr] = value
+        sealed.seal(path, datasets.HEADER_MAGIC)
+        got = _load_dataset(path)
+    if not isinstance(got, BaseException):
+        shape = got.grid.shape_of(got.location)
+        assert got.trajectories.shape[2:-1] == tuple(shape)
+        assert got.trajectories.shape[-1] == len(got.fields)
+
+
+def _load_model(path: Path):
+    from pdekit import store
+
+    def both():
+        model = store.describe(path)
+        return model, pdekit.load(path)
+
+    return _outcome("stored model", both, (CheckpointError, ParameterError, UnknownNameError))
+
+
+@settings(max_examples=examples(60), **SETTINGS)
+@given(data=st.data())
+def test_model_store_bytes(operator_files, data):
+    """A damaged stored model is refused (CheckpointError) by the store and by pdekit.load."""
+    original = operator_files["model"].read_bytes()
+    fuzzed = data.draw(damaged(original), label="bytes")
+    with tempfile.TemporaryDirectory(prefix="pdekit-fuzz-") as tmp:
+        path = Path(tmp) / "model.h5"
+        path.write_bytes(fuzzed)
+        _load_model(path)
+
+
+@settings(max_examples=examples(60), **SETTINGS)
+@given(data=st.data())
+def test_resigned_model_config(operator_files, data):
+    """A stored model whose solver config was edited (grid, snapshots, network sizes, family)
+    and re-sealed: refused in one documented error (the network does not fit the stored
+    weights, the family is unknown, the value out of range), or it loads and predicts."""
+    import numpy as np
+
+    section, key = data.draw(st.sampled_from(MODEL_CONFIG_KEYS), label="entry")
+    value = data.draw(
+        st.one_of(SMALL_INT, VALUES, st.sampled_from([16, 32, 15, 4, 8, FUZZ_FAMILY])),
+        label="value",
+    )
+    with tempfile.TemporaryDirectory(prefix="pdekit-fuzz-") as tmp:
+        path = Path(tmp) / "model.h5"
+        shutil.copyfile(operator_files["model"], path)
+        with h5py.File(path, "r+") as f:
+            config = json.loads(f.attrs["solver_config"])
+            config.setdefault(section, {})[key] = value
+            f.attrs["solver_config"] = json.dumps(config)
+            f.attrs["sha256"] = digest(f)
+        seal(path)
+        got = _load_model(path)
+    if not isinstance(got, BaseException):
+        _, sol = got
+        traj = sol.trajectory
+        assert np.isfinite(traj).all() and traj.shape[-1] == 1
