@@ -57,19 +57,27 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS line in /proc/self/status (not Linux?)")
 
 
+def open_fds() -> int:
+    """Open file descriptors of this process (entries of ``/proc/self/fd``)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
 class RssSampler(threading.Thread):
-    """Samples :func:`rss_mib` every ``period`` seconds until :meth:`stop`."""
+    """Samples :func:`rss_mib` (and :func:`open_fds`) every ``period`` seconds until
+    :meth:`stop`."""
 
     def __init__(self, period: float):
         super().__init__(daemon=True)
         self.period = period
         self.t0 = time.monotonic()
         self.samples: list[tuple[float, float]] = []
+        self.fds: list[tuple[float, int]] = []
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while True:
             self.samples.append((time.monotonic() - self.t0, rss_mib()))
+            self.fds.append((time.monotonic() - self.t0, open_fds()))
             if self._stop_event.wait(self.period):
                 break
 
@@ -106,6 +114,12 @@ def growth(samples: list[tuple[float, float]], warmup_s: float, window_s: float 
         "max_growth_pct": 100.0 * (float(r.max()) - base) / base,
         "slope_mib_per_h": slope,
     }
+
+
+def _fd_range(fds: list[tuple[float, int]], warmup_s: float) -> dict:
+    """First, last, min and max open file descriptors after warm-up (a leak grows them)."""
+    after = [n for t, n in fds if t >= warmup_s] or [n for _, n in fds]
+    return {"first": after[0], "last": after[-1], "min": min(after), "max": max(after)}
 
 
 def stats(values: list[float]) -> dict:
@@ -209,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         "rss_mib": [[round(t, 2), round(r, 3)] for t, r in sampler.samples],
         "rss_growth": g,
         "flat": g["max_growth_pct"] <= 5.0,
+        "open_fds": [[round(t, 2), n] for t, n in sampler.fds],
+        "open_fds_after_warmup": _fd_range(sampler.fds, 60.0 * args.warmup_minutes),
         "checkpoint_write_s": writes,
         "checkpoint_write_stats_s": stats(writes),
         "checkpoint_bytes_kept": sizes,

@@ -288,7 +288,14 @@ def soak_table(path: str | Path) -> str:
         f"({d['steps']} steps, checkpoints every minute): resident memory "
         f"{g['baseline_mib']:.0f} MiB after a {g['warmup_s']:.0f} s warm-up, "
         f"{g['growth_pct']:+.2f}% at the end (max {g['max_growth_pct']:+.2f}%); "
-        f"{c['n']} checkpoint writes, median {_ms(c['median'])} ms (max {_ms(c['max'])} ms)."
+        f"{c['n']} checkpoint writes, median {_ms(c['median'])} ms (max {_ms(c['max'])} ms)"
+        + (
+            f"; open file descriptors {d['open_fds_after_warmup']['first']} after warm-up, "
+            f"{d['open_fds_after_warmup']['last']} at the end "
+            f"(max {d['open_fds_after_warmup']['max']})."
+            if "open_fds_after_warmup" in d
+            else "."
+        )
     )
 
 
@@ -321,6 +328,7 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "geometry": geometry_table,
     "references": references_table,
     "soak": soak_table,
+    "soak_fno": soak_table,
     "operators": operators_table,
 }
 
