@@ -399,6 +399,7 @@ TRAINABLE = ("fno",)
 def cmd_train(args) -> int:
     from pdekit.errors import ParameterError
     from pdekit.problems.family import families
+    from pdekit.solvers import distributed
     from pdekit.solvers.fno import train_family
 
     fam = families.resolve(args.family, _pairs(args.set, "--set"))
@@ -408,15 +409,18 @@ def cmd_train(args) -> int:
             f"problem with --set selecting one; {fam.name} is not registered"
         )
     command = " ".join(["pdekit", "train", *args.argv]) if args.argv else ""
-    sol = train_family(
-        fam.name,
-        overrides=_pairs(args.config, "--config"),
-        seed=args.seed,
-        device=args.device,
-        verbose=not args.quiet,
-        command=command,
-    )
-    print(f"wrote model: {sol.extras['store_path']}")
+    # under torchrun: one process group, each rank its shard of every batch, rank 0 writes
+    with distributed.launched(args.device) as dist:
+        sol = train_family(
+            fam.name,
+            overrides=_pairs(args.config, "--config"),
+            seed=args.seed,
+            device=args.device,
+            verbose=not args.quiet,
+            command=command,
+        )
+        if dist.is_writer:
+            print(f"wrote model: {sol.extras['store_path']}")
     return 0
 
 

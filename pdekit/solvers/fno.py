@@ -290,9 +290,22 @@ class FNOSolver(NetworkSolver):
         fam, grid, _ = self.layout(problem, config)
         d = config.dataset
 
+        dist = distributed.current()
+
         def split(name: str, size: int) -> Dataset:
-            # progress bars on a terminal (pdekit.progress's rule), like the trainer's
-            return Dataset.generate(fam, name, size, grid=d.grid).with_steps(d.in_steps, d.start)
+            # progress bars on a terminal (pdekit.progress's rule), like the trainer's. Under
+            # torchrun rank 0 generates a missing file first (its error reaches every rank);
+            # the others then read it, or generate the same data where they do not share
+            # rank 0's cache directory
+            made: list[Dataset] = []
+
+            def make(progress: bool | None = None) -> None:
+                made.append(Dataset.generate(fam, name, size, grid=d.grid, progress=progress))
+
+            dist.on_writer(make)
+            if not made:  # the other ranks, after rank 0
+                make(progress=False)
+            return made[0].with_steps(d.in_steps, d.start)
 
         cfg = DatasetConfig(batch_size=d.batch_size, seed=d.seed, eval_every=d.eval_every)
         return DatasetTask(model, split("train", d.n_train), cfg, valid=split("valid", d.n_valid))

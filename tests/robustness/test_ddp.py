@@ -60,15 +60,18 @@ RTOL = 1e-10
 DISTINCT = 1e3 * RTOL
 
 
-def _torchrun(logdir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _torchrun(
+    logdir: Path, *args: str, cwd: Path, env: dict | None = None
+) -> subprocess.CompletedProcess:
     logdir.mkdir()
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         f"--nproc_per_node={WORLD}", str(WORKER), str(logdir), *args,
     ]  # fmt: skip
     return subprocess.run(
-        cmd, env=subprocess_env(), cwd=cwd, capture_output=True, text=True, timeout=240
-    )
+        cmd, env={**subprocess_env(), **(env or {})}, cwd=cwd, capture_output=True, text=True,
+        timeout=240,
+    )  # fmt: skip
 
 
 def _writes(logdir: Path) -> dict[int, list[list[str]]]:
@@ -455,3 +458,59 @@ def test_causal_pinn_under_a_time_budget_switches_windows_in_step(tmp_path):
         assert_same_state(ranks[1][key], ranks[0][key], key)
     assert ranks[0]["schedule"]["window"] == 1
     assert 4.0 <= ranks[0]["last"]["train_s"] < 60.0
+
+
+# -- fno: dataset shards under torchrun ---------------------------------------------------------
+#: the FNO benchmark's family, tiny: 8 training trajectories on 16^2 (simulated on 64^2), the
+#: first snapshot in, the other 50 out, batches of 4 (2 per rank), a 1-layer FNO of width 4
+FNO_ARGS = ["kolmogorov_nu1e-3"]
+FNO_CONFIG = {
+    "dataset.n_train": 8,
+    "dataset.n_valid": 2,
+    "dataset.grid": 16,
+    "dataset.in_steps": 1,
+    "dataset.start": 0,
+    "dataset.batch_size": 4,
+    "dataset.eval_every": 0,
+    "network.width": 4,
+    "network.modes": 4,
+    "network.layers": 1,
+    "train.steps": 6,
+    "train.log_every": 1,
+    "train.dtype": "float64",
+}
+
+
+def _fno_model(cache: Path) -> dict:
+    (path,) = sorted((cache / "models").glob("fno_*.h5"))
+    return load_checkpoint(path).model
+
+
+def test_fno_trains_on_dataset_shards_as_one_process_on_the_global_batch(tmp_path):
+    """``torchrun -m pdekit train ... --solver fno``: each rank trains on its half of every
+    batch (DatasetTask's shards), DDP averages the gradients; the model equals one process's
+    on the global batch to rounding (MSE over equal halves: the mean of the halves' means),
+    and only rank 0 writes the model into the store."""
+    cli = ["train", *FNO_ARGS, "--solver", "fno", "--device", "cpu", "--quiet"]
+    cli += [a for k, v in FNO_CONFIG.items() for a in ("--config", f"{k}={v}")]
+    cache = tmp_path / "cache"
+    run = _torchrun(
+        tmp_path / "log", "cli", *cli, cwd=tmp_path, env={"PDEKIT_CACHE_DIR": str(cache)}
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    writes = _writes(tmp_path / "log")
+    # rank 1 generated no dataset (it read rank 0's) and saved no model
+    assert not [w for w in writes[1] if str(cache) in w[1]], writes[1]
+    (path,) = sorted((cache / "models").glob("fno_*.h5"))
+    assert load_checkpoint(path).trainer["world_size"] == WORLD  # one group, not two runs
+    two = _fno_model(cache)
+    one = subprocess.run(  # the same command in one process, on the same (cached) datasets
+        [sys.executable, "-m", "pdekit", *cli],
+        env={**subprocess_env(), "PDEKIT_CACHE_DIR": str(cache)},
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stdout + one.stderr
+    single = _fno_model(cache)  # the store's entry of that name, replaced
+    err = _max_rel(two, single)
+    print(f"fno: max relative weight difference DDP vs one process: {err:.2e}")
+    assert err <= RTOL
