@@ -53,7 +53,7 @@ def cmd_list(args) -> int:
 def cmd_info(args) -> int:
     from pdekit import api, problems, solvers
     from pdekit.errors import UnknownNameError
-    from pdekit.solvers.config import describe
+    from pdekit.solvers.config import config_help
 
     name = args.name
     if name in solvers.names():
@@ -61,9 +61,11 @@ def cmd_info(args) -> int:
         print(f"solver {name}: {s.description}")
         if s.paper:
             print(f"paper: {s.paper}")
-        print("config (dotted key = default):")
-        for key, default, _ in describe(s.Config):
-            print(f"  {key} = {default!r}")
+        print("config (dotted key (type) = default  allowed  doc; set with --config KEY=VALUE):")
+        for row in config_help(s.Config):
+            allowed = f"  allowed {row['range']}" if row["range"] else ""
+            doc = f"  {row['doc']}" if row["doc"] else ""
+            print(f"  {row['key']} ({row['type']}) = {row['default']!r}{allowed}{doc}")
         return 0
     if name not in problems.names():
         raise UnknownNameError("problem or solver", name, problems.names() + solvers.names())
@@ -73,11 +75,12 @@ def cmd_info(args) -> int:
     doc = (cls.__doc__ or "").strip().splitlines()
     if doc:
         print(f"  {doc[0]}")
-    print(f"equation: {cls.equation}")
-    print(f"coordinates: {', '.join(cls.coordinates)}    fields: {', '.join(cls.fields)}")
-    if cls.gauge_fields:
+    # the instance's, not the class's: some problems compute them (a property)
+    print(f"equation: {problem.equation}")
+    print(f"coordinates: {', '.join(problem.coordinates)}    fields: {', '.join(problem.fields)}")
+    if problem.gauge_fields:
         print(
-            f"up to a constant: {', '.join(cls.gauge_fields)} (nothing in the problem sets it; "
+            f"up to a constant: {', '.join(problem.gauge_fields)} (nothing in the problem sets it; "
             "errors and outputs on grids shift it to the reference's mean at each time)"
         )
     print(f"domain: {problem.domain()!r}")

@@ -21,7 +21,27 @@ def test_list_and_info(capsys):
     assert main(["info", "navier_stokes/taylor_green"]) == 0
     assert "up to a constant: p " in capsys.readouterr().out
     assert main(["info", "pinn"]) == 0
-    assert "train.lr = 0.001" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "train.lr (float) = 0.001  allowed any finite number  Adam learning rate" in out
+    assert "network.width (int) = 64  allowed integer in [1, 4096]  hidden width" in out
+
+
+@pytest.mark.parametrize("name", pdekit.problems.names() + pdekit.solvers.names())
+def test_info_describes_every_problem_and_solver(name, capsys, tmp_path, monkeypatch):
+    """Every registered name (gaussian_pulse and barenblatt, whose coordinates are computed,
+    once crashed it); a solver's every config key with its type, default and doc."""
+    monkeypatch.setenv("PDEKIT_CACHE_DIR", str(tmp_path))
+    assert main(["info", name]) == 0
+    out = capsys.readouterr().out
+    if name in pdekit.solvers.names():
+        from pdekit.solvers.config import config_help
+
+        rows = config_help(pdekit.solvers.get(name).Config)
+        assert all(f"  {r['key']} ({r['type']}) = {r['default']!r}" in out for r in rows)
+        assert all(r["doc"] for r in rows), [r["key"] for r in rows if not r["doc"]]
+    else:
+        problem = pdekit.problems.get(name)
+        assert f"coordinates: {', '.join(problem.coordinates)}" in out
 
 
 @pytest.mark.parametrize(

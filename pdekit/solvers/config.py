@@ -8,8 +8,13 @@ the valid ones on error, and turns a config back into a JSON-able dict.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import json
+import re
+import sys
+import textwrap
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -140,13 +145,100 @@ def apply_overrides(cls: type, base: Any | None, overrides: Mapping[str, Any]) -
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """Rows (dotted key, default, doc) for every leaf field of config ``cls``."""
+    """Rows (dotted key, default, doc) for every leaf field of config ``cls``; the doc is the
+    field's ``#:`` comment in the source (empty where it has none)."""
+    return [(row["key"], row["default"], row["doc"]) for row in config_help(cls, prefix)]
+
+
+def config_help(cls: type, prefix: str = "") -> list[dict[str, Any]]:
+    """For every leaf field of config ``cls``: ``key`` (dotted), ``type``, ``default``,
+    ``range`` (what ``check`` in ``__post_init__`` allows, read from the source; "" where the
+    field is checked otherwise) and ``doc`` (its ``#:`` comment). Read from the code, so it
+    cannot drift from what the config accepts."""
     rows = []
     instance = cls()
+    types = _field_types(cls)
     for f in dataclasses.fields(cls):
-        tp = _field_types(cls)[f.name]
+        tp = types[f.name]
         if _is_config(tp):
-            rows += describe(tp, f"{prefix}{f.name}.")
-        else:
-            rows.append((f"{prefix}{f.name}", getattr(instance, f.name), ""))
+            rows += config_help(tp, f"{prefix}{f.name}.")
+            continue
+        rows.append(
+            {
+                "key": f"{prefix}{f.name}",
+                "type": getattr(tp, "__name__", str(tp)),
+                "default": getattr(instance, f.name),
+                "range": _source_facts(cls)["ranges"].get(f.name, ""),
+                "doc": _source_facts(cls)["docs"].get(f.name, ""),
+            }
+        )
     return rows
+
+
+_FACTS: dict[type, dict[str, dict[str, str]]] = {}
+
+
+def _source_facts(cls: type) -> dict[str, dict[str, str]]:
+    """``#:`` docs and ``check(...)`` ranges of the fields of ``cls`` and its bases."""
+    if cls in _FACTS:
+        return _FACTS[cls]
+    docs: dict[str, str] = {}
+    ranges: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # bases first, the class's own last (it wins)
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        module = sys.modules.get(klass.__module__)
+        comment: list[str] = []
+        for line in source.splitlines():
+            text = line.strip()
+            if text.startswith("#:"):
+                comment.append(text[2:].strip())
+                continue
+            field = re.match(r"^(\w+)\s*:", text)
+            if field and comment:
+                docs[field.group(1)] = " ".join(comment)
+            comment = []
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.FunctionDef) and node.name == "__post_init__"):
+                continue
+            for call in ast.walk(node):
+                found = _check_call(call, module)
+                if found:
+                    ranges[found[0]] = found[1]
+    _FACTS[cls] = {"docs": docs, "ranges": ranges}
+    return _FACTS[cls]
+
+
+def _check_call(node: ast.AST, module) -> tuple[str, str] | None:
+    """(field, allowed) of a ``check(self, "field", value, low=..., high=..., choices=...)``."""
+    if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check"):
+        return None
+    if len(node.args) < 2 or not isinstance(node.args[1], ast.Constant):
+        return None
+    kw = {k.arg: _value_text(k.value, module) for k in node.keywords if k.arg}
+    if "choices" in kw:
+        return node.args[1].value, f"one of {kw['choices']}"
+    kind = "integer" if kw.get("kind") == "int" else "number"
+    if "low" not in kw and "high" not in kw:
+        return node.args[1].value, f"any {kind}" if kind == "integer" else "any finite number"
+    lo, hi = kw.get("low", "-inf"), kw.get("high", "inf")
+    return node.args[1].value, f"{kind} in [{lo}, {hi}]"
+
+
+def _value_text(node: ast.AST, module) -> str:
+    """A keyword argument's value as text: a literal, a module constant's value, else its
+    source."""
+    try:
+        return repr(ast.literal_eval(node))
+    except ValueError:
+        pass
+    if isinstance(node, ast.Name) and module is not None and hasattr(module, node.id):
+        value = getattr(module, node.id)
+        if isinstance(value, type):
+            return value.__name__
+        if isinstance(value, tuple | list | set | frozenset | int | float | str):
+            return repr(sorted(value) if isinstance(value, set | frozenset) else value)
+    return ast.unparse(node)
