@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -14,7 +15,11 @@ class UnknownNameError(PdekitError, ValueError):
 
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or '(none)'}")
+        close = difflib.get_close_matches(str(name), self.valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        super().__init__(
+            f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or '(none)'}{hint}"
+        )
 
 
 class ParameterError(PdekitError, ValueError):

@@ -109,3 +109,16 @@ def test_problem_parameter_named_like_a_solve_argument(tmp_path):
         pdekit.solve("porous_medium/heat", steps=0, params={"k": 1.0}, k=2.0)
     with pytest.raises(ParameterError, match="params must be a mapping"):
         pdekit.solve("porous_medium/heat", steps=0, params=[("k", 1.0)])
+
+
+def test_unknown_names_suggest_the_closest_and_ranges_print_integers_in_full():
+    with pytest.raises(pdekit.errors.UnknownNameError) as exc:
+        pdekit.solve("porous_medium/heat", config={"network": {"widht": 3}}, steps=0)
+    assert str(exc.value).startswith("unknown config key in network 'widht'; valid: activation")
+    assert str(exc.value).endswith("(did you mean 'width'?)")
+    with pytest.raises(pdekit.errors.UnknownNameError, match=r"did you mean 'porous_medium/heat'"):
+        pdekit.problems.get("porous_medium/hot")
+    rows = {
+        r["name"]: r for r in pdekit.problems.get_class("navier_stokes/kolmogorov").param_table()
+    }
+    assert rows["seed"]["range"] == "[0, 4294967295]"

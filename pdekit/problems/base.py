@@ -68,9 +68,16 @@ def describe_range(meta: Mapping[str, Any]) -> str:
         return "any finite value"
     left = "(" if meta.get("low_open") or low is None else "["
     right = ")" if meta.get("high_open") or high is None else "]"
-    lo = "-inf" if low is None else f"{low:g}"
-    hi = "inf" if high is None else f"{high:g}"
+    lo = "-inf" if low is None else _bound(low)
+    hi = "inf" if high is None else _bound(high)
     return f"{left}{lo}, {hi}{right}"
+
+
+def _bound(value: float) -> str:
+    """An integer bound in full (a seed's 4294967295, not 4.29497e+09), others in %g."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:g}"
 
 
 BC_KINDS = ("dirichlet", "neumann", "robin")

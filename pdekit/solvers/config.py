@@ -59,7 +59,8 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in types:
-            raise UnknownNameError(f"config key in {path or cls.__name__}", key, types)
+            where = path.rstrip(".") or cls.__name__
+            raise UnknownNameError(f"config key in {where}", key, types)
         tp = types[key]
         if _is_config(tp):
             if isinstance(value, tp):
