@@ -290,8 +290,10 @@ def cmd_seal(args) -> int:
 def cmd_export(args) -> int:
     from pdekit import api
 
+    from pdekit.checkpoints.rundir import ensure_writable_dir
+
     path = _input_path(args.checkpoint, "checkpoint")
-    out = _nonempty_out(args.out)
+    out = ensure_writable_dir(_nonempty_out(args.out), "--out directory")
     sol = api.load(path)
     _report(sol, _write_outputs(sol, out))
     return 0

@@ -72,6 +72,14 @@ def test_solve_and_export(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert main(["export", str(out / "checkpoint.h5"), "--out", str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "solution.pvd").is_file()
+    # --out naming a file: said as solve says it (was "[Errno 17] File exists")
+    (tmp_path / "afile").write_text("")
+    assert main(["export", str(out / "checkpoint.h5"), "--out", str(tmp_path / "afile")]) == 2
+    assert "--out directory" in capsys.readouterr().err
+    # resuming a checkpoint that already reaches --steps says that nothing was trained
+    argv = ["solve", "porous_medium/heat", "--resume", str(out / "checkpoint.h5")]
+    assert main([*argv, "--steps", "10", "--out", str(tmp_path / "again")]) == 0
+    assert "resumed at step 20, which already reaches the 10 steps" in capsys.readouterr().err
 
 
 def test_module_entry_point():

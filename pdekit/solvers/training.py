@@ -667,6 +667,14 @@ class Trainer:
         DivergenceError: after ``max_rollbacks`` rollbacks without recovery.
         TrainingInterrupted: on SIGTERM/SIGINT, after writing a checkpoint.
         """
+        if self.step > 0 and self.step >= self.total_steps and self.verbose and self.dist.is_writer:
+            print(
+                f"pdekit: note: resumed at step {self.step}, which already reaches the "
+                f"{self.total_steps} steps asked for: nothing to train (ask for more steps to "
+                "continue)",
+                file=sys.stderr,
+                flush=True,
+            )
         bar = self._progress_bar()
         if self._good is None and self._pending is None:
             self._pending = self._snapshot()
