@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from pdekit.metrics import field_errors, match_gauge
 from pdekit.problems.base import Problem
 
 Predictor = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+class ExtrapolationWarning(UserWarning):
+    """A solution evaluated outside its problem's domain."""
 
 
 class Solution:
@@ -70,7 +75,34 @@ class Solution:
                 f"points must have shape (n, {ncols}) with columns {self.problem.coordinates}; "
                 f"got {pts.shape}"
             )
+        self._warn_outside(pts)
         return {k: np.asarray(v).reshape(-1) for k, v in self._predict(pts).items()}
+
+    def _warn_outside(self, pts: np.ndarray) -> None:
+        """Warn once per solution when points lie outside the domain's bounds on a bounded
+        axis (the answer there is an extrapolation; periodic axes wrap and are not judged)."""
+        if getattr(self, "_warned_outside", False) or not len(pts):
+            return
+        try:
+            dom = self.problem.domain()
+            lo, hi = np.asarray(dom.bounds, dtype=float)
+            periodic = np.asarray(tuple(dom.periodic) or (False,) * len(lo), dtype=bool)
+        except Exception:  # a domain without bounds: nothing to judge
+            return
+        if lo.shape != (pts.shape[1],) or periodic.shape != lo.shape:
+            return
+        tol = 1e-9 * np.maximum(hi - lo, 1.0)
+        out = ((pts < lo - tol) | (pts > hi + tol)) & ~periodic
+        if out.any():
+            self._warned_outside = True
+            axes = [c for c, o in zip(self.problem.coordinates, out.any(axis=0)) if o]
+            warnings.warn(
+                f"{int(out.any(axis=1).sum())} of {len(pts)} points lie outside the domain of "
+                f"{self.problem.name} in {', '.join(axes)} (bounds {lo.tolist()} to "
+                f"{hi.tolist()}): the values there are extrapolated (warned once per solution)",
+                ExtrapolationWarning,
+                stacklevel=3,
+            )
 
     def on(self, grid: TensorGrid | None = None) -> dict[str, np.ndarray]:
         """Fields on a tensor grid (default: the problem's evaluation grid), grid-shaped."""

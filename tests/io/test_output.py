@@ -86,3 +86,28 @@ def test_hdf5_fields_layout(solution, tmp_path):
 def test_plot_writes_png(solution, tmp_path):
     path = solution.plot(tmp_path / "p.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_points_outside_the_domain_warn_once(solution):
+    """Inside the domain: no warning; outside on a bounded axis: one ExtrapolationWarning per
+    solution naming the axis (periodic axes wrap and are not judged)."""
+    import warnings
+
+    from pdekit.solution import ExtrapolationWarning
+
+    dom = solution.problem.domain()
+    lo, hi = np.asarray(dom.bounds, dtype=float)
+    inside = (lo + hi)[None] / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        solution(inside)
+    periodic = tuple(dom.periodic) or (False,) * len(lo)
+    axis = next(i for i, p in enumerate(periodic) if not p)
+    outside = inside.copy()
+    outside[0, axis] = hi[axis] + 1.0
+    solution._warned_outside = False
+    with pytest.warns(ExtrapolationWarning, match=solution.problem.coordinates[axis]):
+        solution(outside)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        solution(outside)  # once per solution
