@@ -130,3 +130,13 @@ def test_unknown_names_suggest_the_closest_and_ranges_print_integers_in_full():
         r["name"]: r for r in pdekit.problems.get_class("navier_stokes/kolmogorov").param_table()
     }
     assert rows["seed"]["range"] == "[0, 4294967295]"
+
+
+def test_a_run_without_a_terminal_logs_plain_lines(tmp_path, capsys):
+    """stderr is not a terminal here (a batch job's log): one line per log_every steps."""
+    argv = ["solve", "porous_medium/heat", "--steps", "6", "--config", "train.log_every=3"]
+    argv += ["--config", "network.width=8", "--no-export", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("pdekit: step ")]
+    assert [x.split()[2] for x in lines] == ["3/6", "6/6"]
+    assert all("loss=" in x and "lr=" in x and "steps/s" in x for x in lines)

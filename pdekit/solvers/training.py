@@ -464,6 +464,7 @@ class Trainer:
         self._last_ckpt_time = time.monotonic()
         self._guard = _SignalGuard()
         self._clock = (time.monotonic(), 0.0)  # (start of this run, seconds spent before it)
+        self._plain_log: tuple[int, float] | None = None  # (step, time) of the last log line
 
     @property
     def adam_end(self) -> int:
@@ -676,6 +677,8 @@ class Trainer:
                 flush=True,
             )
         bar = self._progress_bar()
+        plain = self.verbose and self.dist.is_writer and not sys.stderr.isatty()
+        self._plain_log = (self.step, time.monotonic()) if plain else None
         if self._good is None and self._pending is None:
             self._pending = self._snapshot()
         find_unused = bool(getattr(self.task, "ddp_find_unused_parameters", False))
@@ -1031,6 +1034,20 @@ class Trainer:
         for k, v in self.task.status().items():
             h.setdefault(k, []).append(float(v))
         self._mark()
+        if self._plain_log is not None:
+            self._log_line(loss_value, terms)
+
+    def _log_line(self, loss_value: float, terms: dict[str, float]) -> None:
+        """One plain line per record when stderr is not a terminal (a batch job, nohup, a log
+        file), where no progress bar is drawn: step, losses, learning rate, steps per second."""
+        now = time.monotonic()
+        last_step, last_t = self._plain_log
+        rate = (self.step - last_step) / (now - last_t) if now > last_t else float("nan")
+        self._plain_log = (self.step, now)
+        self._say(
+            f"pdekit: step {self.step}/{self.total_steps}  {self._postfix(loss_value, terms)}  "
+            f"lr={self.optimizer.param_groups[0]['lr']:.3g}  {rate:.3g} steps/s"
+        )
 
     def _say(self, message: str) -> None:
         if self.dist.is_writer:
