@@ -289,7 +289,6 @@ def cmd_seal(args) -> int:
 
 def cmd_export(args) -> int:
     from pdekit import api
-
     from pdekit.checkpoints.rundir import ensure_writable_dir
 
     path = _input_path(args.checkpoint, "checkpoint")
