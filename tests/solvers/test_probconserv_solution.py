@@ -186,6 +186,29 @@ def test_predictions_are_repeatable_and_in_eval_mode(untrained):
     assert untrained.model.training  # prediction switched to eval mode and back
 
 
+def test_one_output_decodes_each_grid_once(untrained, monkeypatch):
+    """The VTK, fields, plot and errors of a run evaluate the same grid: its moments are
+    decoded once (issue 32: a Stefan output took 194 s, 43 s with this), returned as copies."""
+    from pdekit.solvers.probconserv.solution import ProbConservSolution
+
+    calls = []
+    real = ProbConservSolution.prior_samples
+
+    def counted(self, points):
+        calls.append(len(points))
+        return real(self, points)
+
+    monkeypatch.setattr(ProbConservSolution, "prior_samples", counted)
+    pts = _slice(np.linspace(0, TWO_PI, 40), 0.25)
+    untrained.__dict__.pop("_moments_cache", None)
+    a = untrained(pts)
+    a["u"][:] = np.nan  # the caller's array, not the cache
+    b = untrained(pts)
+    assert calls == [40] and np.isfinite(b["u"]).all()
+    untrained(_slice(np.linspace(0, TWO_PI, 40), 0.5))  # another grid: decoded
+    assert calls == [40, 40]
+
+
 def test_save_load_roundtrip_without_pickle(untrained, tmp_path, monkeypatch):
     path = untrained.save(tmp_path / "pc.h5")
 
