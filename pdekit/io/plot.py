@@ -30,6 +30,27 @@ def _plane(grid: TensorGrid, values: np.ndarray) -> tuple[np.ndarray, str, str, 
     return v, coords[0], coords[1], np.array([0])
 
 
+def color_limits(prediction: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """One colour scale for the prediction and reference panels, spanning both: a prediction
+    outside the reference's range shows as such (it was clamped to the reference's range)."""
+    values = np.concatenate([np.ravel(prediction), np.ravel(reference)])
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return 0.0, 1.0
+    return float(values.min()), float(values.max())
+
+
+def loss_scale(series) -> tuple[str, dict]:
+    """``("log", {})`` for positive losses; ``("symlog", {"linthresh": ...})`` when one is zero
+    or negative (a negative log-likelihood, ProbConserv's): a log axis would drop them."""
+    values = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in series] or [[1.0]])
+    values = values[np.isfinite(values)]
+    if not values.size or values.min() > 0:
+        return "log", {}
+    nonzero = np.abs(values[values != 0])
+    return "symlog", {"linthresh": float(nonzero.min()) if nonzero.size else 1.0}
+
+
 def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = None) -> Path:
     import matplotlib
 
@@ -49,6 +70,9 @@ def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = N
     extent = None
     if a1 is not None:
         extent = [a0.min(), a0.max(), a1.min(), a1.max()]
+    # a plane of two space axes keeps its proportions (a 2.2 x 0.41 channel is not a square);
+    # a space-time plane fills the panel
+    aspect = "equal" if a1 is not None and "t" not in ax_names[:2] else "auto"
     suffix = ""
     if len(ax_names) > 2:
         suffix = " (final time)" if ax_names[-1] == "t" else " (middle slice)"
@@ -56,7 +80,6 @@ def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = N
         panels = [(k, "prediction")]
         if has_ref:
             panels += [(f"{k}_reference", "reference"), (f"{k}_error", "error")]
-        ref_img = None
         for col, (name, label) in enumerate(panels):
             img, _, _, _ = _plane(grid, arrays[name])
             ax = axes[row, col]
@@ -65,22 +88,18 @@ def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = N
                 im = ax.imshow(
                     img.T,
                     origin="lower",
-                    aspect="auto",
+                    aspect=aspect,
                     extent=extent,
                     cmap="RdBu_r",
                     vmin=-lim,
                     vmax=lim,
                 )
             else:
-                kw = {}
-                if ref_img is not None:
-                    kw = dict(vmin=ref_img.min(), vmax=ref_img.max())
-                im = ax.imshow(
-                    img.T, origin="lower", aspect="auto", extent=extent, cmap="viridis", **kw
-                )
-                if label == "prediction" and has_ref:
+                im = ax.imshow(img.T, origin="lower", aspect=aspect, extent=extent, cmap="viridis")
+                if has_ref:  # one scale for prediction and reference, spanning both
                     ref_img, _, _, _ = _plane(grid, arrays[f"{k}_reference"])
-                    im.set_clim(ref_img.min(), ref_img.max())
+                    pred_img, _, _, _ = _plane(grid, arrays[k])
+                    im.set_clim(*color_limits(pred_img, ref_img))
             ax.set_title(f"{k}: {label}{suffix}")
             ax.set_xlabel(ax_names[0])
             if len(ax_names) > 1:
@@ -89,19 +108,28 @@ def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = N
     if history.get("loss"):
         ax = axes[-1, 0]
         steps = history.get("step", range(len(history["loss"])))
-        for name, values in history.items():
-            if name == "loss" or name.startswith("loss/"):
-                ax.semilogy(steps, values, label=name, lw=1.2 if name == "loss" else 0.8)
+        series = {n: v for n, v in history.items() if n == "loss" or n.startswith("loss/")}
+        colors = plt.get_cmap("tab20" if len(series) > 10 else "tab10")
+        for i, (name, values) in enumerate(series.items()):
+            ax.plot(steps, values, label=name, lw=1.2 if name == "loss" else 0.8, color=colors(i),
+                    marker="o" if len(values) < 3 else None, ms=3)  # fmt: skip
+        scale, options = loss_scale(series.values())
+        ax.set_yscale(scale, **options)
         ax.set_xlabel("step")
-        ax.set_title("training loss")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("loss" + (" (symlog: it goes negative)" if scale == "symlog" else ""))
+        ax.set_title("training loss and its terms")
+        ax.legend(fontsize=6, ncol=2 if len(series) > 5 else 1, loc="best", framealpha=0.6)
         for col in range(1, ncols):
             axes[-1, col].axis("off")
         if has_ref:
             errs = solution.errors(grid)
             text = "\n".join(f"{m}: {errs[m]:.3e}" for m in ("rel_l2", "max_abs", "nrmse"))
             axes[-1, 1].text(0.05, 0.5, text, fontsize=11, family="monospace", va="center")
-    fig.suptitle(f"{solution.problem.name} — solver {solution.solver}, {solution.step} steps")
+    params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in solution.problem.params().items()
+                       if isinstance(v, int | float | str) and not isinstance(v, bool))  # fmt: skip
+    title = f"{solution.problem.name}" + (f" ({params})" if params and len(params) <= 60 else "")
+    fig.suptitle(f"{title} — solver {solution.solver}, {solution.step} steps")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -111,3 +111,25 @@ def test_points_outside_the_domain_warn_once(solution):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExtrapolationWarning)
         solution(outside)  # once per solution
+
+
+def test_plot_scales_show_what_the_data_holds(solution, tmp_path):
+    """Prediction and reference share one colour scale spanning both (a prediction outside the
+    reference's range is not clamped into it); a loss that goes negative (a log-likelihood)
+    gets a symlog axis instead of vanishing from a log one."""
+    from pdekit.io.plot import color_limits, loss_scale
+
+    assert color_limits(np.array([-1.383, 0.5]), np.array([0.0, 1.0])) == (-1.383, 1.0)
+    assert loss_scale([[1e-3, 2e-2]]) == ("log", {})
+    scale, opts = loss_scale([[-472.0, -3.0], [0.5, 2e-3]])
+    assert scale == "symlog" and opts["linthresh"] == 2e-3
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    saved = solution.history
+    solution.history = {"step": [0, 1], "loss": [-472.0, -480.0], "loss/kl": [0.1, 0.05]}
+    try:
+        path = solution.plot(tmp_path / "neg.png")
+    finally:
+        solution.history = saved
+    assert path.stat().st_size > 1000 and plt.get_fignums() == before
