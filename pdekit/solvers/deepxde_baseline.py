@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -387,22 +388,34 @@ class DeepXDEBaseline(Solver):
             "adam", lr=t.lr, decay=("step", t.decay_every, t.lr_decay), loss_weights=weights
         )
         t0 = time.perf_counter()
-        model.train(
-            iterations=t.steps,
-            display_every=t.log_every,
-            callbacks=callbacks,
-            verbose=1 if run.verbose else 0,
-        )
-        left = budget - (time.perf_counter() - t0) if budget > 0 else math.inf
-        if t.lbfgs_steps and left > 0:
-            if budget > 0:
-                _lbfgs_options(dde, t.lbfgs_steps, LBFGS_ITERATIONS_PER_CALL_BUDGETED)
-                lbfgs_callbacks = [_time_budget_callback(dde, left)]
-            else:
-                _lbfgs_options(dde, t.lbfgs_steps, LBFGS_ITERATIONS_PER_CALL)
-                lbfgs_callbacks = []
-            model.compile("L-BFGS", loss_weights=weights)
-            model.train(verbose=1 if run.verbose else 0, callbacks=lbfgs_callbacks)
+        try:
+            model.train(
+                iterations=t.steps,
+                display_every=t.log_every,
+                callbacks=callbacks,
+                verbose=1 if run.verbose else 0,
+            )
+            left = budget - (time.perf_counter() - t0) if budget > 0 else math.inf
+            if t.lbfgs_steps and left > 0:
+                if budget > 0:
+                    _lbfgs_options(dde, t.lbfgs_steps, LBFGS_ITERATIONS_PER_CALL_BUDGETED)
+                    lbfgs_callbacks = [_time_budget_callback(dde, left)]
+                else:
+                    _lbfgs_options(dde, t.lbfgs_steps, LBFGS_ITERATIONS_PER_CALL)
+                    lbfgs_callbacks = []
+                model.compile("L-BFGS", loss_weights=weights)
+                model.train(verbose=1 if run.verbose else 0, callbacks=lbfgs_callbacks)
+        except KeyboardInterrupt:
+            # the baseline trains in DeepXDE's own loop, which pdekit does not checkpoint
+            step = getattr(getattr(model, "train_state", None), "step", None)
+            print(
+                f"pdekit: deepxde: interrupted{f' at step {step}' if step is not None else ''}; "
+                "the deepxde baseline trains in DeepXDE's own loop and keeps no checkpoint: "
+                "nothing was saved",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
         run.stats["wall_s"] = time.perf_counter() - t0
         lh = model.losshistory
         history = {

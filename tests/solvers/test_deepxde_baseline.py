@@ -125,3 +125,17 @@ def test_no_points_of_a_kind_drops_its_conditions(name, key):
         (0, len(both[1])) if key == "sampling.n_initial" else (len(both[0]), 0)
     )
     assert len(both[0]) == (1 if problem.time_dependent else 0) and len(both[1]) > 0
+
+
+def test_an_interrupted_deepxde_run_says_nothing_was_saved(monkeypatch, capsys):
+    """Ctrl-C in DeepXDE's own loop: the interrupt propagates (exit 130 on the CLI) and one
+    line says that nothing was saved (issue 32: it said only "interrupted")."""
+    import deepxde as dde
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dde.Model, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pdekit.solve("porous_medium/heat", solver="deepxde", steps=5, verbose=False)
+    assert "keeps no checkpoint: nothing was saved" in capsys.readouterr().err
