@@ -99,7 +99,23 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _write_outputs(sol, out: Path) -> dict:
+def _run_record(sol, run: dict | None) -> dict:
+    """What ran: problem, solver, steps, device, and what the caller measured (wall time)."""
+    model = getattr(sol, "model", None)
+    try:
+        device = str(next(model.parameters()).device) if model is not None else "cpu"
+    except (AttributeError, StopIteration, TypeError):
+        device = "cpu"
+    return {
+        "problem": sol.problem.name,
+        "solver": sol.solver,
+        "steps": int(sol.step),
+        "device": device,
+        **(run or {}),
+    }
+
+
+def _write_outputs(sol, out: Path, run: dict | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "vtk": sol.to_vtk(out / "solution.pvd"),
@@ -110,7 +126,8 @@ def _write_outputs(sol, out: Path) -> dict:
     errors = None
     try:
         errors = sol.errors()
-        (out / "errors.json").write_text(json.dumps(errors, indent=2))
+        record = {**errors, "run": _run_record(sol, run)}  # the metrics, and what ran
+        (out / "errors.json").write_text(json.dumps(record, indent=2))
     except NotImplementedError:
         pass
     return {"paths": paths, "errors": errors}
@@ -243,6 +260,7 @@ def cmd_solve(args) -> int:
 
         chosen = json.loads(dist.on_writer(claim))
         out = Path(chosen["out"])
+        t0 = time.perf_counter()
         try:
             sol = _solve_in(api, args, overrides, chosen["resume"], out)
         except BaseException:
@@ -257,7 +275,8 @@ def cmd_solve(args) -> int:
                 if args.no_export:
                     print(f"wrote checkpoint: {sol.save(out / 'checkpoint.h5')}")
                 else:
-                    _report(sol, _write_outputs(sol, out))
+                    run = {"wall_s": round(time.perf_counter() - t0, 3)}
+                    _report(sol, _write_outputs(sol, out, run))
         finally:
             for lock in held:
                 lock.release()

@@ -70,6 +70,15 @@ def test_solve_and_export(tmp_path, capsys):
     assert "rel_l2 = " in text
     for name in ("solution.pvd", "solution.png", "fields.h5", "checkpoint.h5", "errors.json"):
         assert (out / name).is_file(), name
+    import json
+
+    record = json.loads((out / "errors.json").read_text())
+    assert f"rel_l2 = {record['rel_l2']:.4e}" in text
+    run = record["run"]
+    assert (run["problem"], run["solver"], run["steps"], run["device"]) == (
+        "porous_medium/heat", "pinn", 20, "cpu",
+    )  # fmt: skip
+    assert run["wall_s"] > 0
     assert main(["export", str(out / "checkpoint.h5"), "--out", str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "solution.pvd").is_file()
     # --out naming a file: said as solve says it (was "[Errno 17] File exists")
