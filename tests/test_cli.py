@@ -149,3 +149,11 @@ def test_a_run_without_a_terminal_logs_plain_lines(tmp_path, capsys):
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("pdekit: step ")]
     assert [x.split()[2] for x in lines] == ["3/6", "6/6"]
     assert all("loss=" in x and "lr=" in x and "steps/s" in x for x in lines)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU message")
+def test_a_cuda_device_without_a_gpu_is_named_as_asked():
+    from pdekit.solvers.training import select_device
+
+    with pytest.raises(ParameterError, match=r"device 'cuda:1' requested but no CUDA GPU"):
+        select_device("cuda:1")

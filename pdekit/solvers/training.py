@@ -346,7 +346,12 @@ def select_device(device: str = "auto") -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ParameterError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda[:n]'")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device 'cuda' requested but no CUDA GPU is available; use 'cpu'")
+        raise ParameterError(f"device {device!r} requested but no CUDA GPU is available; use 'cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ParameterError(
+            f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+            f"GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
     return dev
 
 
