@@ -241,12 +241,23 @@ def test_vtk_has_mean_and_std(untrained, tmp_path):
 def test_plot_and_front(untrained, tmp_path):
     png = untrained.plot(tmp_path / "heat.png")
     assert png.stat().st_size > 0
+    assert (tmp_path / "heat_uncertainty.png").stat().st_size > 0  # mean +- 2 std, CE(t)
     assert not (tmp_path / "heat_front.png").exists()  # heat has no front
     with pytest.raises(ValueError, match="no front"):
         untrained.plot_front(tmp_path / "f.png")
     x = np.linspace(0, 1, 6)
     samples = np.array([[1, 0.5, 0.2, -0.1, 0.3, 0], [1, 1, 1, 1, 1, 1.0]])
     np.testing.assert_allclose(untrained.fronts(samples, x), [0.6, 1.0])
+
+
+def test_conservation_error_over_time_is_exact_for_probconserv_only(untrained):
+    """The uncertainty figure's right panel: ProbConserv's mean conserves to round-off at every
+    time (its update is exact on each closed slice); the plain ANP's does not."""
+    times, ce = untrained.variant(model="probconserv").conservation_errors(nt=6, nx=41)
+    assert times[0] == 0.0 and times[-1] == 1.0 and len(ce) == 6
+    assert ce.max() < 1e-10
+    _, ce_anp = untrained.variant(model="anp").conservation_errors(nt=6, nx=41)
+    assert ce_anp.max() > 1e3 * max(ce.max(), 1e-14)
 
 
 def test_unsupported_problems_and_bad_config():

@@ -381,10 +381,69 @@ class ProbConservSolution(Solution):
         plt.close(fig)
         return path
 
+    def conservation_errors(self, nt: int = 21, nx: int = 201) -> tuple[np.ndarray, np.ndarray]:
+        """``nt`` times over the time domain and the mean's conservation error at each,
+        |int u dx - b(t)| by the trapezoid rule on ``nx`` closed points (the paper's CE)."""
+        b = self.problem.domain().bounds
+        times = np.linspace(b[0, self._it], b[1, self._it], nt)
+        grid = np.concatenate([self.slice_points(tk, nx) for tk in times])
+        mean = self.moments(grid)[0].reshape(nt, nx)
+        x = self.slice_points(times[0], nx)[:, self._ix]
+        return times, np.abs(mean @ trapezoid_weights(x) - self._mass(times))
+
+    def plot_uncertainty(
+        self, path: str | os.PathLike, t: float | None = None, nx: int = 201, nt: int = 21
+    ) -> Path:
+        """PNG of what ProbConserv is about: the predictive mean +- 2 std against the reference
+        at time t (the context points of that time marked), and the conservation error
+        |int u dx - b(t)| of the mean over time on ``nt`` closed slices of ``nx`` points."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        t = self.default_time() if t is None else float(t)
+        field = self.problem.fields[0]
+        pts = self.slice_points(t, nx)
+        x = pts[:, self._ix]
+        mean, var = self.moments(pts)
+        std = np.sqrt(var)
+        ref = np.asarray(self.problem.reference()(pts)[field], dtype=float)
+        b = self.problem.domain().bounds
+        times, ce = self.conservation_errors(nt, nx)
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+        ax.fill_between(x, mean - 2 * std, mean + 2 * std, color="C0", alpha=0.3,
+                        label="mean ± 2 std")  # fmt: skip
+        ax.plot(x, mean, color="C0", label="predictive mean")
+        ax.plot(x, ref, "k--", lw=1, label="reference")
+        cx, cy = self.contexts
+        near = np.abs(cx[:, self._it] - t) <= 0.5 * (b[1, self._it] - b[0, self._it]) / nt
+        if near.any():
+            ax.plot(cx[near, self._ix], cy[near], "x", color="C3", ms=5, label="context near t")
+        ax.set_xlabel(self.problem.spatial_coordinates[0])
+        ax.set_ylabel(field)
+        ax.set_title(f"{field} at t = {t:g} ({self.config.model})")
+        ax.legend(fontsize=7)
+        floor = 1e-16 * max(1.0, float(np.max(np.abs(self._mass(times)))))  # round-off level
+        bx.semilogy(times, np.maximum(ce, floor), "o-", ms=3)
+        bx.set_ylim(bottom=0.5 * floor)
+        bx.set_xlabel("t")
+        bx.set_ylabel("|∫ mean dx − b(t)|")
+        bx.set_title(f"conservation error of the mean (exact zeros at {floor:.0e})")
+        fig.suptitle(f"{self.problem.name} — {self.solver} ({self.config.model})")
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     def plot(self, path: str | os.PathLike, grid=None) -> Path:
-        """The standard figure at ``path``; where the reference has a front at the middle time,
-        also the front histogram of 500 samples at ``<stem>_front.png``."""
+        """The standard figure at ``path``; the uncertainty and conservation figure at
+        ``<stem>_uncertainty.png``; where the reference has a front at the middle time, also
+        the front histogram of 500 samples at ``<stem>_front.png``."""
         out = super().plot(path, grid)
+        self.plot_uncertainty(out.with_name(out.stem + "_uncertainty.png"))
         if self.has_front(self.default_time()):
             self.plot_front(out.with_name(out.stem + "_front.png"))
         return out
