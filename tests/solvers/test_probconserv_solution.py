@@ -186,7 +186,7 @@ def test_predictions_are_repeatable_and_in_eval_mode(untrained):
     assert untrained.model.training  # prediction switched to eval mode and back
 
 
-def test_one_output_decodes_each_grid_once(untrained, monkeypatch):
+def test_one_output_decodes_each_grid_once(untrained, monkeypatch, tmp_path):
     """The VTK, fields, plot and errors of a run evaluate the same grid: its moments are
     decoded once (issue 32: a Stefan output took 194 s, 43 s with this), returned as copies."""
     from pdekit.solvers.probconserv.solution import ProbConservSolution
@@ -207,6 +207,11 @@ def test_one_output_decodes_each_grid_once(untrained, monkeypatch):
     assert calls == [40] and np.isfinite(b["u"]).all()
     untrained(_slice(np.linspace(0, TWO_PI, 40), 0.5))  # another grid: decoded
     assert calls == [40, 40]
+    # the uncertainty figure's two point sets (between the plot and the fields of a run's
+    # output) do not push the run's grid out
+    untrained.plot_uncertainty(tmp_path / "u.png", nx=11, nt=3)
+    untrained(pts)
+    assert calls.count(40) == 2
 
 
 def test_save_load_roundtrip_without_pickle(untrained, tmp_path, monkeypatch):
