@@ -130,6 +130,13 @@ def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = N
                        if isinstance(v, int | float | str) and not isinstance(v, bool))  # fmt: skip
     title = f"{solution.problem.name}" + (f" ({params})" if params and len(params) <= 60 else "")
     fig.suptitle(f"{title} — solver {solution.solver}, {solution.step} steps")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Lay out, write (PNG, 110 dpi; the folder made if needed) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from pdekit.errors import ParameterError
+from pdekit.io.plot import save_figure
 from pdekit.metrics import field_errors
 from pdekit.solution import Solution
 from pdekit.solvers.probconserv.anp import mixture_moments, predict_samples
@@ -375,12 +376,7 @@ class ProbConservSolution(Solution):
         ax.set_ylabel("count")
         ax.set_title(f"{self.problem.name}: front at t = {t:g} ({self.config.model})")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def conservation_errors(self, nt: int = 21, nx: int = 201) -> tuple[np.ndarray, np.ndarray]:
         """``nt`` times over the time domain and the mean's conservation error at each,
@@ -432,12 +428,7 @@ class ProbConservSolution(Solution):
         bx.set_ylabel("|∫ mean dx − b(t)|")
         bx.set_title(f"conservation error of the mean (exact zeros at {floor:.0e})")
         fig.suptitle(f"{self.problem.name} — {self.solver} ({self.config.model})")
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def plot(self, path: str | os.PathLike, grid=None) -> Path:
         """The standard figure at ``path``; the uncertainty and conservation figure at
