@@ -604,15 +604,19 @@ def operator_files(tmp_path_factory):
         )
     )
     ds = Dataset.generate(FUZZ_FAMILY, "train", progress=False)
-    config = {
-        "dataset": {"n_train": 4, "n_valid": 2, "in_steps": 1, "start": 0, "grid": 16},
+    overrides = {
+        "dataset.n_train": 4,
+        "dataset.n_valid": 2,
+        "dataset.in_steps": 1,
+        "dataset.start": 0,
+        "dataset.grid": 16,
         "dataset.batch_size": 2,
-        "network": {"modes": 4, "width": 4, "layers": 1},
-        "train": {"steps": 2, "log_every": 1},
+        "network.modes": 4,
+        "network.width": 4,
+        "network.layers": 1,
+        "train.steps": 2,
+        "train.log_every": 1,
     }
-    overrides = {f"{a}.{b}": v for a, sub in config.items() if isinstance(sub, dict)
-                 for b, v in sub.items()}  # fmt: skip
-    overrides["dataset.batch_size"] = 2
     sol = train_family(FUZZ_FAMILY, overrides=overrides, verbose=False)
     yield {"dataset": ds.path, "model": Path(sol.extras["store_path"]), "data": ds.trajectories}
     families.unregister(FUZZ_FAMILY)
