@@ -336,7 +336,12 @@ class SpectralFields(Fields):
 
 
 def sobolev_norm(
-    r: torch.Tensor, s: float, lengths: Sequence[float], *, alpha: float = 1.0
+    r: torch.Tensor,
+    s: float,
+    lengths: Sequence[float],
+    *,
+    alpha: float = 1.0,
+    dealias: bool = False,
 ) -> torch.Tensor:
     """The Sobolev norm ``||r||_{H^s}`` of a periodic field, exactly through Parseval.
 
@@ -379,6 +384,10 @@ def sobolev_norm(
         The shift ``alpha >= 0`` of the weight. With ``alpha = 0`` the weight of the mean mode
         is ``0^s``: 0 for ``s > 0``, 1 for ``s = 0``, and for ``s < 0`` the mean mode is left out
         (the norm of ``r - mean(r)``; the homogeneous norm on zero-mean fields).
+    dealias:
+        Sum over the 2/3-rule's kept modes only (:func:`dealias_mask`: ``3 |j| < n`` on every
+        axis), as the spectral-refined FNO's residual norm does: the top third of a
+        pseudo-spectral residual holds the aliased part of its products.
 
     Returns
     -------
@@ -420,6 +429,8 @@ def sobolev_norm(
     j = torch.arange(shape[-1] // 2 + 1, device=r.device)
     twice = (j > 0) & (2 * j != shape[-1])  # conjugate pairs folded into the half-spectrum
     weight = weight * (1 + twice.to(r.dtype))
+    if dealias:
+        weight = weight * dealias_mask(shape, dtype=r.dtype, device=r.device)
     c = torch.fft.rfftn(r, dim=dims, norm="forward")
     power = c.real**2 + c.imag**2
     volume = math.prod(float(length) for length in lengths)

@@ -11,6 +11,7 @@ from pdekit.solvers import (  # noqa: F401  (registration)
     lagrangian_pinn,
     pinn,
     probconserv,
+    spectral_fno,
 )
 from pdekit.solvers.base import NetworkSolver, RunOptions, Solver
 from pdekit.solvers.registry import get, names, register_solver

@@ -42,7 +42,7 @@ from torch import nn
 
 from pdekit import store
 from pdekit.checkpoints import Checkpoint
-from pdekit.errors import CheckpointError, ParameterError
+from pdekit.errors import CheckpointError, ParameterError, UnknownNameError
 from pdekit.problems import registry as problem_registry
 from pdekit.problems.base import Problem
 from pdekit.problems.datasets import Dataset
@@ -51,10 +51,13 @@ from pdekit.solution import Solution
 from pdekit.solvers import distributed
 from pdekit.solvers.base import NetworkSolver, RunOptions, _load_model
 from pdekit.solvers.config import check, from_dict, to_dict
-from pdekit.solvers.dataset_task import DatasetConfig, DatasetTask
+from pdekit.solvers.dataset_task import DatasetConfig, DatasetTask, mse
 from pdekit.solvers.operator_solution import OperatorSolution
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
+
+#: the solvers that train on a family's dataset and live in the model store
+OPERATOR_SOLVERS = ("fno", "spectral_fno")
 
 
 @dataclass
@@ -191,9 +194,9 @@ class NeuralopFNO(nn.Module):
         return state
 
 
-def _note(message: str, verbose: bool = True) -> None:
+def _note(message: str, verbose: bool = True, solver: str = "fno") -> None:
     if verbose and distributed.current().is_writer:
-        print(f"pdekit: fno: {message}", file=sys.stderr, flush=True)
+        print(f"pdekit: {solver}: {message}", file=sys.stderr, flush=True)
 
 
 @register_solver("fno")
@@ -250,6 +253,7 @@ class FNOSolver(NetworkSolver):
             + ", ".join(f"{k}={v!r} (was {params[k]!r})" for k, v in differ.items())
             + f", fixed by family {fam.name}",
             verbose,
+            self.name,
         )
         return problem_registry.get(problem.name, **{**params, **fam.fixed})
 
@@ -308,7 +312,15 @@ class FNOSolver(NetworkSolver):
             return made[0].with_steps(d.in_steps, d.start)
 
         cfg = DatasetConfig(batch_size=d.batch_size, seed=d.seed, eval_every=d.eval_every)
-        return DatasetTask(model, split("train", d.n_train), cfg, valid=split("valid", d.n_valid))
+        train = self.training_data(split("train", d.n_train), model, config)
+        return DatasetTask(model, train, cfg, valid=split("valid", d.n_valid), loss_fn=self.loss_fn)
+
+    #: the training loss of a batch (the FNO benchmark's mean squared error)
+    loss_fn = staticmethod(mse)
+
+    def training_data(self, data: Dataset, model, config) -> Any:
+        """The training samples from the ``train`` split (here: its ``start`` window)."""
+        return data
 
     # -- fit / restore -------------------------------------------------------------------------
     def fit(self, problem: Problem, config: FNOConfig, run: RunOptions) -> Solution:
@@ -321,10 +333,10 @@ class FNOSolver(NetworkSolver):
         if run.resume is None and not config.retrain:
             model = self._stored_model(fam, config)
             if model is not None:
-                _note(f"using the {model.place} model {model.line()}", run.verbose)
+                _note(f"using the {model.place} model {model.line()}", run.verbose, self.name)
                 return self.restore(inst, config, store.load(model))
         command = (
-            f"pdekit.solve({inst.name!r}, solver='fno', "
+            f"pdekit.solve({inst.name!r}, solver={self.name!r}, "
             f"config={to_dict(dataclasses.replace(config, retrain=False))!r})"
         )
         return self.train(inst, config, run, command)
@@ -336,7 +348,7 @@ class FNOSolver(NetworkSolver):
         if distributed.current().is_writer:
             saved = store.save(sol, command=command)
             sol.extras["store_path"] = str(saved.path)
-            _note(f"saved the model to the user store: {saved.path}", run.verbose)
+            _note(f"saved the model to the user store: {saved.path}", run.verbose, self.name)
         return sol
 
     def _stored_model(self, fam: Family, config: FNOConfig) -> store.StoredModel | None:
@@ -347,7 +359,7 @@ class FNOSolver(NetworkSolver):
             model = store.describe(config.pretrained)
             self.check_model(model, fam)
             return model
-        for model in store.list("fno", fam.name):
+        for model in store.list(self.name, fam.name):
             saved = store.load(model).solver_config.get("dataset", {})
             if (saved.get("grid"), saved.get("in_steps"), saved.get("start")) == (
                 d.grid,
@@ -357,15 +369,17 @@ class FNOSolver(NetworkSolver):
                 return model
         return None
 
-    @staticmethod
-    def check_model(model: store.StoredModel, fam: Family) -> None:
-        """CheckpointError unless ``model`` is an fno model trained on ``fam``."""
-        if model.solver != "fno":
-            raise CheckpointError(f"{model.path} is a {model.solver!r} model, not an fno one")
+    def check_model(self, model: store.StoredModel, fam: Family) -> None:
+        """CheckpointError unless ``model`` is a model of this solver trained on ``fam``."""
+        if model.solver != self.name:
+            raise CheckpointError(
+                f"{model.path} is a {model.solver!r} model, not a {self.name!r} one"
+            )
         if model.family != fam.name:
             raise CheckpointError(
                 f"{model.path} was trained on family {model.family or '(none)'}, not {fam.name}: "
-                f"train one (pdekit train {fam.name} --solver fno) or pass a model of {fam.name}"
+                f"train one (pdekit train {fam.name} --solver {self.name}) or pass a model of "
+                f"{fam.name}"
             )
 
     def _solution(self, problem, config, model, task, trainer, state=None) -> Solution:
@@ -387,10 +401,14 @@ class FNOSolver(NetworkSolver):
             problem, self.name, config, model, fam, grid, times, d.in_steps, d.start, **kwargs
         )
 
+    def answer_config(self, stored: Any, config: Any) -> Any:
+        """A stored model's config with the caller's settings of how to answer (not how the
+        model was trained) put in."""
+        return dataclasses.replace(stored, retrain=config.retrain, pretrained=config.pretrained)
+
     def restore(self, problem: Problem, config: FNOConfig, ckpt: Checkpoint) -> Solution:
         """The Solution of ``problem`` from a checkpoint of this solver (its own config)."""
-        stored = from_dict(FNOConfig, ckpt.solver_config)
-        stored = dataclasses.replace(stored, retrain=config.retrain, pretrained=config.pretrained)
+        stored = self.answer_config(from_dict(self.Config, ckpt.solver_config), config)
         model = self._model(problem, stored, torch.device("cpu"))
         _load_model(model, ckpt)
         extras = dict(ckpt.extras)
@@ -415,18 +433,24 @@ def train_family(
     device: str = "auto",
     verbose: bool = True,
     command: str = "",
+    solver: str = "fno",
 ) -> OperatorSolution:
-    """Train an fno model on a registered ``family`` and save it into the user store
-    (``pdekit train FAMILY --solver fno``); the Solution answers the family's template instance,
-    ``sol.extras["store_path"]`` is the saved file."""
+    """Train a model of an operator ``solver`` (``fno``, ``spectral_fno``) on a registered
+    ``family`` and save it into the user store (``pdekit train FAMILY --solver fno``); the
+    Solution answers the family's template instance, ``sol.extras["store_path"]`` is the saved
+    file."""
     from pdekit.api import make_config
+    from pdekit.solvers import registry
 
+    if solver not in OPERATOR_SOLVERS:
+        raise UnknownNameError("operator solver", solver, OPERATOR_SOLVERS)
     fam = families.get(family)
-    cfg = make_config("fno", config, {**(overrides or {}), "dataset.family": fam.name})
-    solver = FNOSolver()
+    cfg = make_config(solver, config, {**(overrides or {}), "dataset.family": fam.name})
     problem = fam.template()
     run = RunOptions(device=device, seed=seed, verbose=verbose)
-    return solver.train(problem, cfg, run, command or f"pdekit train {family} --solver fno")
+    return registry.get(solver).train(
+        problem, cfg, run, command or f"pdekit train {family} --solver {solver}"
+    )
 
 
 def evaluate(
@@ -435,21 +459,22 @@ def evaluate(
     size: int | None = None,
     grid: int | list[int] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """A stored fno model's :meth:`~OperatorSolution.family_errors` on ``split`` of its family
-    (on ``grid`` cells per axis, default the model's own). Raises CheckpointError for an unusable
-    file or a model of another solver, ParameterError for a grid the model cannot take."""
+    """A stored operator model's (``fno``, ``spectral_fno``) :meth:`~OperatorSolution.family_errors`
+    on ``split`` of its family (on ``grid`` cells per axis, default the model's own). Raises
+    CheckpointError for an unusable file or a model of another solver, ParameterError for a grid
+    the model cannot take."""
     from pdekit import api
 
     model = store.describe(path)
-    if model.solver != "fno":
-        raise CheckpointError(f"{path} is a {model.solver!r} model; evaluate takes fno models")
+    if model.solver not in OPERATOR_SOLVERS:
+        raise CheckpointError(
+            f"{path} is a {model.solver!r} model; evaluate takes models of "
+            + ", ".join(OPERATOR_SOLVERS)
+        )
     sol = api.load(path)
     if grid is not None:
         cells = tuple(int(n) for n in np.broadcast_to(np.asarray(grid), (sol.grid.dim,)))
         if cells != tuple(sol.grid.n):
             sol.model.check_resolution(cells)
-            sol = OperatorSolution(
-                sol.problem, sol.solver, sol.config, sol.model, sol.family,
-                sol.family.make_grid(list(cells)), sol.times, sol.in_steps, sol.start,
-            )  # fmt: skip
+            sol = sol.regridded(sol.family.make_grid(list(cells)))
     return sol.family_errors(split, size)

@@ -106,6 +106,13 @@ class OperatorSolution(Solution):
         self._trajectory: np.ndarray | None = None
         self._interpolant: GridReference | None = None
 
+    def regridded(self, grid: Grid) -> OperatorSolution:
+        """The same instance and model answered on another ``grid`` of the family."""
+        return type(self)(
+            self.problem, self.solver, self.config, self.model, self.family, grid, self.times,
+            self.in_steps, self.start,
+        )  # fmt: skip
+
     # -- the instance --------------------------------------------------------------------------
     @property
     def known(self) -> int:
