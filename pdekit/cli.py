@@ -415,8 +415,9 @@ def cmd_data(args) -> int:
     return DATA_COMMANDS[args.data_command](args)
 
 
-#: operator solvers that ``pdekit train`` trains on a family
-TRAINABLE = ("fno",)
+#: operator solvers that ``pdekit train`` trains on a family (pdekit.solvers.fno.OPERATOR_SOLVERS,
+#: not imported here: the parser is built without torch)
+TRAINABLE = ("fno", "spectral_fno")
 
 
 def cmd_train(args) -> int:
@@ -441,6 +442,7 @@ def cmd_train(args) -> int:
             device=args.device,
             verbose=not args.quiet,
             command=command,
+            solver=args.solver,
         )
         if dist.is_writer:
             print(f"wrote model: {sol.extras['store_path']}")

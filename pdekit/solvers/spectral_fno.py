@@ -376,9 +376,11 @@ def refinement_loss(
 class RefineConfig:
     """Spectral refinement (the paper's fine-tuning, per trajectory at test time)."""
 
-    #: Adam iterations (0: no refinement; the paper: 50 on the FNO data)
+    #: iterations (0: no refinement; the paper: 50 Adam steps on the FNO data)
     steps: int = 50
-    #: learning rate of the output layer's bias (the paper: 0.2)
+    #: Adam's learning rate of the output layer's bias, in the paper's units (0.2): its bias is
+    #: a coefficient of an unnormalised FFT, ours a mode's amplitude, so the step applied to
+    #: ours is ``lr_bias / (n_x n_y T)`` with T the output window's frames
     lr_bias: float = 0.2
     #: learning rate of the output layer's weights (the paper: 1e-4)
     lr_weight: float = 1e-4
@@ -389,14 +391,14 @@ class RefineConfig:
     #: quadrature frames per snapshot interval of the residual's time integral (the window is
     #: a function of continuous time; 1: the snapshots only, where a trajectory has more free
     #: temporal modes than collocation times)
-    per_step: int = 4
+    per_step: int = 1
     #: "adam" (the paper: two parameter groups, lr_bias and lr_weight) or "lbfgs" (strong Wolfe
     #: line search; ``steps`` iterations)
     optimizer: str = "adam"
 
     def __post_init__(self):
         check(self, "steps", self.steps, low=0, high=10**6, kind=int)
-        check(self, "lr_bias", self.lr_bias, low=0.0, high=10.0)
+        check(self, "lr_bias", self.lr_bias, low=0.0, high=1e6)
         check(self, "lr_weight", self.lr_weight, low=0.0, high=10.0)
         check(self, "alpha", self.alpha, low=0.0, high=1e6)
         check(self, "optimizer", self.optimizer, choices=("adam", "lbfgs"))
@@ -469,7 +471,8 @@ def refine(
     shape = (latent.shape[2], latent.shape[3], 2 * (latent.shape[4] + 1))
     if config.widen:
         layer = widened(layer, shape, 2 * (out_steps + 1))
-    groups = [{"params": [layer.bias], "lr": config.lr_bias},
+    units = shape[0] * shape[1] * 2 * (out_steps + 1)  # the paper's unnormalised FFT
+    groups = [{"params": [layer.bias], "lr": config.lr_bias / units},
               {"params": [layer.weight], "lr": config.lr_weight}]  # fmt: skip
     opt = torch.optim.Adam(groups)
     history: list[float] = []

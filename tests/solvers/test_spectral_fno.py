@@ -287,7 +287,7 @@ def test_a_tiny_model_beats_the_zero_predictor_and_refinement_lowers_its_error(t
     raw = predict(trained.model, x)
     errs = np.array([rel_l2(p, r) for p, r in zip(raw, ref)])
     assert errs.max() < 0.2  # the zero predictor: 1 (measured here: 0.046-0.052)
-    cfg = RefineConfig(steps=50, optimizer="lbfgs")
+    cfg = RefineConfig()  # the paper's: 50 Adam steps, lr 0.2 (bias) and 1e-4 (weights)
     res = refine(trained.model, torch.as_tensor(x), fam.template(), fam.make_grid(32), DT, cfg)
     refined = np.array([rel_l2(p, r) for p, r in zip(res.trajectory.numpy(), ref)])
     assert res.loss[-1] < 0.5 * res.loss[0]
@@ -314,6 +314,26 @@ def test_solve_answers_an_instance_and_reports_refinement(trained, capsys):
                         config={**CONFIG, "grid": 64}, verbose=False)  # fmt: skip
     assert fine.trajectory.shape == (17, 64, 64, 1)
     assert fine.extras["rel_l2"] < 0.2
+
+
+def test_the_command_line_trains_and_evaluates(cache, capsys):
+    from pdekit.cli import TRAINABLE, main
+    from pdekit.solvers.fno import OPERATOR_SOLVERS, evaluate
+
+    assert TRAINABLE == OPERATOR_SOLVERS
+    flat = [f"--config={section}.{k}={v}" for section, values in CONFIG.items()
+            for k, v in values.items() if k != "family"]  # fmt: skip
+    argv = ["train", TINY, "--solver", "spectral_fno", "--quiet", *flat, "--config=train.steps=5"]
+    assert main(argv) == 0
+    path = capsys.readouterr().out.strip().removeprefix("wrote model: ")
+    model = store.describe(path)
+    assert model.solver == "spectral_fno" and model.command.startswith(
+        f"pdekit train {TINY} --solver spectral_fno"
+    )
+    assert store.load(model).step == 5
+    assert main(["evaluate", path, "--split", "test", "--size", "2"]) == 0
+    rel = [x for x in capsys.readouterr().out.splitlines() if x.startswith("rel_l2: ")]
+    assert rel[0].startswith(f"rel_l2: {evaluate(path, 'test', 2)['rel_l2']['mean']:.4e}")
 
 
 # -- bad input -------------------------------------------------------------------------------
