@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "lagrangian_pinn": [],
     "burgers_label_plane": [],
     "operators": [],
+    "spectral_fno": [],  # after operators: it reads the fno baseline's training time there
 }
 OPTIONAL = {"soak": []}
 

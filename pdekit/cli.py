@@ -116,6 +116,8 @@ def _run_record(sol, run: dict | None) -> dict:
 
 
 def _write_outputs(sol, out: Path, run: dict | None = None) -> dict:
+    from pdekit.io.metrics import write_metrics_csv, write_tensorboard
+
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "vtk": sol.to_vtk(out / "solution.pvd"),
@@ -123,6 +125,11 @@ def _write_outputs(sol, out: Path, run: dict | None = None) -> dict:
         "fields": sol.to_hdf5(out / "fields.h5"),
         "checkpoint": sol.save(out / "checkpoint.h5"),
     }
+    history = getattr(sol, "history", None) or {}
+    if (csv := write_metrics_csv(history, out / "metrics.csv")) is not None:
+        paths["metrics"] = csv
+    if (board := write_tensorboard(history, out / "tensorboard")) is not None:
+        paths["tensorboard"] = board
     errors = None
     try:
         errors = sol.errors()

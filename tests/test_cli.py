@@ -79,6 +79,15 @@ def test_solve_and_export(tmp_path, capsys):
         "porous_medium/heat", "pinn", 20, "cpu",
     )  # fmt: skip
     assert run["wall_s"] > 0
+    # the training history as CSV, every recorded value once: the checkpoint's own history
+    import csv
+
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    hist = pdekit.load(out / "checkpoint.h5").history
+    assert f"wrote metrics: {out / 'metrics.csv'}" in text
+    losses = [(int(r["step"]), float(r["value"])) for r in rows if r["name"] == "loss"]
+    assert losses == list(zip(hist["step"], hist["loss"]))
+    assert {r["name"] for r in rows} == {k for k in hist if k != "step"}
     assert main(["export", str(out / "checkpoint.h5"), "--out", str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "solution.pvd").is_file()
     # --out naming a file: said as solve says it (was "[Errno 17] File exists")
