@@ -24,6 +24,7 @@ pdekit does not own. Checkpoints still save and load the trained network.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import sys
@@ -69,7 +70,10 @@ def _dde():
     # DeepXDE's PyTorch backend makes CUDA torch's default device for the whole process when a
     # GPU is present; the rest of pdekit places its tensors itself and must not inherit that
     before = torch.get_default_device()
-    import deepxde as dde
+    # DeepXDE announces its backend on import ("Using backend: pytorch ... paddle supports more
+    # examples now and is recommended."): not pdekit's to say
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        import deepxde as dde
 
     _set_default_device(before)
 
@@ -150,6 +154,37 @@ def _time_budget_callback(dde, seconds: float):
                 self.model.stop_training = True
 
     return TimeBudget()
+
+
+def _log_callback(dde, total: int, every: int, names: list[str]):
+    """A DeepXDE callback printing pdekit's log line (``pdekit: step N/total  loss=... <term>=...
+    lr=...  x steps/s``, the Trainer's format) every ``every`` steps, from the loss terms DeepXDE
+    evaluates there; DeepXDE's own table (unnamed columns) is switched off."""
+
+    class Log(dde.callbacks.Callback):
+        def on_train_begin(self):
+            self.last = (self.model.train_state.step, time.perf_counter())
+
+        def on_epoch_end(self):
+            state = self.model.train_state
+            if state.step % every and state.step != total:
+                return
+            terms = np.asarray(state.loss_train, dtype=float).reshape(-1)
+            now = time.perf_counter()
+            rate = (state.step - self.last[0]) / max(now - self.last[1], 1e-12)
+            self.last = (state.step, now)
+            parts = [f"loss={terms.sum():.3e}"]
+            parts += [f"{n}={v:.2e}" for n, v in zip(names, terms)]
+            lr = self.model.opt.param_groups[0]["lr"] if hasattr(self.model, "opt") else None
+            lr_text = f"  lr={lr:.3g}" if lr is not None else ""
+            print(
+                f"pdekit: step {state.step}/{total}  {' '.join(parts)}{lr_text}  "
+                f"{rate:.3g} steps/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return Log()
 
 
 class DeepXDEFields(Fields):
@@ -385,15 +420,20 @@ class DeepXDEBaseline(Solver):
         if budget > 0:  # with L-BFGS to follow, Adam hands over at 1 - lbfgs_budget_share
             callbacks.append(_time_budget_callback(dde, t.adam_budget_s))
         model.compile(
-            "adam", lr=t.lr, decay=("step", t.decay_every, t.lr_decay), loss_weights=weights
+            "adam",
+            lr=t.lr,
+            decay=("step", t.decay_every, t.lr_decay),
+            loss_weights=weights,
+            verbose=0,
         )
+        names = [*residual_names(problem), *(f"ic{i}" for i in range(len(ics))),
+                 *(f"bc{i}" for i in range(len(bcs)))]  # fmt: skip
+        if run.verbose:
+            callbacks.append(_log_callback(dde, t.steps, t.log_every, names))
         t0 = time.perf_counter()
         try:
             model.train(
-                iterations=t.steps,
-                display_every=t.log_every,
-                callbacks=callbacks,
-                verbose=1 if run.verbose else 0,
+                iterations=t.steps, display_every=t.log_every, callbacks=callbacks, verbose=0
             )
             left = budget - (time.perf_counter() - t0) if budget > 0 else math.inf
             if t.lbfgs_steps and left > 0:
@@ -403,8 +443,8 @@ class DeepXDEBaseline(Solver):
                 else:
                     _lbfgs_options(dde, t.lbfgs_steps, LBFGS_ITERATIONS_PER_CALL)
                     lbfgs_callbacks = []
-                model.compile("L-BFGS", loss_weights=weights)
-                model.train(verbose=1 if run.verbose else 0, callbacks=lbfgs_callbacks)
+                model.compile("L-BFGS", loss_weights=weights, verbose=0)
+                model.train(verbose=0, callbacks=lbfgs_callbacks)
         except KeyboardInterrupt:
             # the baseline trains in DeepXDE's own loop, which pdekit does not checkpoint
             step = getattr(getattr(model, "train_state", None), "step", None)

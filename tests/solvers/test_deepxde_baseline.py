@@ -139,3 +139,21 @@ def test_an_interrupted_deepxde_run_says_nothing_was_saved(monkeypatch, capsys):
     with pytest.raises(KeyboardInterrupt):
         pdekit.solve("porous_medium/heat", solver="deepxde", steps=5, verbose=False)
     assert "keeps no checkpoint: nothing was saved" in capsys.readouterr().err
+
+
+def test_deepxde_speaks_in_pdekit_lines_only(capfd):
+    """No backend announcement on import (a fresh interpreter), no DeepXDE table: pdekit's log
+    lines, with named loss terms, at log_every steps and at the last."""
+    import subprocess
+    import sys
+
+    code = "import pdekit.solvers.deepxde_baseline as d; d._dde()"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout == "" and "backend" not in res.stderr and "paddle" not in res.stderr
+    pdekit.solve("porous_medium/heat", solver="deepxde", steps=25,
+                 config={"train": {"log_every": 10}})  # fmt: skip
+    out, err = capfd.readouterr()
+    assert "Training model" not in out and "Compiling" not in out and "took" not in out
+    lines = [x for x in err.splitlines() if x.startswith("pdekit: step ")]
+    assert [x.split()[2] for x in lines] == ["10/25", "20/25", "25/25"]
+    assert all("loss=" in x and "steps/s" in x and "lr=" in x for x in lines)
