@@ -372,10 +372,8 @@ class DeepXDEBaseline(Solver):
 
     def _fit(self, dde, problem: Problem, config: DeepXDEConfig, run: RunOptions) -> Solution:
         dde.config.set_random_seed(run.seed)
-        if config.train.dtype == "float64":
-            dde.config.set_default_float("float64")
-        else:
-            dde.config.set_default_float("float32")
+        with contextlib.redirect_stdout(io.StringIO()):  # "Set the default float type to ..."
+            dde.config.set_default_float(config.train.dtype)
         geom = self._geometry(dde, problem)
         s, w, t = config.sampling, config.weights, config.train
         ics, bcs = self._conditions(

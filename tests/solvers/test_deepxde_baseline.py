@@ -153,7 +153,7 @@ def test_deepxde_speaks_in_pdekit_lines_only(capfd):
     pdekit.solve("porous_medium/heat", solver="deepxde", steps=25,
                  config={"train": {"log_every": 10}})  # fmt: skip
     out, err = capfd.readouterr()
-    assert "Training model" not in out and "Compiling" not in out and "took" not in out
+    assert out == ""  # not "Set the default float type", "Compiling model", "'train' took"
     lines = [x for x in err.splitlines() if x.startswith("pdekit: step ")]
     assert [x.split()[2] for x in lines] == ["10/25", "20/25", "25/25"]
     assert all("loss=" in x and "steps/s" in x and "lr=" in x for x in lines)
