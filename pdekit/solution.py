@@ -104,10 +104,21 @@ class Solution:
                 stacklevel=3,
             )
 
-    def on(self, grid: TensorGrid | None = None) -> dict[str, np.ndarray]:
-        """Fields on a tensor grid (default: the problem's evaluation grid), grid-shaped."""
+    def on(
+        self, grid: TensorGrid | None = None, *, time_first: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Fields on a tensor grid (default: the problem's evaluation grid), grid-shaped.
+
+        Axes in the grid's coordinate order (the problem's: ``(x, t)``, ``(x, y, t)``), or with
+        ``time_first`` the time axis first, ``(t, x)``, ``(t, x, y)``: the order of
+        :meth:`to_hdf5`'s ``fields.h5`` (PDEBench's layout).
+        """
         grid = grid or self.problem.evaluation_grid()
-        return {k: v.reshape(grid.shape) for k, v in self(grid.points()).items()}
+        values = {k: v.reshape(grid.shape) for k, v in self(grid.points()).items()}
+        coords = list(grid.coordinates)
+        if time_first and "t" in coords:
+            values = {k: np.moveaxis(v, coords.index("t"), 0) for k, v in values.items()}
+        return values
 
     def reference_on(self, grid: TensorGrid | None = None) -> dict[str, np.ndarray]:
         """The reference solution on the same grid, grid-shaped."""

@@ -80,6 +80,8 @@ def test_hdf5_fields_layout(solution, tmp_path):
             data = f[k][()]
             expect = np.moveaxis(on[k], -1, 0) if "t" in grid.axes else on[k]
             assert np.array_equal(data, expect)
+            # on(time_first=True) is the file's order itself (one order, said)
+            assert np.array_equal(solution.on(grid, time_first=True)[k], data)
             assert f"{k}_reference" in f and f"{k}_error" in f
 
 
