@@ -22,7 +22,7 @@ t = 11..50 out. Sections:
 ``--ship`` writes the model's weights (no optimiser state) into ``pdekit/model_store``.
 Results: ``benchmarks/results/spectral_fno.json``.
 
-    python benchmarks/spectral_fno.py --train-only          # train (about 60 min on 2 cores)
+    python benchmarks/spectral_fno.py --train-only          # train (about 40 min on 2 cores)
     python benchmarks/spectral_fno.py --model PATH --ship   # evaluate and ship
     python benchmarks/spectral_fno.py --quick --out /tmp/s.json   # a smoke run
 """
@@ -63,10 +63,12 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--n-refine", type=int, default=20, help="test members refined")
     p.add_argument("--n-zero", type=int, default=2, help="test members at 256^2")
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--budget-s", type=float, default=3600.0, help="training wall-clock cap")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--budget-s", type=float, default=2700.0, help="training wall-clock cap")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--modes", type=int, default=10)
+    p.add_argument("--latent-steps", type=int, default=16)
+    p.add_argument("--out-modes-t", type=int, default=16)
     p.add_argument("--eval-every", type=int, default=300)
     p.add_argument("--refine-steps", type=int, default=50)
     p.add_argument("--refine-lr", type=float, default=0.2, help="Adam lr of the bias (paper units)")
@@ -84,6 +86,7 @@ def _args(argv=None) -> argparse.Namespace:
     if a.quick:
         a.n_train, a.n_valid, a.n_test, a.n_refine, a.n_zero = 40, 8, 8, 2, 1
         a.steps, a.eval_every, a.width, a.modes, a.refine_steps = 20, 10, 8, 6, 5
+        a.latent_steps, a.out_modes_t = 10, 8
     return a
 
 
@@ -98,6 +101,8 @@ def section_train(a):
         "dataset.eval_every": a.eval_every,
         "network.width": a.width,
         "network.modes": a.modes,
+        "network.latent_steps": a.latent_steps,
+        "network.out_modes_t": a.out_modes_t,
         "train.steps": a.steps,
         "train.time_budget_s": a.budget_s,
     }

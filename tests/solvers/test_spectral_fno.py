@@ -54,7 +54,8 @@ IN_STEPS, DT = 4, 0.125
 CONFIG = {
     "dataset": {"family": TINY, "n_train": 24, "n_valid": 4, "in_steps": IN_STEPS, "start": 0,
                 "grid": 32, "batch_size": 4, "eval_every": 50},
-    "network": {"modes": 6, "modes_t": 2, "width": 8, "layers": 2, "latent_steps": 4},
+    "network": {"modes": 6, "modes_t": 2, "width": 8, "layers": 2, "latent_steps": 4,
+                "out_modes_t": 0},
     "train": {"steps": 300, "log_every": 50},
     "refine": {"steps": 0},
 }  # fmt: skip
@@ -94,7 +95,7 @@ def _problem():
 
 def _small_model(seed: int = 0) -> SFNO:
     torch.manual_seed(seed)
-    cfg = SFNONetworkConfig(modes=4, modes_t=2, width=6, layers=2, latent_steps=4)
+    cfg = SFNONetworkConfig(modes=4, modes_t=2, width=6, layers=2, latent_steps=4, out_modes_t=0)
     model = SFNO(3, 5, cfg).double()
     with torch.no_grad():  # a non-zero output bias, so the tests see it
         model.out.bias.normal_(0.0, 1e-2)
@@ -339,7 +340,9 @@ def test_the_command_line_trains_and_evaluates(cache, capsys):
 # -- bad input -------------------------------------------------------------------------------
 def test_bad_input_is_named():
     with pytest.raises(ParameterError, match="latent_steps >= 9"):
-        SFNONetworkConfig(modes_t=5, latent_steps=8)
+        SFNONetworkConfig(modes_t=5, latent_steps=8, out_modes_t=0)
+    with pytest.raises(ParameterError, match="latent_steps >= 15"):
+        SFNONetworkConfig(latent_steps=10, out_modes_t=16)
     with pytest.raises(ParameterError, match="optimizer"):
         RefineConfig(optimizer="sgd")
     with pytest.raises(ParameterError, match="per_step"):
