@@ -77,6 +77,7 @@ def _args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--model", type=Path, default=None, help="evaluate this model, no training")
     p.add_argument("--fno", type=Path, default=None, help="fno model (default: the shipped)")
+    p.add_argument("--train-s", type=float, default=None, help="with --model: its training time")
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
@@ -264,8 +265,9 @@ def main(argv=None) -> dict:
     results["train"]["model"] = path.name
     results["train"]["steps_done"] = int(sfno.step)
     results["train"]["training_command"] = sfno.extras.get("training_command", "")
-    if "wall" in hist:
-        results["train"]["train_s"] = float(hist["wall"][-1])
+    if a.train_s is not None:
+        results["train"]["train_s"] = a.train_s
+    results["train"]["best_valid_rel_l2"] = float(min(hist.get("valid/metric", [np.nan])))
     fno = api.load(a.fno or store.find("fno", FAMILY).path)
     opts = a.refine_optimizers.split(",")
     cfg = RefineConfig(steps=a.refine_steps, lr_bias=a.refine_lr, optimizer=opts[0])
