@@ -30,6 +30,24 @@ def _plane(grid: TensorGrid, values: np.ndarray) -> tuple[np.ndarray, str, str, 
     return v, coords[0], coords[1], np.array([0])
 
 
+def plane_inside(problem, grid: TensorGrid) -> np.ndarray | None:
+    """Which pixels of the plotted plane lie in the problem's spatial domain, when the plane is
+    two space axes (the others at the plotted slice: middle z; time does not matter); None when
+    every pixel does, or the plane holds time. A domain with a hole (a channel around a
+    cylinder, a mesh) is drawn as itself, not over its bounding box."""
+    coords = list(grid.coordinates)
+    space = [c for c in coords if c != "t"]
+    if len(space) < 2 or coords[:2] != space[:2]:
+        return None
+    dom = problem.domain()
+    geometry = getattr(dom, "space", dom)
+    axes = [np.asarray(grid.axes[c], dtype=float) for c in space]
+    X, Y = np.meshgrid(axes[0], axes[1], indexing="ij")
+    cols = [X.ravel(), Y.ravel()] + [np.full(X.size, a[len(a) // 2]) for a in axes[2:]]
+    inside = np.asarray(geometry.contains(np.column_stack(cols)), dtype=bool).reshape(X.shape)
+    return None if inside.all() else inside
+
+
 def color_limits(prediction: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """One colour scale for the prediction and reference panels, spanning both: a prediction
     outside the reference's range shows as such (it was clamped to the reference's range)."""
@@ -76,15 +94,22 @@ def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = N
     suffix = ""
     if len(ax_names) > 2:
         suffix = " (final time)" if ax_names[-1] == "t" else " (middle slice)"
+    inside = plane_inside(solution.problem, grid)
+
+    def plane(values: np.ndarray) -> np.ndarray:
+        img = _plane(grid, values)[0]
+        return img if inside is None else np.where(inside, img, np.nan)  # blank outside
+
     for row, k in enumerate(fields):
         panels = [(k, "prediction")]
         if has_ref:
             panels += [(f"{k}_reference", "reference"), (f"{k}_error", "error")]
         for col, (name, label) in enumerate(panels):
-            img, _, _, _ = _plane(grid, arrays[name])
+            img = plane(arrays[name])
             ax = axes[row, col]
             if label == "error":
-                lim = float(np.max(np.abs(img))) or 1.0
+                finite = np.abs(img[np.isfinite(img)])
+                lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
                 im = ax.imshow(
                     img.T,
                     origin="lower",
@@ -97,9 +122,7 @@ def plot_solution(solution, path: str | os.PathLike, grid: TensorGrid | None = N
             else:
                 im = ax.imshow(img.T, origin="lower", aspect=aspect, extent=extent, cmap="viridis")
                 if has_ref:  # one scale for prediction and reference, spanning both
-                    ref_img, _, _, _ = _plane(grid, arrays[f"{k}_reference"])
-                    pred_img, _, _, _ = _plane(grid, arrays[k])
-                    im.set_clim(*color_limits(pred_img, ref_img))
+                    im.set_clim(*color_limits(img, plane(arrays[f"{k}_reference"])))
             ax.set_title(f"{k}: {label}{suffix}")
             ax.set_xlabel(ax_names[0])
             if len(ax_names) > 1:

@@ -135,3 +135,33 @@ def test_plot_scales_show_what_the_data_holds(solution, tmp_path):
     finally:
         solution.history = saved
     assert path.stat().st_size > 1000 and plt.get_fignums() == before
+
+
+def test_a_domain_with_a_hole_is_drawn_as_itself(solution, tmp_path, monkeypatch):
+    """The plane's pixels outside the spatial domain (here a disk cut from the box) are left
+    blank: the mask has the domain's area to O(h), and the plot draws with it."""
+    from pdekit.geometries import Rectangle
+    from pdekit.geometries.csg import Disk
+    from pdekit.io.plot import plane_inside
+
+    problem = solution.problem
+    grid = problem.evaluation_grid()
+    if "t" in grid.coordinates[:2]:
+        assert plane_inside(problem, grid) is None  # a space-time plane: nothing to mask
+        return
+    assert plane_inside(problem, grid) is None  # the box itself: every pixel inside
+    box = problem.domain()
+    lo, hi = np.asarray(box.lo, float), np.asarray(box.hi, float)
+    centre, r = (lo + hi) / 2, 0.2 * float(np.min(hi - lo))
+    holed = Rectangle(tuple(lo), tuple(hi)) - Disk(tuple(centre), r)
+    monkeypatch.setattr(type(problem), "domain", lambda self: holed)
+    inside = plane_inside(problem, grid)
+    assert inside is not None
+    area = float(np.prod(hi - lo))
+    h = float(np.max((hi - lo) / (np.array(inside.shape) - 1)))
+    want = 1 - np.pi * r**2 / area
+    assert abs(inside.mean() - want) < 4 * 2 * np.pi * r * h / area  # O(h): the circle's cells
+    cx = np.argmin(np.abs(grid.axes[grid.coordinates[0]] - centre[0]))
+    cy = np.argmin(np.abs(grid.axes[grid.coordinates[1]] - centre[1]))
+    assert not inside[cx, cy] and inside[0, 0]
+    assert solution.plot(tmp_path / "holed.png").stat().st_size > 1000
