@@ -115,6 +115,24 @@ def _run_record(sol, run: dict | None) -> dict:
     }
 
 
+def _write_run_config(sol, path: Path, run: dict | None) -> Path:
+    """The resolved settings of the run, to repeat it exactly: ``pdekit.solve(c["problem"],
+    solver=c["solver"], config=c["config"], seed=c["seed"], params=c["params"])`` (the config
+    in full, defaults included, with the steps it ran)."""
+    from pdekit.solvers.config import to_dict
+
+    record = {
+        "problem": sol.problem.name,
+        "params": sol.problem.params(),
+        "solver": sol.solver,
+        "config": to_dict(sol.config) if sol.config is not None else None,
+        "steps": int(sol.step),
+        "seed": (run or {}).get("seed"),
+    }
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return path
+
+
 def _write_outputs(sol, out: Path, run: dict | None = None) -> dict:
     from pdekit.io.metrics import write_metrics_csv, write_tensorboard
 
@@ -125,6 +143,7 @@ def _write_outputs(sol, out: Path, run: dict | None = None) -> dict:
         "fields": sol.to_hdf5(out / "fields.h5"),
         "checkpoint": sol.save(out / "checkpoint.h5"),
     }
+    paths["config"] = _write_run_config(sol, out / "config.json", run)
     history = getattr(sol, "history", None) or {}
     if (csv := write_metrics_csv(history, out / "metrics.csv")) is not None:
         paths["metrics"] = csv
@@ -282,7 +301,7 @@ def cmd_solve(args) -> int:
                 if args.no_export:
                     print(f"wrote checkpoint: {sol.save(out / 'checkpoint.h5')}")
                 else:
-                    run = {"wall_s": round(time.perf_counter() - t0, 3)}
+                    run = {"wall_s": round(time.perf_counter() - t0, 3), "seed": args.seed}
                     _report(sol, _write_outputs(sol, out, run))
         finally:
             for lock in held:

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import pdekit
@@ -88,6 +89,16 @@ def test_solve_and_export(tmp_path, capsys):
     losses = [(int(r["step"]), float(r["value"])) for r in rows if r["name"] == "loss"]
     assert losses == list(zip(hist["step"], hist["loss"]))
     assert {r["name"] for r in rows} == {k for k in hist if k != "step"}
+    # the resolved settings, written to repeat the run: the same solve from them alone trains
+    # the same network (CPU, same seed)
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["problem"], cfg["solver"], cfg["steps"], cfg["seed"]) == (
+        "porous_medium/heat", "pinn", 20, 0,
+    )  # fmt: skip
+    again = pdekit.solve(cfg["problem"], solver=cfg["solver"], config=cfg["config"],
+                         seed=cfg["seed"], params=cfg["params"], verbose=False)  # fmt: skip
+    pts = again.problem.evaluation_grid().points()[::50]
+    np.testing.assert_array_equal(again(pts)["u"], pdekit.load(out / "checkpoint.h5")(pts)["u"])
     assert main(["export", str(out / "checkpoint.h5"), "--out", str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "solution.pvd").is_file()
     # --out naming a file: said as solve says it (was "[Errno 17] File exists")
