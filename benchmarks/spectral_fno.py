@@ -33,7 +33,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,6 @@ import numpy as np
 import torch
 
 from pdekit import api, store
-from pdekit._version import __version__
 from pdekit.metrics import rel_l2
 from pdekit.problems.datasets import Dataset
 from pdekit.problems.family import families
@@ -50,10 +48,11 @@ from pdekit.solvers.fno import train_family
 from pdekit.solvers.operator_solution import predict, simulate_instance
 from pdekit.solvers.spectral_fno import RefineConfig, refine
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from operators import FAMILY, IN_STEPS, START, _command, run_header, ship  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "spectral_fno.json"
 OPERATORS = Path(__file__).resolve().parent / "results" / "operators.json"
-FAMILY = "kolmogorov_nu1e-3"
-IN_STEPS, START = 10, 1
 
 
 def _args(argv=None) -> argparse.Namespace:
@@ -89,10 +88,6 @@ def _args(argv=None) -> argparse.Namespace:
         a.steps, a.eval_every, a.width, a.modes, a.refine_steps = 20, 10, 8, 6, 5
         a.latent_steps, a.out_modes_t = 10, 8
     return a
-
-
-def _command(a: argparse.Namespace) -> str:
-    return "python benchmarks/spectral_fno.py " + " ".join(sys.argv[1:])
 
 
 def section_train(a):
@@ -226,32 +221,11 @@ def section_solver(test: Dataset) -> dict:
     return out
 
 
-def ship(path: Path) -> Path:
-    """Write a user-store model into the package's model store, weights only."""
-    ckpt = store.load(store.describe(path))
-    ckpt.trainer = None
-    saved = store.save(ckpt, path.stem, directory=store.SHIPPED_DIR)
-    if saved.path.stat().st_size > store.MAX_SHIPPED_BYTES:
-        saved.path.unlink()
-        raise SystemExit(f"{path} is larger than the store's {store.MAX_SHIPPED_BYTES} bytes")
-    store.write_index()
-    return saved.path
-
-
 def main(argv=None) -> dict:
     a = _args(argv)
     torch.set_num_threads(a.threads or os.cpu_count() or 1)
     load_before = list(os.getloadavg())
-    results: dict = {
-        "pdekit": __version__,
-        "device": f"cpu: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "command": _command(a),
-        "family": FAMILY,
-        "setting": "vorticity on 64^2, t = 1..10 in, t = 11..50 out (40 snapshots)",
-        "quick": a.quick,
-    }
+    results = run_header(a)
     if a.model is None:
         results["train"], path = section_train(a)
     else:

@@ -441,8 +441,8 @@ def cmd_data(args) -> int:
     return DATA_COMMANDS[args.data_command](args)
 
 
-#: operator solvers that ``pdekit train`` trains on a family (pdekit.solvers.fno.OPERATOR_SOLVERS,
-#: not imported here: the parser is built without torch)
+#: operator solvers that ``pdekit train`` trains on a family (pdekit.solvers.fno.operator_solvers(),
+#: not imported here: the parser is built without torch; a test keeps the two equal)
 TRAINABLE = ("fno", "spectral_fno")
 
 

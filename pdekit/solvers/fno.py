@@ -56,9 +56,6 @@ from pdekit.solvers.operator_solution import OperatorSolution
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
-#: the solvers that train on a family's dataset and live in the model store
-OPERATOR_SOLVERS = ("fno", "spectral_fno")
-
 
 @dataclass
 class FNODatasetConfig:
@@ -424,6 +421,14 @@ class FNOSolver(NetworkSolver):
         )
 
 
+def operator_solvers() -> tuple[str, ...]:
+    """The registered solvers that train on a family's dataset and live in the model store:
+    :class:`FNOSolver` and its subclasses (``fno``, ``spectral_fno``)."""
+    from pdekit.solvers import registry
+
+    return tuple(n for n in registry.names() if isinstance(registry.get(n), FNOSolver))
+
+
 def train_family(
     family: str,
     config: Any = None,
@@ -442,8 +447,8 @@ def train_family(
     from pdekit.api import make_config
     from pdekit.solvers import registry
 
-    if solver not in OPERATOR_SOLVERS:
-        raise UnknownNameError("operator solver", solver, OPERATOR_SOLVERS)
+    if solver not in operator_solvers():
+        raise UnknownNameError("operator solver", solver, operator_solvers())
     fam = families.get(family)
     cfg = make_config(solver, config, {**(overrides or {}), "dataset.family": fam.name})
     problem = fam.template()
@@ -466,10 +471,10 @@ def evaluate(
     from pdekit import api
 
     model = store.describe(path)
-    if model.solver not in OPERATOR_SOLVERS:
+    if model.solver not in operator_solvers():
         raise CheckpointError(
             f"{path} is a {model.solver!r} model; evaluate takes models of "
-            + ", ".join(OPERATOR_SOLVERS)
+            + ", ".join(operator_solvers())
         )
     sol = api.load(path)
     if grid is not None:

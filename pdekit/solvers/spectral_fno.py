@@ -203,7 +203,8 @@ def positional_encoding(
 
 @dataclass
 class SFNONetworkConfig:
-    """The SFNO (Cao et al. 2025; defaults: the paper's FNO-data configuration)."""
+    """The SFNO (Cao et al. 2025). Defaults: the paper's FNO-data configuration, except the
+    output layer's temporal modes and the latent length (ours; see ``out_modes_t``)."""
 
     #: Fourier modes kept per spatial axis (|k| < modes)
     modes: int = 12
@@ -265,6 +266,12 @@ class SFNO(nn.Module):
         super().__init__()
         self.in_steps, self.out_steps, self.n_fields, self.dim = in_steps, out_steps, 1, 2
         self.cfg = cfg
+        if in_steps < 2 * cfg.modes_t - 1:
+            raise ParameterError(
+                f"the spectral_fno model's first layer keeps modes_t = {cfg.modes_t} temporal "
+                f"modes of its {in_steps} input snapshots: it needs in_steps >= "
+                f"{2 * cfg.modes_t - 1} (2 * modes_t - 1)"
+            )
         c, m = cfg.width, cfg.modes
         self.norm = nn.GroupNorm(1, c, eps=1e-7)
         self.lift = _Pointwise([c, c])
@@ -335,8 +342,14 @@ class SFNO(nn.Module):
                 f"got input of shape {tuple(x.shape)}"
             )
         w = x[..., 0].movedim(1, -1)
-        last = w[..., -1]
-        v = self.window(self.latent(w), last, out_steps, None)
+        return self.predicted(self.latent(w), w[..., -1], out_steps)
+
+    def predicted(
+        self, latent: torch.Tensor, last: torch.Tensor, out_steps: int, out=None
+    ) -> torch.Tensor:
+        """The ``out_steps`` predicted frames ``(B, out_steps, n_x, n_y, 1)`` of the window:
+        the last input plus the window's frames after the last input's time."""
+        v = self.window(latent, last, out_steps, out)
         return (last[:, None] + v[:, out_steps + 2 :])[..., None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -347,24 +360,28 @@ class SFNO(nn.Module):
 def residual_norms(
     problem, window: torch.Tensor, grid, dt: float, *, alpha: float = 10**-1.5
 ) -> torch.Tensor:
-    """H^(-1) norms of ``problem``'s vorticity residual at the second half of a periodic window.
+    """H^(-1) norms of ``problem``'s evolution residual at the second half of a periodic window.
 
-    ``window``: the vorticity ``(B, 2 (m + 1), n, n)`` on ``grid`` at uniform times ``dt``
-    apart, periodic in time over the whole window (:meth:`SFNO.window` plus the last input);
-    its time derivative is spectral over that period, its space derivatives spectral, the
-    residual the problem's own ``residual(f)["vorticity"]`` (:func:`grid_fields`). Returns
+    ``window``: the problem's one state field (Kolmogorov: the vorticity) ``(B, 2 (m + 1), n,
+    n)`` on ``grid`` at uniform times ``dt`` apart, periodic in time over the whole window
+    (:meth:`SFNO.window` plus the last input); completed to all fields
+    (:meth:`~pdekit.problems.base.Problem.complete`), its time derivative spectral over that
+    period, its space derivatives spectral; the residual is the first equation of the problem's
+    own ``residual(f)`` (the state's evolution equation: Kolmogorov's ``vorticity``;
+    :func:`grid_fields`). Returns
     ``(B, m + 1)``: ``||R(t_k)||_{H^-1}`` with weight ``(alpha + |xi|^2)^(-1)`` on the
     2/3-dealiased modes, at the frames ``m + 1, ..., 2 m + 1`` (the prediction's times).
     """
     nt = window.shape[1]
     half = nt // 2
-    full = problem.complete({"w": window}, grid)
+    (state,) = problem.state
+    full = problem.complete({state: window}, grid)
     times = np.arange(nt) * float(dt)
     f = grid_fields(
         problem, full, grid, times=times, engine="spectral", time_scheme="spectral",
         locations=problem.state_location,
     )  # fmt: skip
-    r = problem.residual(f)["vorticity"][:, half:]
+    r = next(iter(problem.residual(f).values()))[:, half:]
     lengths = [float(h) for h in (grid.hi - grid.lo)]
     return sobolev_norm(r, -1, lengths, alpha=alpha, dealias=True)
 
@@ -492,12 +509,7 @@ def refine(
     shape = (latent.shape[2], latent.shape[3], 2 * (latent.shape[4] + 1))
     if config.widen:
         layer = widened(layer, shape, 2 * (out_steps + 1))
-    units = shape[0] * shape[1] * 2 * (out_steps + 1)  # the paper's unnormalised FFT
-    groups = [{"params": [layer.bias], "lr": config.lr_bias / units},
-              {"params": [layer.weight], "lr": config.lr_weight}]  # fmt: skip
-    opt = torch.optim.Adam(groups)
     history: list[float] = []
-
     q = config.per_step
 
     def objective() -> torch.Tensor:
@@ -519,6 +531,9 @@ def refine(
 
         opt.step(closure)
     else:
+        units = shape[0] * shape[1] * 2 * (out_steps + 1)  # the paper's unnormalised FFT
+        opt = torch.optim.Adam([{"params": [layer.bias], "lr": config.lr_bias / units},
+                                {"params": [layer.weight], "lr": config.lr_weight}])  # fmt: skip
         for _ in range(config.steps):
             opt.zero_grad()
             loss = objective()
@@ -527,8 +542,7 @@ def refine(
             history.append(loss.item())
     with torch.no_grad():
         history.append(float(objective()))
-        v = model.window(latent, last, out_steps, layer)
-        traj = (last[:, None] + v[:, out_steps + 2 :])[..., None]
+        traj = model.predicted(latent, last, out_steps, layer)
     return Refinement(traj, history, time.perf_counter() - t0)
 
 
@@ -674,8 +688,11 @@ class SpectralFNOSolver(FNOSolver):
 
     def supports(self, problem) -> str | None:
         why = super().supports(problem)
-        if why is None and (problem.state != ("w",) or len(problem.coordinates) != 3):
-            return "the SFNO predicts a 2D vorticity (navier_stokes/kolmogorov's families)"
+        if why is None and (len(problem.state) != 1 or len(problem.coordinates) != 3):
+            return (
+                "the SFNO predicts one state field in 2D space and time (a vorticity); "
+                f"{problem.name} has state {problem.state} over {problem.coordinates}"
+            )
         return why
 
     def build_model(self, problem, config: SFNOConfig) -> SFNO:
@@ -684,9 +701,6 @@ class SpectralFNOSolver(FNOSolver):
         model = SFNO(d.in_steps, len(times) - d.start - d.in_steps, config.network)
         model.check_resolution(grid.n)
         return model
-
-    def _model(self, problem, config, device):
-        return self.build_model(problem, config).to(device, config.train.torch_dtype)
 
     loss_fn = staticmethod(mean_rel_l2)
 

@@ -319,9 +319,9 @@ def test_solve_answers_an_instance_and_reports_refinement(trained, capsys):
 
 def test_the_command_line_trains_and_evaluates(cache, capsys):
     from pdekit.cli import TRAINABLE, main
-    from pdekit.solvers.fno import OPERATOR_SOLVERS, evaluate
+    from pdekit.solvers.fno import evaluate, operator_solvers
 
-    assert TRAINABLE == OPERATOR_SOLVERS
+    assert TRAINABLE == operator_solvers()
     flat = [f"--config={section}.{k}={v}" for section, values in CONFIG.items()
             for k, v in values.items() if k != "family"]  # fmt: skip
     argv = ["train", TINY, "--solver", "spectral_fno", "--quiet", *flat, "--config=train.steps=5"]
@@ -347,6 +347,8 @@ def test_bad_input_is_named():
         RefineConfig(optimizer="sgd")
     with pytest.raises(ParameterError, match="per_step"):
         RefineConfig(per_step=0)
+    with pytest.raises(ParameterError, match="needs in_steps >= 3"):
+        SFNO(2, 5, SFNONetworkConfig(modes_t=2, latent_steps=4, out_modes_t=0))
     model = _small_model()
     with pytest.raises(ParameterError, match="cannot take a 15x15 grid"):
         model.check_resolution(15)
