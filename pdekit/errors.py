@@ -42,6 +42,11 @@ class DivergenceError(PdekitError, RuntimeError):
     """Training diverged and could not be recovered; the last good checkpoint is intact."""
 
 
+class ConvergenceError(PdekitError, RuntimeError):
+    """An inner solve (a Levenberg-Marquardt fit) did not reach its tolerance; its result was
+    not used."""
+
+
 class OutputError(PdekitError, OSError):
     """An output path (run directory, checkpoint directory) that cannot be created or written."""
 

@@ -122,7 +122,7 @@ def grid_boundary(
                 axes.append(Boundary.make_periodic())
                 continue
             ends = [
-                _side(found[(k, s)], name, grid, k, s, loc, times, dtype, device)
+                side_data(found[(k, s)], name, grid, k, s, loc, times, dtype, device)
                 if (k, s) in found
                 else Side("free")
                 for s in (-1, 1)
@@ -156,7 +156,7 @@ def bcs_by_side(problem, grid: Grid, field: str) -> dict[tuple[int, int], Any]:
     return found
 
 
-def _side(bc, name, grid, k, side, location, times, dtype, device) -> Side:
+def side_data(bc, name, grid, k, side, location, times, dtype, device) -> Side:
     """One BC's data on one end of axis k: tensors of shape ([m,] *tangential), the boundary
     slice without axis k, evaluated at the face positions of ``location`` and at each time."""
     axes = grid.axes(location)

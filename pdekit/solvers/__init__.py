@@ -9,6 +9,7 @@ from pdekit.solvers import (  # noqa: F401  (registration)
     deepxde_baseline,
     fno,
     lagrangian_pinn,
+    moe_hard,
     pinn,
     probconserv,
     spectral_fno,

@@ -1,0 +1,496 @@
+"""The ``moe_hard`` and ``fno_soft`` solvers: physics-constrained FNOs trained without solution
+data (Chalapathi, Du & Krishnapriyan, ICLR 2024).
+
+``moe_hard`` is PI-HC-MoE: an FNO over the space-time grid (input: the initial state broadcast
+over time, plus the grid coordinates) outputs N basis functions; on each piece of a fixed
+partition of the grid an expert fits u = b . omega_k to the PDE, initial and boundary conditions
+by Levenberg-Marquardt in float64, with implicit gradients
+(:mod:`pdekit.solvers.hard_constraint`). With ``constraint.experts`` = (1, 1) (one piece) it is
+the paper's PI-HC. ``fno_soft`` is the paper's PI-SC: the same FNO with one output, u itself,
+trained with the residual as a loss.
+
+Training (both, the paper's "data-constrained" setting): no solution inside the domain is used.
+The loss of a batch of initial states is the L2 norm of the PDE residual of the prediction over
+the whole grid plus the relative L2 error of its initial state plus the L2 norm of each
+boundary condition's residual over time, averaged over the batch (paper App. B; the
+residual is the problem's own, through :func:`pdekit.problems.grid.grid_fields`). The training
+inputs are the members' initial states only: the training split is never simulated. Gradients
+are clipped to norm 1; Adam at lr 1e-3, halved every 800 steps. The validation split (simulated,
+cached) picks the best parameters by relative L2 error.
+
+Deviations from the paper and its code, and why:
+
+- Right boundary loss (DS). The reference code's boundary loss compares u(t, 1) with the
+  solver's values there, i.e. it uses solution data; ours is the problem's own boundary
+  condition (the outflow Robin condition u + D du/dn = 0), so no solution data enters.
+- Grid (CPU-sized, config): 256 cells and the family's 101 times, not 1024 x 101; FNO width 32
+  throughout and 4 layers (the paper: widths 32/64, 5 layers), 4 000 sampled points per expert
+  (the paper: 20 000; at 256 cells a quarter of the grid is 6 464 points).
+- Learning-rate floor. The paper floors the halving schedule at 1e-4; pdekit's step schedule
+  has no floor, so the last 800 of 4 000 steps run at 6.25e-5.
+- The rows fed to LM (r, not the reference code's r^2 for Navier-Stokes), the initial-condition
+  floor and the boundary rows: :mod:`pdekit.solvers.hard_constraint`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pdekit.errors import ConvergenceError, ParameterError
+from pdekit.geometries.grid import Grid
+from pdekit.problems.base import Problem
+from pdekit.problems.datasets import Dataset
+from pdekit.problems.grid import grid_fields
+from pdekit.solvers import distributed
+from pdekit.solvers.config import check
+from pdekit.solvers.dataset_task import DatasetConfig, DatasetTask
+from pdekit.solvers.fno import FNODatasetConfig, FNOSolver
+from pdekit.solvers.hard_constraint import (
+    ConstrainedSolve,
+    ConstraintSystem,
+    Partition,
+    boundary_rows,
+    build_tensors,
+    grid_face,
+)
+from pdekit.solvers.operator_solution import OperatorSolution
+from pdekit.solvers.operators import FNO
+from pdekit.solvers.operators import FNOConfig as BasisFNOConfig
+from pdekit.solvers.registry import register_solver
+from pdekit.solvers.training import TrainConfig
+
+UNCONVERGED = ("raise", "warn")
+
+
+@dataclass
+class PhysicsDatasetConfig(FNODatasetConfig):
+    """Which instances train and validate (defaults: the paper's DS setting, CPU-sized grid)."""
+
+    n_train: int = 900
+    n_valid: int = 100
+    #: the model sees the initial state only
+    in_steps: int = 1
+    start: int = 0
+    grid: int = 256
+    #: the paper's batch (the largest stable one for PI-HC at 20 000 points)
+    batch_size: int = 6
+    eval_every: int = 200
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.in_steps, self.start) != (1, 0):
+            raise ParameterError(
+                "a physics-constrained FNO answers from the initial state: dataset.in_steps "
+                f"must be 1 and dataset.start 0; got {self.in_steps}, {self.start}"
+            )
+
+
+@dataclass
+class BasisNetworkConfig:
+    """The FNO over (t, *space) (paper: 5 layers, 8 modes per axis, widths 32-64, fc 128)."""
+
+    #: basis functions N (hard constraint; the paper: 16 for DS, 64 for NS)
+    basis: int = 16
+    width: int = 32
+    modes: int = 8
+    layers: int = 4
+    projection: int = 128
+    #: zero cells appended to every axis (the axes are not periodic)
+    padding: int = 8
+
+    def __post_init__(self):
+        check(self, "basis", self.basis, low=1, high=1024, kind=int)
+        check(self, "width", self.width, low=1, high=4096, kind=int)
+        check(self, "modes", self.modes, low=1, high=4096, kind=int)
+        check(self, "layers", self.layers, low=1, high=64, kind=int)
+        check(self, "projection", self.projection, low=1, high=4096, kind=int)
+        check(self, "padding", self.padding, low=0, high=4096, kind=int)
+
+
+@dataclass
+class ConstraintConfig:
+    """The hard constraint (paper App. A-B; optimistix's LM for DS)."""
+
+    #: pieces per axis (t, *space) of the fixed partition; (1, 1): one expert (PI-HC)
+    experts: tuple[int, ...] = (1, 4)
+    #: PDE rows per expert: grid points sampled in its piece (all when the piece is smaller)
+    points: int = 4000
+    #: LM iterations at most (the paper's text: 50)
+    max_iter: int = 50
+    #: LM tolerance (rtol = atol, the paper's DS value)
+    tol: float = 1e-4
+    #: initial LM damping
+    damping: float = 1e-3
+    #: ridge rows ridge * omega (the paper: 1e-4)
+    ridge: float = 1e-4
+    #: weight of the PDE rows (1: the paper's rows, the residual in the problem's units)
+    pde_weight: float = 1.0
+    #: LM starts from omega = omega0 * ones (the paper's DS: ones)
+    omega0: float = 1.0
+    #: initial-condition rows relative to |u0| (the paper), floored at ic_floor
+    ic_relative: bool = True
+    ic_floor: float = 1e-3
+    #: an LM that does not converge when answering: "raise" (ConvergenceError) or "warn"
+    unconverged: str = "raise"
+    #: seed of the points sampled when answering (training draws its own)
+    seed: int = 0
+
+    def __post_init__(self):
+        self.experts = tuple(int(e) for e in self.experts)
+        if not self.experts or any(e < 1 for e in self.experts):
+            raise ParameterError(
+                f"constraint.experts are pieces per axis, each >= 1; got {list(self.experts)}"
+            )
+        check(self, "points", self.points, low=1, high=10**8, kind=int)
+        check(self, "max_iter", self.max_iter, low=1, high=10**5, kind=int)
+        check(self, "tol", self.tol, low=1e-15, high=1.0)
+        check(self, "damping", self.damping, low=1e-12, high=1e12)
+        check(self, "ridge", self.ridge, low=0.0, high=1e6)
+        check(self, "pde_weight", self.pde_weight, low=0.0, high=1e12)
+        check(self, "omega0", self.omega0, low=-1e6, high=1e6)
+        check(self, "ic_floor", self.ic_floor, low=1e-300, high=1e6)
+        check(self, "unconverged", self.unconverged, choices=UNCONVERGED)
+        check(self, "seed", self.seed, low=0, high=2**63 - 1, kind=int)
+
+
+@dataclass
+class PhysicsTrainConfig(TrainConfig):
+    """Adam, lr 1e-3 halved every 800 steps, 4 000 steps, gradient norm clipped to 1."""
+
+    steps: int = 4000
+    lr: float = 1e-3
+    lr_decay: float = 0.5
+    decay_every: int = 800
+    grad_clip: float = 1.0
+    log_every: int = 50
+    stall_steps: int = 0
+
+
+@dataclass
+class SoftConfig:
+    """Configuration of ``fno_soft``: data, network, training."""
+
+    dataset: PhysicsDatasetConfig = field(default_factory=PhysicsDatasetConfig)
+    network: BasisNetworkConfig = field(default_factory=BasisNetworkConfig)
+    train: PhysicsTrainConfig = field(default_factory=PhysicsTrainConfig)
+    retrain: bool = False
+    pretrained: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.retrain, bool):
+            raise ParameterError(f"retrain must be true or false; got {self.retrain!r}")
+
+
+@dataclass
+class MoEConfig(SoftConfig):
+    """Configuration of ``moe_hard``: data, network, training and the hard constraint."""
+
+    constraint: ConstraintConfig = field(default_factory=ConstraintConfig)
+
+
+# -- the network -------------------------------------------------------------------------------
+class PhysicsFNO(nn.Module):
+    """An FNO over the space-time grid from the initial state; with a constraint, its outputs
+    are a basis fitted per sample and expert (module docstring).
+
+    ``forward(x)``: x ``(B, 1, *space, 1)`` the initial state -> ``(B, nt - 1, *space, 1)`` the
+    later snapshots; :meth:`full` returns every snapshot. After a constrained call,
+    ``last_solve`` holds the LM iterations, final residual norms and convergence flags,
+    ``(B, experts)`` each.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        grid: Grid,
+        times: np.ndarray,
+        network: BasisNetworkConfig,
+        constraint: ConstraintConfig | None = None,
+    ):
+        super().__init__()
+        if len(problem.state) != 1 or tuple(problem.fields) != tuple(problem.state):
+            raise ParameterError(
+                f"{problem.name}: the physics-constrained FNO predicts one state field that is "
+                f"every field of the residual; its state is {problem.state}, fields "
+                f"{problem.fields}"
+            )
+        self.problem, self.grid = problem, grid
+        self.times = np.asarray(times, dtype=np.float64)
+        self.constraint = constraint
+        dim = grid.dim + 1
+        self.net = FNO(
+            BasisFNOConfig(
+                dim=dim,
+                in_channels=1,
+                out_channels=network.basis if constraint is not None else 1,
+                width=network.width,
+                modes=(network.modes,),
+                layers=network.layers,
+                projection_channels=network.projection,
+                padding=(network.padding,) * dim,
+            )
+        )
+        self.partition = None
+        if constraint is not None:
+            names = ("t", *grid.coordinates)
+            shape = (len(self.times), *grid.n)
+            if len(constraint.experts) != len(shape):
+                raise ParameterError(
+                    f"constraint.experts needs one split per grid axis {names}; got "
+                    f"{list(constraint.experts)}"
+                )
+            self.partition = Partition(shape, constraint.experts, names)
+        self.last_solve: dict[str, torch.Tensor] = {}
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.times), *self.grid.n)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        want = (1, *self.grid.n, 1)
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise ParameterError(
+                f"the model takes initial states of shape (batch, {', '.join(map(str, want))}); "
+                f"got {tuple(x.shape)}"
+            )
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The FNO's outputs ``(B, nt, *space, C)``: the basis (GELU, as the paper's hard
+        models), or u itself (C = 1, no constraint)."""
+        self.check_input(x)
+        u0 = x[:, 0, ..., 0]
+        inp = u0[:, None, None].expand(u0.shape[0], 1, *self.shape)
+        out = self.net(inp)
+        if self.constraint is not None:
+            out = nn.functional.gelu(out)
+        return out.movedim(1, -1)
+
+    def full(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Every snapshot ``(B, nt, *space)`` (float64 when constrained)."""
+        out = self.outputs(x)
+        if self.constraint is None:
+            return out[..., 0]
+        c = self.constraint
+        if generator is None:
+            generator = torch.Generator().manual_seed(c.seed)
+        basis = out.double()
+        index = self.partition.sample(c.points, generator)
+        terms, coords, tensors = build_tensors(
+            self.problem,
+            basis,
+            x[:, 0, ..., 0].double(),
+            self.grid,
+            self.times,
+            self.partition,
+            index,
+            ic_relative=c.ic_relative,
+            ic_floor=c.ic_floor,
+        )
+        system = ConstraintSystem(self.problem, terms, coords, c.ridge, c.pde_weight)
+        b, k, n = basis.shape[0], self.partition.experts, basis.shape[-1]
+        omega0 = torch.full((b, k, n), float(c.omega0), dtype=torch.float64, device=basis.device)
+        options = {"max_iter": c.max_iter, "tol": c.tol, "damping": c.damping}
+        omega = ConstrainedSolve.apply(system, options, omega0, *tensors)
+        res = system.result
+        self.last_solve = {
+            "iterations": res.iterations.detach().cpu(),
+            "residual": res.residual.detach().cpu(),
+            "converged": res.converged.detach().cpu(),
+        }
+        if not self.training and not bool(res.converged.all()):
+            self._unconverged(res)
+        per_expert = torch.einsum("b...n,bkn->bk...", basis, omega)
+        return self.partition.stitch(per_expert)
+
+    def _unconverged(self, res) -> None:
+        bad = (~res.converged).nonzero().tolist()
+        worst = float(res.residual[~res.converged].max())
+        sample, expert = bad[0]
+        msg = (
+            f"Levenberg-Marquardt did not converge for {len(bad)} of {res.converged.numel()} "
+            f"(sample, expert) problems in {self.constraint.max_iter} iterations to tol "
+            f"{self.constraint.tol:g} (first: sample {sample}, expert {expert}; largest final "
+            f"residual norm {worst:.3e}); raise constraint.max_iter or tol, or set "
+            "constraint.unconverged='warn' to use the unconverged fit"
+        )
+        if self.constraint.unconverged == "raise":
+            raise ConvergenceError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        u = self.full(x, generator)
+        return u[:, 1:, ..., None].to(x.dtype)
+
+
+def physics_loss(model: PhysicsFNO, u: torch.Tensor, u0: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The paper's training loss terms of predictions ``u`` ``(B, nt, *space)`` from initial
+    states ``u0`` ``(B, *space)``: ``pde`` the L2 norm of the residual over the grid, ``ic`` the
+    relative L2 error of u(t0), ``bc`` the L2 norms of the boundary conditions' residuals over
+    time and face, each averaged over the batch."""
+    p, grid, times = model.problem, model.grid, model.times
+    name, loc = p.state[0], p.state_location
+    f = grid_fields(p, {name: u}, grid, times=times, boundary=False, locations=loc)
+    b = u.shape[0]
+    pde = sum(torch.linalg.vector_norm(r.reshape(b, -1), dim=1) for r in p.residual(f).values())
+    u0 = u0.to(u)
+    ic = torch.linalg.vector_norm((u[:, 0] - u0).reshape(b, -1), dim=1) / (
+        torch.linalg.vector_norm(u0.reshape(b, -1), dim=1).clamp(min=1e-12)
+    )
+    bc = torch.zeros_like(ic)
+    h = [(grid.hi[a] - grid.lo[a]) / grid.n[a] for a in range(grid.dim)]
+    for k, s, a, bn, g in boundary_rows(p, name, grid, times[1:], loc):
+        val, slope = grid_face(u[:, 1:], 2 + k, s, loc, h[k])
+        r = a.to(u) * val + bn.to(u) * slope - g.to(u)
+        bc = bc + torch.linalg.vector_norm(r.reshape(b, -1), dim=1)
+    return {"pde": pde.mean(), "ic": ic.mean(), "bc": bc.mean()}
+
+
+class PhysicsTask(DatasetTask):
+    """Batches of initial states; the loss is :func:`physics_loss` (targets are not read).
+    Constrained models get the points of each batch from the task's own generator, so a
+    resumed run draws the same points."""
+
+    def __init__(self, *args, sample_seed: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sample_rng = np.random.default_rng(sample_seed)
+
+    def loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x, _ = self.batch
+        ref = next(self.net.parameters())
+        x = x.to(ref.device, ref.dtype)
+        gen = torch.Generator().manual_seed(int(self.sample_rng.integers(2**62)))
+        u = self.net.full(x, generator=gen) if self.dist.world_size == 1 else None
+        if u is None:  # under DDP: through the wrapper, so gradients are averaged
+            u = self.model(x, generator=gen)
+            u = torch.cat([x[:, :1, ..., 0].to(u), u[..., 0]], dim=1)
+        terms = physics_loss(self.net, u, x[:, 0, ..., 0])
+        total = terms["pde"] + terms["ic"] + terms["bc"]
+        solve = self.net.last_solve
+        if solve:
+            terms["lm_iters"] = solve["iterations"].double().mean()
+            terms["lm_unconverged"] = (~solve["converged"]).double().mean()
+        return total, terms
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "sample_rng": self.sample_rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.sample_rng.bit_generator.state = state["sample_rng"]
+
+
+class PhysicsSolution(OperatorSolution):
+    """An instance answered by a physics-constrained FNO; ``extras["lm"]`` holds, for a
+    constrained model, the LM iterations, final residual norm and convergence per expert."""
+
+    @property
+    def trajectory(self) -> np.ndarray:
+        fresh = self._trajectory is None
+        traj = super().trajectory
+        solve = getattr(self.model, "last_solve", {})
+        if fresh and solve:
+            self.extras["lm"] = {k: v[0].tolist() for k, v in solve.items()}
+        return traj
+
+
+# -- the solvers -------------------------------------------------------------------------------
+@register_solver("fno_soft")
+class FNOSoftSolver(FNOSolver):
+    """PI-SC: the basis FNO with one output, trained with the physics residual as its loss."""
+
+    Config = SoftConfig
+    description = "FNO trained by the PDE residual as a soft constraint, no solution data (PI-SC)"
+    paper = "Chalapathi, Du & Krishnapriyan, ICLR 2024 (its soft-constraint baseline)"
+
+    def supports(self, problem: Problem) -> str | None:
+        why = super().supports(problem)
+        if why is None and (len(problem.state) != 1 or problem.fields != problem.state):
+            why = "it predicts one state field that is every field of the residual"
+        return why
+
+    def constraint(self, config) -> ConstraintConfig | None:
+        return None
+
+    def build_model(self, problem: Problem, config) -> PhysicsFNO:
+        fam, grid, times = self.layout(problem, config)
+        return PhysicsFNO(fam.template(), grid, times, config.network, self.constraint(config))
+
+    def _model(self, problem: Problem, config, device: torch.device) -> PhysicsFNO:
+        real = config.train.torch_dtype
+        cplx = torch.complex128 if real == torch.float64 else torch.complex64
+
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            if t.is_complex():
+                return t.to(device, cplx)
+            return t.to(device, real) if t.is_floating_point() else t.to(device)
+
+        return self.build_model(problem, config)._apply(cast)
+
+    def initial_states(self, fam, split: str, size: int, grid: Grid) -> torch.Tensor:
+        """``(size, 1, *space, 1)``: the members' own initial states (nothing simulated)."""
+        name = fam.template().state[0]
+        states = [m.problem().initial_state(grid)[name] for m in fam.members(split, size)]
+        return torch.from_numpy(np.stack(states))[:, None, ..., None]
+
+    def build_task(self, problem, config, model, rng, device) -> PhysicsTask:
+        fam, grid, _ = self.layout(problem, config)
+        d = config.dataset
+        x = self.initial_states(fam, "train", d.n_train, grid)
+        train = (x, torch.zeros(len(x), 0))  # no targets: training uses no solution data
+        dist = distributed.current()
+        made: list[Dataset] = []
+
+        def make(progress: bool | None = None) -> None:
+            made.append(Dataset.generate(fam, "valid", d.n_valid, grid=d.grid, progress=progress))
+
+        dist.on_writer(make)
+        if not made:
+            make(progress=False)
+        valid = made[0].with_steps(1, 0)
+        cfg = DatasetConfig(batch_size=d.batch_size, seed=d.seed, eval_every=d.eval_every)
+        return PhysicsTask(model, train, cfg, valid=valid, sample_seed=d.seed + 1)
+
+    def _operator_solution(self, problem, config, model, **kwargs) -> OperatorSolution:
+        fam, grid, times = self.layout(problem, config)
+        return PhysicsSolution(problem, self.name, config, model, fam, grid, times, 1, 0, **kwargs)
+
+    def answer_config(self, stored: Any, config: Any) -> Any:
+        return dataclasses.replace(stored, retrain=config.retrain, pretrained=config.pretrained)
+
+
+@register_solver("moe_hard")
+class MoEHardSolver(FNOSoftSolver):
+    """PI-HC-MoE: a basis FNO with the PDE imposed per expert by Levenberg-Marquardt."""
+
+    Config = MoEConfig
+    description = (
+        "mixture-of-experts hard constraints: an FNO basis fitted to the PDE per expert by "
+        "Levenberg-Marquardt, implicit gradients (PI-HC-MoE; experts=1: PI-HC)"
+    )
+    paper = "Chalapathi, Du & Krishnapriyan, ICLR 2024"
+
+    def constraint(self, config) -> ConstraintConfig | None:
+        return config.constraint
+
+    def answer_config(self, stored: Any, config: Any) -> Any:
+        """The stored model with the caller's answering settings: LM iterations, tolerance,
+        points, unconverged handling and sampling seed may change at test time (the paper
+        changes m and the tolerance); the partition, ridge and rows are the model's."""
+        out = super().answer_config(stored, config)
+        asked = config.constraint
+        c = dataclasses.replace(
+            stored.constraint,
+            points=asked.points,
+            max_iter=asked.max_iter,
+            tol=asked.tol,
+            unconverged=asked.unconverged,
+            seed=asked.seed,
+        )
+        return dataclasses.replace(out, constraint=c)
