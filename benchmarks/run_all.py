@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "burgers_label_plane": [],
     "operators": [],
     "spectral_fno": [],  # after operators: it reads the fno baseline's training time there
+    "moe_hard": [],
 }
 OPTIONAL = {"soak": []}
 

@@ -321,6 +321,49 @@ def spectral_fno_table(path: str | Path) -> str:
     return "\n".join(lines)
 
 
+def moe_hard_table(path: str | Path) -> str:
+    """PI-SC, PI-HC and PI-HC-MoE on diffusion-sorption, and the scaling rows (moe_hard.json)."""
+    d = json.loads(Path(path).read_text())
+
+    def _mean(stat: dict | None) -> str:
+        return f"{stat['mean']:.1f}" if stat else "-"
+
+    names = {"fno_soft": "fno_soft (PI-SC)", "pi_hc": "moe_hard, 1 expert (PI-HC)",
+             "moe": "moe_hard, 4 experts (PI-HC-MoE)"}  # fmt: skip
+    lines = [
+        "| case | solver | test rel. L2 | paper | training | inference / trajectory "
+        "| LM iterations | unconverged |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case, rows in d["cases"].items():
+        for key, r in rows.items():
+            e, p = r["rel_l2"], r["paper_rel_l2"]
+            it = r.get("lm_iterations")
+            lines.append(
+                f"| {case} | {names.get(key, key)} | {100 * e['mean']:.1f}% ± "
+                f"{100 * e['std']:.1f}% ({r['members']}) | {100 * p[0]:.2f}% ± {100 * p[1]:.2f}% "
+                f"| {r['steps']} steps, {r['train_s'] / 60:.0f} min | {_ms(r['infer_s'])} ms "
+                f"| {_mean(it)} "
+                f"| {r.get('unconverged_members', '-')} |"
+            )
+    if d.get("scaling"):
+        lines += [
+            "",
+            "| sampled points | PI-HC step | MoE step | speed-up | PI-HC inference "
+            "| MoE inference | speed-up |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in d["scaling"]:
+            lines.append(
+                f"| {r['points']} | {_ms(r['pi_hc_step_s'])} ms | {_ms(r['moe_step_s'])} ms "
+                f"| {r['step_speedup']:.2f}x | {_ms(r['pi_hc_infer_s'])} ms "
+                f"| {_ms(r['moe_infer_s'])} ms | {r['infer_speedup']:.2f}x |"
+            )
+    lines.append("")
+    lines.append(f"{d['setting']}. Device: {d['device']}.")
+    return "\n".join(lines)
+
+
 def soak_table(path: str | Path) -> str:
     d = json.loads(Path(path).read_text())
     g, c = d["rss_growth"], d["checkpoint_write_stats_s"]
@@ -372,6 +415,7 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "soak_fno": soak_table,
     "operators": operators_table,
     "spectral_fno": spectral_fno_table,
+    "moe_hard": moe_hard_table,
 }
 
 

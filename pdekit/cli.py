@@ -443,7 +443,7 @@ def cmd_data(args) -> int:
 
 #: operator solvers that ``pdekit train`` trains on a family (pdekit.solvers.fno.operator_solvers(),
 #: not imported here: the parser is built without torch; a test keeps the two equal)
-TRAINABLE = ("fno", "spectral_fno")
+TRAINABLE = ("fno", "fno_soft", "moe_hard", "spectral_fno")
 
 
 def cmd_train(args) -> int:

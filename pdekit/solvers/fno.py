@@ -423,7 +423,8 @@ class FNOSolver(NetworkSolver):
 
 def operator_solvers() -> tuple[str, ...]:
     """The registered solvers that train on a family's dataset and live in the model store:
-    :class:`FNOSolver` and its subclasses (``fno``, ``spectral_fno``)."""
+    :class:`FNOSolver` and its subclasses (``fno``, ``spectral_fno``, ``fno_soft``,
+    ``moe_hard``)."""
     from pdekit.solvers import registry
 
     return tuple(n for n in registry.names() if isinstance(registry.get(n), FNOSolver))
@@ -440,7 +441,7 @@ def train_family(
     command: str = "",
     solver: str = "fno",
 ) -> OperatorSolution:
-    """Train a model of an operator ``solver`` (``fno``, ``spectral_fno``) on a registered
+    """Train a model of an operator ``solver`` (``fno``, ``spectral_fno``, ...) on a registered
     ``family`` and save it into the user store (``pdekit train FAMILY --solver fno``); the
     Solution answers the family's template instance, ``sol.extras["store_path"]`` is the saved
     file."""
@@ -464,10 +465,10 @@ def evaluate(
     size: int | None = None,
     grid: int | list[int] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """A stored operator model's (``fno``, ``spectral_fno``) :meth:`~OperatorSolution.family_errors`
-    on ``split`` of its family (on ``grid`` cells per axis, default the model's own). Raises
-    CheckpointError for an unusable file or a model of another solver, ParameterError for a grid
-    the model cannot take."""
+    """A stored operator model's (any of :func:`operator_solvers`)
+    :meth:`~OperatorSolution.family_errors` on ``split`` of its family (on ``grid`` cells per
+    axis, default the model's own). Raises CheckpointError for an unusable file or a model of
+    another solver, ParameterError for a grid the model cannot take."""
     from pdekit import api
 
     model = store.describe(path)

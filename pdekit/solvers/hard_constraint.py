@@ -249,17 +249,14 @@ class ConstraintSystem:
     ``T_j`` ``(B, K, m, N)``, the basis term at the expert's m sampled points, so that the
     term of u is ``T_j omega``; the linear rows ``L`` ``(B, K, M, N)`` with targets ``c``
     ``(B, K, M)`` (initial and boundary conditions, already weighted). Rows:
-    ``[pde_weight residual(T omega) ; L omega - c ; ridge omega]``.
+    ``[residual(T omega) ; L omega - c ; ridge omega]``.
     """
 
-    def __init__(
-        self, problem, terms: Sequence[tuple[str, Key]], coords, ridge: float, pde_weight=1.0
-    ):
+    def __init__(self, problem, terms: Sequence[tuple[str, Key]], coords, ridge: float):
         self.problem = problem
         self.terms = list(terms)
         self.coords = coords  # per coordinate, (K, m) (broadcast over the batch)
         self.ridge = float(ridge)
-        self.pde_weight = float(pde_weight)
 
     def pde(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
         """The residual rows ``(B, K, E m)`` from the term values ``(B, K, m)``: every
@@ -267,8 +264,7 @@ class ConstraintSystem:
         p = self.problem
         f = PointFields(p.coordinates, p.fields, dict(zip(self.terms, values)), self.coords)
         res = p.residual(f)
-        rows = torch.cat([torch.broadcast_to(v, values[0].shape) for v in res.values()], dim=-1)
-        return self.pde_weight * rows
+        return torch.cat([torch.broadcast_to(v, values[0].shape) for v in res.values()], dim=-1)
 
     def rows(self, omega: torch.Tensor, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         *basis, lin, target = tensors
@@ -286,10 +282,7 @@ class ConstraintSystem:
             ]
             p = self.problem
             f = PointFields(p.coordinates, p.fields, dict(zip(self.terms, values)), self.coords)
-            res = [
-                self.pde_weight * torch.broadcast_to(v, values[0].shape)
-                for v in p.residual(f).values()
-            ]
+            res = [torch.broadcast_to(v, values[0].shape) for v in p.residual(f).values()]
             pde_rows, pde_jac = [], []
             for eq in res:
                 grads = torch.autograd.grad(eq.sum(), values, retain_graph=True, allow_unused=True)

@@ -23,9 +23,9 @@ Deviations from the paper and its code, and why:
 - Right boundary loss (DS). The reference code's boundary loss compares u(t, 1) with the
   solver's values there, i.e. it uses solution data; ours is the problem's own boundary
   condition (the outflow Robin condition u + D du/dn = 0), so no solution data enters.
-- Grid (CPU-sized, config): 256 cells and the family's 101 times, not 1024 x 101; FNO width 32
+- Grid (CPU-sized, config): 64 cells and the family's 101 times, not 1024 x 101; FNO width 32
   throughout and 4 layers (the paper: widths 32/64, 5 layers), 4 000 sampled points per expert
-  (the paper: 20 000; at 256 cells a quarter of the grid is 6 464 points).
+  (the paper: 20 000; at 64 cells a quarter of the grid is 1 616 points, all of them used).
 - Learning-rate floor. The paper floors the halving schedule at 1e-4; pdekit's step schedule
   has no floor, so the last 800 of 4 000 steps run at 6.25e-5.
 - The rows fed to LM (r, not the reference code's r^2 for Navier-Stokes), the initial-condition
@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pdekit import store
 from pdekit.errors import ConvergenceError, ParameterError
 from pdekit.geometries.grid import Grid
 from pdekit.problems.base import Problem
@@ -78,7 +79,8 @@ class PhysicsDatasetConfig(FNODatasetConfig):
     #: the model sees the initial state only
     in_steps: int = 1
     start: int = 0
-    grid: int = 256
+    #: cells (CPU-sized; the paper: 1024; the shipped model: 64)
+    grid: int = 64
     #: the paper's batch (the largest stable one for PI-HC at 20 000 points)
     batch_size: int = 6
     eval_every: int = 200
@@ -130,8 +132,6 @@ class ConstraintConfig:
     damping: float = 1e-3
     #: ridge rows ridge * omega (the paper: 1e-4)
     ridge: float = 1e-4
-    #: weight of the PDE rows (1: the paper's rows, the residual in the problem's units)
-    pde_weight: float = 1.0
     #: LM starts from omega = omega0 * ones (the paper's DS: ones)
     omega0: float = 1.0
     #: initial-condition rows relative to |u0| (the paper), floored at ic_floor
@@ -153,7 +153,6 @@ class ConstraintConfig:
         check(self, "tol", self.tol, low=1e-15, high=1.0)
         check(self, "damping", self.damping, low=1e-12, high=1e12)
         check(self, "ridge", self.ridge, low=0.0, high=1e6)
-        check(self, "pde_weight", self.pde_weight, low=0.0, high=1e12)
         check(self, "omega0", self.omega0, low=-1e6, high=1e6)
         check(self, "ic_floor", self.ic_floor, low=1e-300, high=1e6)
         check(self, "unconverged", self.unconverged, choices=UNCONVERGED)
@@ -248,6 +247,9 @@ class PhysicsFNO(nn.Module):
                 )
             self.partition = Partition(shape, constraint.experts, names)
         self.last_solve: dict[str, torch.Tensor] = {}
+        #: use unconverged fits without complaint (validation during training, benchmarks that
+        #: count them from ``last_solve``)
+        self.lenient = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -293,7 +295,7 @@ class PhysicsFNO(nn.Module):
             ic_relative=c.ic_relative,
             ic_floor=c.ic_floor,
         )
-        system = ConstraintSystem(self.problem, terms, coords, c.ridge, c.pde_weight)
+        system = ConstraintSystem(self.problem, terms, coords, c.ridge)
         b, k, n = basis.shape[0], self.partition.experts, basis.shape[-1]
         omega0 = torch.full((b, k, n), float(c.omega0), dtype=torch.float64, device=basis.device)
         options = {"max_iter": c.max_iter, "tol": c.tol, "damping": c.damping}
@@ -304,7 +306,7 @@ class PhysicsFNO(nn.Module):
             "residual": res.residual.detach().cpu(),
             "converged": res.converged.detach().cpu(),
         }
-        if not self.training and not bool(res.converged.all()):
+        if not (self.training or self.lenient) and not bool(res.converged.all()):
             self._unconverged(res)
         per_expert = torch.einsum("b...n,bkn->bk...", basis, omega)
         return self.partition.stitch(per_expert)
@@ -377,6 +379,14 @@ class PhysicsTask(DatasetTask):
             terms["lm_iters"] = solve["iterations"].double().mean()
             terms["lm_unconverged"] = (~solve["converged"]).double().mean()
         return total, terms
+
+    def evaluate(self, data=None) -> float:
+        """The validation metric; unconverged fits are used as they stand (as in training)."""
+        self.net.lenient = True
+        try:
+            return super().evaluate(data)
+        finally:
+            self.net.lenient = False
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "sample_rng": self.sample_rng.bit_generator.state}
@@ -478,6 +488,21 @@ class MoEHardSolver(FNOSoftSolver):
 
     def constraint(self, config) -> ConstraintConfig | None:
         return config.constraint
+
+    def _stored_model(self, fam, config):
+        """As :meth:`FNOSolver._stored_model`, among models with the requested partition."""
+        if config.pretrained:
+            return super()._stored_model(fam, config)
+        d, want = config.dataset, list(config.constraint.experts)
+        for model in store.list(self.name, fam.name):
+            saved = store.load(model).solver_config
+            data = saved.get("dataset", {})
+            same = (data.get("grid"), data.get("in_steps"), data.get("start")) == (
+                d.grid, d.in_steps, d.start,
+            )  # fmt: skip
+            if same and list(saved.get("constraint", {}).get("experts", [])) == want:
+                return model
+        return None
 
     def answer_config(self, stored: Any, config: Any) -> Any:
         """The stored model with the caller's answering settings: LM iterations, tolerance,

@@ -15,10 +15,12 @@ import pytest
 import scipy.optimize
 import torch
 
+import pdekit
 from pdekit.errors import ConvergenceError, ParameterError
 from pdekit.geometries import Grid, Interval, SpaceTime, TimeDomain
 from pdekit.problems import registry
 from pdekit.problems.base import BC, Problem, param
+from pdekit.problems.family import Family, families
 from pdekit.solvers.hard_constraint import (
     ConstrainedSolve,
     ConstraintSystem,
@@ -260,3 +262,62 @@ def test_bad_configurations_are_named():
     with pytest.raises(ParameterError, match="one split per grid axis"):
         PhysicsFNO(problem, grid, np.linspace(0, 50, 11), BasisNetworkConfig(),
                    ConstraintConfig(experts=(4,)))  # fmt: skip
+
+
+# -- the solvers on a tiny family ----------------------------------------------------------------
+TINY = "test_moe_tiny_diffusion_sorption"
+#: 16 cells, 11 snapshots on [0, 50] s
+TINY_FAMILY = Family(
+    name=TINY,
+    problem="porous_medium/diffusion_sorption",
+    seed_param="seed",
+    sizes={"train": 8, "valid": 2, "test": 2},
+    seed_space=10_000,
+    grid=16,
+    times=tuple(np.linspace(0.0, 50.0, 11)),
+    description="a tiny family for tests",
+)
+TINY_CONFIG = {
+    "dataset": {"family": TINY, "n_train": 8, "n_valid": 2, "grid": 16, "batch_size": 2,
+                "eval_every": 20},
+    "network": {"basis": 4, "width": 8, "modes": 4, "layers": 2, "projection": 16, "padding": 2},
+    "train": {"steps": 40, "log_every": 10, "lr": 1e-2, "decay_every": 20},
+}  # fmt: skip
+SEED = 4321  # the instance answered (PDEBench sample index; not in the tiny family's splits)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PDEKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    families.register(TINY_FAMILY)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    families.unregister(TINY)
+    mp.undo()
+
+
+@pytest.mark.parametrize("solver", ["fno_soft", "moe_hard"])
+def test_a_tiny_family_trains_without_solution_data_and_answers(tiny, solver, capsys):
+    config = dict(TINY_CONFIG)
+    if solver == "moe_hard":
+        config["constraint"] = {"experts": [1, 2], "points": 40, "unconverged": "warn"}
+    sol = pdekit.solve("porous_medium/diffusion_sorption", solver=solver,
+                       params={"seed": SEED}, config=config, verbose=False)  # fmt: skip
+    assert sol.step == 40
+    loss = sol.history["loss"]
+    assert loss[-1] < 0.7 * loss[0]  # the physics loss falls (measured: to 0.2-0.4 of it)
+    assert sol.trajectory.shape == (11, 16, 1)
+    assert sol.trajectory[0, :, 0] == pytest.approx(np.full(16, sol.problem.u0))
+    assert 0 < sol.errors()["rel_l2"] < 1.0  # scored against the problem's reference
+    if solver == "moe_hard":
+        lm = sol.extras["lm"]
+        assert len(lm["iterations"]) == 2 and len(lm["residual"]) == 2
+        assert all(1 <= i <= 50 for i in lm["iterations"])
+    # answered again from the user store, no training
+    again = pdekit.solve("porous_medium/diffusion_sorption", solver=solver,
+                         params={"seed": SEED}, config=config)  # fmt: skip
+    assert f"using the user model {solver}" in capsys.readouterr().err
+    np.testing.assert_allclose(again.trajectory, sol.trajectory, rtol=1e-6, atol=1e-9)

@@ -1,0 +1,248 @@
+"""Physics-constrained FNOs without solution data (Chalapathi, Du & Krishnapriyan, ICLR 2024):
+``fno_soft`` (PI-SC), ``moe_hard`` with one expert (PI-HC) and with four (PI-HC-MoE), in one run.
+
+Diffusion-sorption (family ``diffusion_sorption``: PDEBench's initial values, our finite-volume
+reference), on ``--grid`` cells and the family's 101 times (0..500 s). Sections:
+
+* ``cases.diffusion_sorption``: each variant trained for the same ``--steps`` (same batch,
+  schedule and seed; the training split's initial states only), then scored on the first
+  ``--n-test`` members of the test split: the true relative L2 error over space and time of the
+  predicted snapshots (t > 0), mean and standard deviation over members; the training wall time;
+  seconds of inference per trajectory; for the hard models the LM iterations and the members
+  whose fit did not converge (counted, used as they stand).
+* ``scaling``: seconds per training step (forward, LM, implicit backward, Adam) and per
+  inference of an untrained PI-HC and MoE (4 experts) on the paper's grid (1024 cells x 101
+  times, batch ``--scaling-batch``) against the number of sampled PDE points, the same total for
+  both (MoE: a quarter per expert). Plot: ``benchmarks/results/moe_hard.png``.
+
+``--ship`` writes the MoE model's weights into ``pdekit/model_store``.
+Results: ``benchmarks/results/moe_hard.json``.
+
+    python benchmarks/moe_hard.py                      # train all three, score, time (~1.5 h)
+    python benchmarks/moe_hard.py --quick --out /tmp/m.json   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pdekit import __version__, store
+from pdekit.metrics import rel_l2
+from pdekit.problems.datasets import Dataset
+from pdekit.problems.family import families
+from pdekit.solvers.fno import train_family
+from pdekit.solvers.moe_hard import BasisNetworkConfig, ConstraintConfig, PhysicsFNO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from operators import ship  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "moe_hard.json"
+FAMILY = "diffusion_sorption"
+#: variant -> (solver, experts per axis (t, x) or None)
+VARIANTS = {"fno_soft": ("fno_soft", None), "pi_hc": ("moe_hard", (1, 1)),
+            "moe": ("moe_hard", (1, 4))}  # fmt: skip
+#: the paper's numbers (Table 1, DS: rel. L2 on the test split, mean +- std)
+PAPER = {"fno_soft": [0.8593, 0.0507], "pi_hc": [0.0755, 0.0810], "moe": [0.0360, 0.0293]}
+
+
+def _args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--grid", type=int, default=64)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--n-train", type=int, default=900)
+    p.add_argument("--n-valid", type=int, default=50)
+    p.add_argument("--n-test", type=int, default=100)
+    p.add_argument("--points", type=int, default=4000, help="PDE points per expert")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--scaling-points", default="100,1000,10000,100000")
+    p.add_argument("--scaling-batch", type=int, default=2)
+    p.add_argument("--scaling-grid", type=int, default=1024)
+    p.add_argument("--skip-scaling", action="store_true")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="a smoke run: tiny budget")
+    p.add_argument("--ship", action="store_true")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.steps, a.n_train, a.n_valid, a.n_test = 20, 24, 6, 6
+        a.scaling_points, a.scaling_grid = "100,1000", 64
+    return a
+
+
+def _command(a) -> str:
+    return "python benchmarks/moe_hard.py " + shlex.join(sys.argv[1:])
+
+
+def _overrides(a, experts) -> dict:
+    out = {
+        "dataset.grid": a.grid,
+        "dataset.n_train": a.n_train,
+        "dataset.n_valid": a.n_valid,
+        "dataset.eval_every": max(1, min(200, a.steps // 10)),
+        "train.steps": a.steps,
+    }
+    if experts is not None:
+        out.update({"constraint.experts": list(experts), "constraint.points": a.points})
+    return out
+
+
+def _stats(values) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
+def evaluate(model: PhysicsFNO, test: Dataset, n: int) -> dict:
+    """Scores of ``model`` on the first ``n`` test members (module docstring)."""
+    data = test.trajectories[:n]
+    x = torch.as_tensor(data[:, :1])
+    model.eval()
+    model.lenient = True  # count unconverged fits instead of refusing them
+    param = next(model.parameters())
+    errors, iters, unconverged, seconds = [], [], 0, 0.0
+    with torch.no_grad():
+        for i in range(n):
+            t0 = time.perf_counter()
+            pred = model(x[i : i + 1].to(param.dtype)).double().numpy()[0]
+            seconds += time.perf_counter() - t0
+            errors.append(rel_l2(pred, data[i, 1:].astype(np.float64)))
+            if model.last_solve:
+                iters.extend(model.last_solve["iterations"].reshape(-1).tolist())
+                unconverged += int((~model.last_solve["converged"]).any())
+    out = {"rel_l2": _stats(errors), "infer_s": seconds / n, "members": n}
+    if iters:
+        out.update({"lm_iterations": _stats(iters), "unconverged_members": unconverged})
+    model.lenient = False
+    return out
+
+
+def section_cases(a) -> dict:
+    test = Dataset.generate(FAMILY, "test", a.n_test, grid=a.grid, progress=False)
+    out = {}
+    for name in a.variants.split(","):
+        solver, experts = VARIANTS[name]
+        t0 = time.perf_counter()
+        sol = train_family(
+            FAMILY, None, _overrides(a, experts), solver=solver, verbose=True,
+            command=_command(a) + f"  # variant {name}",
+        )  # fmt: skip
+        train_s = time.perf_counter() - t0
+        saved = store.save(sol, f"{solver}_{FAMILY}_{a.grid}_{name}", command=_command(a))
+        row = evaluate(sol.model, test, a.n_test)
+        row.update({"train_s": train_s, "steps": a.steps, "model": saved.path.name})
+        row["paper_rel_l2"] = PAPER[name]
+        out[name] = row
+        print(f"{name}: {json.dumps(row)}", flush=True)
+    return out
+
+
+def _step_seconds(model: PhysicsFNO, x: torch.Tensor, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds of a training step and of an inference of ``model`` on ``x``."""
+    from pdekit.solvers.moe_hard import physics_loss
+
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    steps, infers = [], []
+    for r in range(repeats + 1):
+        model.train()
+        t0 = time.perf_counter()
+        u = model.full(x)
+        loss = sum(physics_loss(model, u, x[:, 0, ..., 0]).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        t1 = time.perf_counter()
+        model.eval()
+        model.lenient = True
+        with torch.no_grad():
+            model(x)
+        t2 = time.perf_counter()
+        if r:  # the first is a warm-up
+            steps.append(t1 - t0)
+            infers.append(t2 - t1)
+    return float(np.median(steps)), float(np.median(infers))
+
+
+def section_scaling(a) -> list[dict]:
+    fam = families.get(FAMILY)
+    grid = fam.make_grid(a.scaling_grid)
+    times = np.asarray(fam.times)
+    problem = fam.template()
+    gen = torch.Generator().manual_seed(0)
+    x = 0.2 * torch.rand(a.scaling_batch, 1, a.scaling_grid, 1, generator=gen)
+    rows = []
+    for points in (int(p) for p in a.scaling_points.split(",")):
+        row = {"case": FAMILY, "points": points, "grid": [len(times), a.scaling_grid]}
+        for name, experts in (("pi_hc", (1, 1)), ("moe", (1, 4))):
+            k = int(np.prod(experts))
+            torch.manual_seed(0)
+            cons = ConstraintConfig(experts=experts, points=max(1, points // k))
+            model = PhysicsFNO(problem, grid, times, BasisNetworkConfig(), cons)
+            row[f"{name}_step_s"], row[f"{name}_infer_s"] = _step_seconds(model, x)
+            row[f"{name}_lm_iterations"] = float(model.last_solve["iterations"].double().mean())
+        row["step_speedup"] = row["pi_hc_step_s"] / row["moe_step_s"]
+        row["infer_speedup"] = row["pi_hc_infer_s"] / row["moe_infer_s"]
+        rows.append(row)
+        print(f"scaling: {json.dumps(row)}", flush=True)
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [r["points"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    for j, kind in enumerate(("step", "infer")):
+        for name, label in (("pi_hc", "PI-HC (1 expert)"), ("moe", "PI-HC-MoE (4 experts)")):
+            ax[j].loglog(pts, [r[f"{name}_{kind}_s"] for r in rows], "o-", label=label)
+        ax[j].set_xlabel("sampled PDE points (total)")
+        ax[j].set_ylabel(f"seconds per {'training step' if kind == 'step' else 'inference'}")
+        ax[j].grid(True, which="both", alpha=0.3)
+    ax[0].legend()
+    fig.suptitle("diffusion-sorption, 1024 x 101 grid, CPU")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> dict:
+    a = _args(argv)
+    torch.set_num_threads(a.threads or os.cpu_count() or 1)
+    load_before = list(os.getloadavg())
+    results = {
+        "pdekit": __version__,
+        "device": f"cpu: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "command": _command(a),
+        "family": FAMILY,
+        "setting": f"{a.grid} cells x 101 times (0..500 s); initial state in, every later "
+        f"snapshot out; {a.steps} Adam steps of batch 6 per variant, no solution data",
+        "quick": a.quick,
+        "cases": {FAMILY: section_cases(a)},
+    }
+    if not a.skip_scaling:
+        results["scaling"] = section_scaling(a)
+        plot(results["scaling"], a.out.with_suffix(".png"))
+    results["load_average_before_after"] = [load_before, list(os.getloadavg())]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {a.out}", flush=True)
+    if a.ship:
+        moe = results["cases"][FAMILY]["moe"]["model"]
+        path = ship(store.user_dir() / moe)
+        print(f"shipped {path}", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
