@@ -329,7 +329,8 @@ def moe_hard_table(path: str | Path) -> str:
         return f"{stat['mean']:.1f}" if stat else "-"
 
     names = {"fno_soft": "fno_soft (PI-SC)", "pi_hc": "moe_hard, 1 expert (PI-HC)",
-             "moe": "moe_hard, 4 experts (PI-HC-MoE)"}  # fmt: skip
+             "moe": "moe_hard, 4 experts (PI-HC-MoE)",
+             "moe_pde_from_0": "moe_hard, 4 experts, PDE at every snapshot (paper)"}  # fmt: skip
     lines = [
         "| case | solver | test rel. L2 | paper | training | inference / trajectory "
         "| LM iterations | unconverged |",

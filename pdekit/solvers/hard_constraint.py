@@ -148,14 +148,26 @@ class Partition:
         #: flat grid indices of each expert's points, ``(experts, points per piece)``
         self.members = torch.from_numpy(order.reshape(self.experts, -1))
 
-    def sample(self, points: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(experts, m)`` flat grid indices: m = min(points, piece size) distinct points of
-        each expert's piece, uniformly at random."""
+    def sample(
+        self, points: int, generator: torch.Generator | None = None, first_level: int = 0
+    ) -> torch.Tensor:
+        """``(experts, m)`` flat grid indices: m distinct points of each expert's piece drawn
+        uniformly at random among those at time level (first axis) >= ``first_level``; m =
+        ``points``, or all of them when an expert has fewer."""
         per = self.members.shape[1]
-        m = min(int(points), per)
+        level = self.members // math.prod(self.shape[1:])
+        eligible = level >= first_level
+        have = int(eligible.sum(1).min())
+        if have == 0:
+            raise ParameterError(
+                f"an expert has no grid points at time level >= {first_level}: split time into "
+                "fewer pieces or start the PDE rows earlier"
+            )
+        m = min(int(points), have)
         if m == per:
             return self.members.clone()
         keys = torch.rand(self.experts, per, generator=generator)
+        keys = torch.where(eligible, keys, torch.full_like(keys, 2.0))
         pick = keys.argsort(dim=1)[:, :m]
         return torch.gather(self.members, 1, pick)
 

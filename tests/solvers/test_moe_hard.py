@@ -31,6 +31,7 @@ from pdekit.solvers.hard_constraint import (
 from pdekit.solvers.moe_hard import (
     BasisNetworkConfig,
     ConstraintConfig,
+    PhysicsConfig,
     PhysicsFNO,
     physics_loss,
 )
@@ -198,6 +199,11 @@ def test_the_partition_is_uniform_and_refuses_a_grid_it_does_not_divide():
     assert sample.shape == (8, 4)
     for k in range(8):
         assert len(set(sample[k].tolist())) == 4
+    # from time level 2 on: the first time piece (levels 0-2) keeps its level-2 points only
+    late = part.sample(100, torch.Generator().manual_seed(0), first_level=2)
+    assert late.shape == (8, 2) and bool((late // 8 >= 2).all())
+    with pytest.raises(ParameterError, match="no grid points at time level >= 3"):
+        part.sample(4, first_level=3)
     with pytest.raises(ParameterError, match="does not divide the grid: 3 pieces along x of 8"):
         Partition((6, 8), (1, 3), ("t", "x"))
 
@@ -232,6 +238,13 @@ def test_the_training_loss_of_the_diffusion_sorption_reference():
     # Dirichlet at x = 0 and Robin at x = 1 are each off by 0.05 at all 100 times: 2 * 0.5
     assert float(exact["bc"]) < 0.02
     assert float(shifted["bc"]) == pytest.approx(1.0, abs=0.03)
+    # the PDE term of the reference is the initial jump: 0.364 of its 0.368 comes from the
+    # first snapshot, 0.056 from the second (central differences across the jump), 0.002 from
+    # the other 99 (measured); physics.pde_start = 2 leaves the first two out
+    assert float(exact["pde"]) > 0.3
+    later = PhysicsFNO(problem, grid, times, BasisNetworkConfig(width=4, layers=1), None,
+                       PhysicsConfig(pde_start=2))  # fmt: skip
+    assert float(physics_loss(later, u, u[:, 0])["pde"]) < 0.01
 
 
 def test_an_unconverged_fit_is_refused_when_answering():
