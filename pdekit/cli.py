@@ -258,11 +258,91 @@ def _resume_target(args, out: Path) -> str | None:
     return None
 
 
+#: the keys of a ``--config-file`` (those of the ``config.json`` a run writes)
+CONFIG_FILE_KEYS = ("problem", "params", "solver", "config", "steps", "seed")
+
+
+def read_config_file(path: str) -> dict:
+    """The settings in a ``--config-file`` (TOML by its ``.toml`` suffix, else JSON), checked:
+    a table with only :data:`CONFIG_FILE_KEYS`, ``params`` and ``config`` tables, integer
+    ``steps`` and ``seed``. Raises ParameterError naming the file and what is wrong."""
+    from pdekit.errors import ParameterError
+
+    file = _input_path(path, "--config-file")
+    toml = file.suffix.lower() == ".toml"
+    if toml:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            raise ParameterError(
+                f"--config-file {path}: TOML needs Python 3.11 or later (tomllib); write the "
+                "settings as JSON"
+            ) from None
+    try:
+        text = file.read_text()
+        data = tomllib.loads(text) if toml else json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        kind = "TOML" if toml else "JSON"
+        raise ParameterError(f"--config-file {path}: not readable as {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParameterError(f"--config-file {path}: expected a table of settings")
+    unknown = sorted(set(data) - set(CONFIG_FILE_KEYS))
+    if unknown:
+        raise ParameterError(
+            f"--config-file {path}: unknown keys {unknown}; the keys are "
+            f"{', '.join(CONFIG_FILE_KEYS)}"
+        )
+    for key in ("params", "config"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ParameterError(f"--config-file {path}: {key} must be a table")
+    for key in ("steps", "seed"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ParameterError(f"--config-file {path}: {key} must be an integer; got {value!r}")
+    for key in ("problem", "solver"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ParameterError(f"--config-file {path}: {key} must be a name")
+    return data
+
+
+def _settings(args) -> None:
+    """Fill the solve arguments from ``--config-file`` where no flag set them; the defaults
+    (solver pinn, seed 0) where neither did."""
+    from pdekit.errors import ParameterError
+
+    file = read_config_file(args.config_file) if args.config_file else {}
+    if args.name is None:
+        args.name = file.get("problem")
+    if args.name is None:
+        raise ParameterError("pdekit solve needs a problem name, or a --config-file naming one")
+    if file.get("problem") not in (None, args.name):
+        raise ParameterError(
+            f"the problem {args.name} is not the --config-file's {file['problem']}"
+        )
+    args.solver = args.solver or file.get("solver") or "pinn"
+    if args.seed is None:
+        args.seed = file["seed"] if file.get("seed") is not None else 0
+    if args.steps is None:
+        args.steps = file.get("steps")
+    args.file_params = dict(file.get("params") or {})
+    args.file_config = None
+    if file.get("config") is not None:
+        if file.get("solver", args.solver) == args.solver:
+            args.file_config = file["config"]
+        else:
+            print(
+                f"pdekit: the --config-file's config is {file['solver']}'s; solving with "
+                f"{args.solver} at its defaults (and --config)",
+                file=sys.stderr,
+            )
+
+
 def cmd_solve(args) -> int:
     from pdekit import api
     from pdekit.checkpoints.rundir import claim_run_dir
     from pdekit.solvers import distributed
 
+    _settings(args)
     overrides = _pairs(args.config, "--config")
     _check_sections(args.solver, overrides)
     if args.resume is not None and (os.path.lexists(args.resume) or not args.resume_if_present):
@@ -314,13 +394,14 @@ def _solve_in(api, args, overrides: dict, resume: str | None, out: Path):
         args.name,
         solver=args.solver,
         steps=args.steps,
+        config=getattr(args, "file_config", None),
         overrides=overrides,
         device=args.device,
         seed=args.seed,
         resume=resume,
         checkpoint_dir=out / "checkpoints",
         verbose=not args.quiet,
-        params=_pairs(args.set, "--set"),
+        params={**getattr(args, "file_params", {}), **_pairs(args.set, "--set")},
     )
 
 
@@ -508,8 +589,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("name")
 
     solve = sub.add_parser("solve", help="solve a problem; write VTK, plot, HDF5 and checkpoint")
-    solve.add_argument("name", help="problem name, e.g. porous_medium/heat")
-    solve.add_argument("--solver", default="pinn")
+    solve.add_argument(
+        "name", nargs="?", default=None, help="problem name, e.g. porous_medium/heat"
+    )
+    solve.add_argument("--solver", default=None, help="solver name (default: pinn)")
+    solve.add_argument(
+        "--config-file",
+        default=None,
+        metavar="PATH",
+        help="a run's settings, TOML or JSON: problem, params, solver, config, steps, seed (a "
+        "run directory's config.json repeats that run); flags given beside it win",
+    )
     solve.add_argument(
         "--set",
         action="append",
@@ -525,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="solver config (repeatable, dotted), e.g. --config train.lr=1e-3",
     )
     solve.add_argument("--steps", type=int, default=None, help="training budget (steps)")
-    solve.add_argument("--seed", type=int, default=0)
+    solve.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     solve.add_argument("--device", default="auto", help="auto, cpu or cuda")
     solve.add_argument(
         "--out",

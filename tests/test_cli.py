@@ -99,6 +99,12 @@ def test_solve_and_export(tmp_path, capsys):
                          seed=cfg["seed"], params=cfg["params"], verbose=False)  # fmt: skip
     pts = again.problem.evaluation_grid().points()[::50]
     np.testing.assert_array_equal(again(pts)["u"], pdekit.load(out / "checkpoint.h5")(pts)["u"])
+    # and from the command line: --config-file names the run's config.json
+    repeat = tmp_path / "repeat"
+    argv = ["solve", "--config-file", str(out / "config.json"), "--quiet", "--out", str(repeat)]
+    assert main(argv) == 0
+    np.testing.assert_array_equal(pdekit.load(repeat / "checkpoint.h5")(pts)["u"], again(pts)["u"])
+    capsys.readouterr()
     assert main(["export", str(out / "checkpoint.h5"), "--out", str(tmp_path / "exp")]) == 0
     assert (tmp_path / "exp" / "solution.pvd").is_file()
     # --out naming a file: said as solve says it (was "[Errno 17] File exists")
@@ -109,6 +115,46 @@ def test_solve_and_export(tmp_path, capsys):
     argv = ["solve", "porous_medium/heat", "--resume", str(out / "checkpoint.h5")]
     assert main([*argv, "--steps", "10", "--out", str(tmp_path / "again")]) == 0
     assert "resumed at step 20, which already reaches the 10 steps" in capsys.readouterr().err
+
+
+def test_a_toml_config_file_sets_the_run_and_flags_win(tmp_path, capsys):
+    import json
+
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        'problem = "porous_medium/heat"\nsolver = "pinn"\nsteps = 7\nseed = 3\n'
+        "[params]\nk = 2.0\n[config.train]\nlr = 2e-3\n"
+    )
+    out = tmp_path / "a"
+    assert main(["solve", "--config-file", str(toml), "--quiet", "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["steps"], cfg["seed"], cfg["params"]["k"], cfg["config"]["train"]["lr"]) == (
+        7, 3, 2.0, 2e-3,
+    )  # fmt: skip
+    out = tmp_path / "b"  # flags beside the file win
+    argv = ["solve", "--config-file", str(toml), "--steps", "4", "--set", "k=3", "--quiet",
+            "--config", "train.lr=1e-3", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["steps"], cfg["seed"], cfg["params"]["k"], cfg["config"]["train"]["lr"]) == (
+        4, 3, 3.0, 1e-3,
+    )  # fmt: skip
+    capsys.readouterr()
+    bad = [
+        ('problem = "porous_medium/heat"\nstep = 3\n', "unknown keys ['step']"),
+        ('problem = "porous_medium/heat"\nsteps = "3"\n', "steps must be an integer"),
+        ('problem = "porous_medium/heat"\nparams = 3\n', "params must be a table"),
+        ("problem = \n", "not readable as TOML"),
+        ("solver = 'pinn'\n", "needs a problem name"),
+    ]
+    for text, message in bad:
+        toml.write_text(text)
+        assert main(["solve", "--config-file", str(toml), "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    missing = str(tmp_path / "nope.toml")
+    assert main(["solve", "--config-file", missing]) == 2
+    assert "--config-file" in capsys.readouterr().err
 
 
 def test_module_entry_point():
