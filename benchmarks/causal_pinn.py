@@ -45,6 +45,7 @@ from pdekit import problems
 from pdekit.api import make_config
 from pdekit.solvers import get
 from pdekit.solvers.base import RunOptions
+from pdekit.solvers.causal_pinn import BENCHMARK_PRESET
 
 #: case -> (problem, parameters)
 CASES = {
@@ -62,7 +63,7 @@ DEFAULT_SOLVERS = {
 }
 SOLVERS = ("causal_pinn", "pinn", "deepxde")
 
-#: shared by every solver: network and batch sized for a CPU, steps bounded by the clock only
+#: the baselines' network and batch: those of the causal PINN's preset (a test keeps them equal)
 COMMON = {
     "network.width": 64,
     "network.depth": 3,
@@ -75,108 +76,21 @@ COMMON = {
 #: per solver (the vanilla baselines weight the initial condition as the causal PINN's default
 #: does not apply to them: 100, the usual choice for the convection failure-mode study)
 SOLVER_CONFIG = {
-    "causal_pinn": {
-        "network.kind": "modified_mlp",
-        "causal.chunks": 32,
-        "causal.stage_steps": 10**9,  # stages end on the criterion only (see module docstring)
-    },
     "pinn": {"network.kind": "modified_mlp", "weights.initial": 100.0},
     "deepxde": {"weights.initial": 100.0},  # DeepXDE's FNN: a plain MLP of the same size
 }
 
 
-#: per case, the causal PINN's derivative engine, measured fastest on this CPU (median of the
-#: step-to-step differences of ``train_s`` in the history over steps 20-150 of a 150-step run
-#: at the settings above, one thread, 2026-11-23, in ms; autograd / taylor / taylor_compiled):
-#: allen_cahn 40.1 / 51.5 / 28.7, burgers 45.1 / 55.3 / 38.6, taylor_green 128.1 / 63.4 / 29.4,
-#: convection_beta50 (first derivatives only) 19.1 / 38.6 / 26.9 -> autograd, the default.
-#: The compiled engine's first step compiles (about 10 s, counted in the budget). The vanilla
-#: PINN keeps its "auto" engine (compiled Taylor for these long runs where the residual has
-#: second derivatives, see pdekit.solvers.physics.resolve_engine).
-CASE_ENGINE = {
-    "allen_cahn": "taylor_compiled",
-    "burgers": "taylor_compiled",
-    "taylor_green": "taylor_compiled",
-}
-
-
-#: per case, the causal PINN's time marching: windows trained one after the other, each
-#: starting from the previous window's network (``causal.warm_start``), all sharing the budget
-#: as training goes (``causal.stage_steps`` 0), eps up to 1. Measured one at a time before the
-#: full run (600 s, one thread, seed 0; rel_l2, one window with the paper's eps list and stages
-#: ending on the criterion only -> these settings; pressure compared up to its constant):
-#: convection_beta50 0.914 -> 8.8e-3 (16 windows without warm start: 0.556, the chain broke at
-#: t = 0.78; 16 warm windows: 1.8e-2, the handoff error grew to 3.2e-2 at t = 1);
-#: allen_cahn 0.125 -> 3.6e-2 with 4 windows (ending the last window on the criterion: 4.3e-2
-#: after 444 s) -> 2.9e-2 with 2 windows (one window with these settings: 0.116; 2 windows with
-#: overlap 0.25: 4.3e-2);
-#: taylor_green 5.2e-2 -> 2.3e-2 (4 windows, criterion stop, no overlap: 3.8e-2 after 285 s;
-#: 8 windows: 2.3e-2 too).
-#: burgers keeps one window: 4 windows as taylor_green's gave 4.5e-2 against 4.0e-2.
-#: taylor_green trains on 512 residual points per step instead of 2048: its solution holds only
-#: the lowest Fourier modes, so the run is limited by its number of steps rather than by the
-#: sampling of the residual (same settings otherwise, 600 s, one thread, seed 0, two runs side
-#: by side on the 2-core machine; rel_l2, steps): 2048 points 1.81e-2 (13,543 steps), 1024
-#: 1.27e-2 (20,879), 512 7.6e-3 (49,415), 256 6.2e-3 (73,504). 512 keeps 16 points per time
-#: chunk. The other cases keep 2048: allen_cahn with 512 points 6.8e-2 and with 4096 4.4e-2,
-#: burgers with 1024 5.3e-2 (2048 in the full run: 2.7e-2 and 3.6e-2).
-#: burgers chunks its points the jaxpi way ("sorted": 2048 random space-time points sorted
-#: into equal-count chunks) instead of the paper's 32 time slices of 64 x's each, which put
-#: the points at only 32 distinct times, and its thin shock is then seen at those times only;
-#: with distinct times a finer chain pays (same settings otherwise, 600 s, seed 0, one thread,
-#: rel_l2): slices 3.6e-2 (full run), sorted 1.42e-2, sorted with 4096 points 1.47e-2, sorted
-#: with 128 chunks 7.9e-3. allen_cahn sorted: 2.8e-2 (slices 2.7e-2), so it keeps slices.
-#: allen_cahn stays at 2.5e-2 to 3.5e-2 whatever was tried (600 s, seed 0, one thread beside a
-#: second job, 2026-11-23 evening, when this machine made 12-16k steps where the full run made
-#: 17k; rel_l2): sorted with 128 chunks 2.54e-2, 32 random Fourier features 2.61e-2, two x
-#: harmonics 2.97e-2, eps up to 10 3.53e-2, weight factorization (network.factorization) with
-#: mean 1 2.74e-2 and with mean 0.5 2.55e-2; the benchmark setting on two threads, alone,
-#: 2.96e-2 after 16,045 steps (one thread beside a second job made 12-15k that evening, so a
-#: second thread buys few steps at this size, and the full run is two one-thread jobs side by
-#: side). In every run the error grows steadily from 5e-3 at t = 0 to 4-6e-2 at t = 1
-#: (u = 0 is unstable, growth rate 5). All of that was before each window restarted the
-#: learning-rate schedule (5c0cfe5); with the restart the full run gave 1.97e-2 (19,791 steps),
-#: and two trials after it (600 s, seed 0, one thread each, side by side, 22:00 UTC) gave
-#: 3 windows 1.23e-2 (23,722 steps) and 4 windows 1.47e-2 (23,617). 3 windows adopted after a
-#: full run with them (22:17 UTC): 1.32e-2 (23,625 steps). The host made more steps in that run
-#: than in the one before (convection 30,348 against 25,039), so part of the gain over 2 windows
-#: (1.97e-2, 19,791 steps) is the host's speed. What the error growth wanted was jaxpi's
-#: embedding (its Allen-Cahn ablation: 4.35e-1 without Fourier features): random Fourier
-#: features of scale 2 on the embedded inputs with random weight factorization, on top of the
-#: 3 windows (600 s, one thread, side by side, 2026-11-23 23:00-23:44 UTC; rel_l2, steps; the
-#: 3 windows alone gave 1.23e-2, 23,722, at 22:00): lr decay every 1000 steps 1.28e-2
-#: (22,638), every 500 1.61e-2 (22,166); 64 features 1.09e-2 (14,501), with factorization
-#: 9.4e-3 (14,091), seed 1 5.9e-3 (16,001); 32 features with factorization 6.9e-3 (18,209),
-#: adopted. Full run with it (73adf84, 23:44-00:24 UTC): 8.67e-3 after 16,997 steps.
-_MARCH = {"causal.warm_start": True, "causal.stage_steps": 0, "causal.eps": [0.01, 0.1, 1.0]}
-CASE_CAUSAL = {
-    "convection_beta50": {**_MARCH, "causal.windows": 8},
-    "allen_cahn": {
-        **_MARCH,
-        "causal.windows": 3,
-        "causal.early_stop": False,
-        "network.fourier_features": 32,
-        "network.fourier_scale": 2.0,
-        "network.factorization": True,
-    },
-    "taylor_green": {
-        **_MARCH,
-        "causal.windows": 4,
-        "causal.early_stop": False,
-        "causal.overlap": 0.25,
-        "sampling.n_interior": 512,
-    },
-    "burgers": {"causal.chunking": "sorted", "causal.chunks": 128},
-}
-
-
 def config_for(solver: str, budget: float, case: str | None = None) -> dict:
-    cfg = {**COMMON, **SOLVER_CONFIG[solver], "train.time_budget_s": float(budget)}
+    """The run's settings: the causal PINN's from the library's ``benchmark`` preset of the
+    case's problem (``pdekit.solvers.causal_pinn.BENCHMARK_PRESET``, where the measurements
+    behind them are written), the baselines' from ``COMMON`` and ``SOLVER_CONFIG``; all
+    bounded by the clock only."""
+    clock = {"train.steps": 10**9, "train.log_every": 100, "train.time_budget_s": float(budget)}
     if solver == "causal_pinn":
-        if case in CASE_ENGINE:
-            cfg["engine"] = CASE_ENGINE[case]
-        cfg.update(CASE_CAUSAL.get(case, {}))
-    return cfg
+        problem = CASES[case][0] if case is not None else "convection_diffusion/allen_cahn"
+        return {**BENCHMARK_PRESET[problem], **clock}
+    return {**COMMON, **SOLVER_CONFIG[solver], **clock}
 
 
 def run_one(case: str, solver_name: str, budget: float, device: str, seed: int) -> dict:

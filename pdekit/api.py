@@ -16,7 +16,13 @@ from pdekit.checkpoints import (
     load_checkpoint,
     load_checkpoint_bytes,
 )
-from pdekit.errors import CheckpointError, ParameterError, PdekitError, UnsupportedPairError
+from pdekit.errors import (
+    CheckpointError,
+    ParameterError,
+    PdekitError,
+    UnknownNameError,
+    UnsupportedPairError,
+)
 from pdekit.problems.base import Problem
 from pdekit.solution import Solution
 from pdekit.solvers import distributed
@@ -62,6 +68,24 @@ def make_config(
     return apply_overrides(solver.Config, config, overrides)
 
 
+def preset_overrides(solver: str, preset: str, problem: str) -> dict[str, Any]:
+    """The dotted config settings of a solver's named ``preset`` for ``problem``.
+
+    Raises UnknownNameError for a preset the solver does not have (listing those it has) and
+    ParameterError for a preset that does not cover the problem (listing the problems it does).
+    """
+    s = solvers.get(_name(solver, "solver"))
+    if preset not in s.presets:
+        raise UnknownNameError(f"preset of {solver}", preset, sorted(s.presets))
+    per_problem = s.presets[preset]
+    if problem not in per_problem:
+        raise ParameterError(
+            f"{solver}'s preset {preset!r} has settings for {', '.join(sorted(per_problem))}, "
+            f"not for {problem}"
+        )
+    return dict(per_problem[problem])
+
+
 def solve(
     name: str,
     solver: str = "pinn",
@@ -70,6 +94,7 @@ def solve(
     device: str = "auto",
     seed: int = 0,
     *,
+    preset: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     resume: str | os.PathLike | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -89,6 +114,9 @@ def solve(
     device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     seed: seeds the network initialisation and the collocation sampling (per rank under
         torchrun).
+    preset: a named set of settings of the solver for this problem, measured to work
+        (``solvers.get(solver).presets``; ``causal_pinn``'s ``"benchmark"``), applied on top
+        of ``config`` and under ``overrides``.
     overrides: dotted config keys applied on top of ``config``, e.g. ``{"train.lr": 1e-3}``.
     resume: continue training from this checkpoint file, or from the newest good checkpoint of
         this run directory; a damaged file is reported on stderr and the newest good one before
@@ -140,6 +168,8 @@ def solve(
         params = {**ckpt.problem_params, **params}
     problem = problems.get(name, **params)
     check_pair(problem, solver)
+    if preset is not None:
+        overrides = {**preset_overrides(solver, preset, problem.name), **(overrides or {})}
     if ckpt is not None:
         _check_resume(ckpt, problem, solver, ckpt.source)
         cfg = _resume_config(solver, ckpt, config, overrides, steps)

@@ -66,6 +66,11 @@ def cmd_info(args) -> int:
             allowed = f"  allowed {row['range']}" if row["range"] else ""
             doc = f"  {row['doc']}" if row["doc"] else ""
             print(f"  {row['key']} ({row['type']}) = {row['default']!r}{allowed}{doc}")
+        for preset, per_problem in sorted(s.presets.items()):
+            print(f"preset {preset} (--preset {preset}):")
+            for problem, settings in sorted(per_problem.items()):
+                items = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+                print(f"  {problem}: {items}")
         return 0
     if name not in problems.names():
         raise UnknownNameError("problem or solver", name, problems.names() + solvers.names())
@@ -395,6 +400,7 @@ def _solve_in(api, args, overrides: dict, resume: str | None, out: Path):
         solver=args.solver,
         steps=args.steps,
         config=getattr(args, "file_config", None),
+        preset=args.preset,
         overrides=overrides,
         device=args.device,
         seed=args.seed,
@@ -613,6 +619,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="solver config (repeatable, dotted), e.g. --config train.lr=1e-3",
+    )
+    solve.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="a solver's named settings for the problem (pdekit info SOLVER lists them), e.g. "
+        "causal_pinn's benchmark; --config wins over it",
     )
     solve.add_argument("--steps", type=int, default=None, help="training budget (steps)")
     solve.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")

@@ -43,6 +43,9 @@ class Solver:
     Config: ClassVar[type]
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    #: named settings measured to work: ``{preset: {problem name: {dotted key: value}}}``
+    #: (``pdekit.solve(..., preset=NAME)``, ``pdekit solve --preset NAME``)
+    presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
     def supports(self, problem: Problem) -> str | None:
         """None when the problem is supported, else the reason it is not."""

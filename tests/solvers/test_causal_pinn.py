@@ -651,3 +651,37 @@ def test_convection_beta20_causal_succeeds_where_vanilla_fails(
     )
     err = sol.errors()["rel_l2"]
     assert low < err < high, f"{solver}: rel_l2 {err:.3e} ({reason})"
+
+
+# -- presets (issue 32, defect 8: the settings that make it fast lived only in the benchmark) ----
+def test_the_benchmark_preset_sets_the_benchmarks_settings_and_config_wins(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from pdekit.cli import main
+    from pdekit.errors import UnknownNameError
+    from pdekit.solvers.causal_pinn import BENCHMARK_PRESET
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "causal_pinn.py"
+    spec = importlib.util.spec_from_file_location("causal_pinn_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for case, (problem, _) in bench.CASES.items():  # the benchmark runs the preset itself
+        cfg = bench.config_for("causal_pinn", 60.0, case)
+        assert {k: cfg[k] for k in BENCHMARK_PRESET[problem]} == BENCHMARK_PRESET[problem]
+    for key in ("network.width", "network.depth", "sampling.n_initial"):  # baselines alike
+        assert bench.COMMON[key] == BENCHMARK_PRESET["convection_diffusion/burgers"][key]
+    sol = pdekit.solve("convection_diffusion/burgers", solver="causal_pinn", preset="benchmark",
+                       steps=2, overrides={"network.width": 16, "engine": "autograd"},
+                       verbose=False)  # fmt: skip
+    c = sol.config
+    assert (c.network.width, c.network.depth, c.network.kind) == (16, 3, "modified_mlp")
+    assert (c.causal.chunking, c.causal.chunks, c.sampling.n_interior) == ("sorted", 128, 2048)
+    with pytest.raises(UnknownNameError, match="valid: benchmark"):
+        pdekit.solve("convection_diffusion/burgers", solver="causal_pinn", preset="fast")
+    with pytest.raises(ParameterError, match="not for porous_medium/heat"):
+        pdekit.solve("porous_medium/heat", solver="causal_pinn", preset="benchmark")
+    assert main(["info", "causal_pinn"]) == 0
+    out = capsys.readouterr().out
+    assert "preset benchmark (--preset benchmark):" in out
+    assert "convection_diffusion/burgers: network.width=64" in out
