@@ -411,6 +411,27 @@ def _solve_in(api, args, overrides: dict, resume: str | None, out: Path):
     )
 
 
+def cmd_compare(args) -> int:
+    from pdekit.compare import compare, format_table
+
+    presets = {str(k): str(v) for k, v in _pairs(args.preset, "--preset").items()}
+    table = compare(
+        args.name,
+        args.solvers.split(","),
+        args.budget,
+        params=_pairs(args.set, "--set"),
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        presets=presets,
+        threads=args.threads,
+    )
+    print(format_table(table))
+    print(f"wrote table: {Path(args.out) / 'compare.json'}")
+    print(f"wrote figure: {table['figure']}")
+    return 0
+
+
 def cmd_seal(args) -> int:
     """Put the digest header in front of a trusted plain HDF5 file (its bytes unchanged)."""
     from pdekit.checkpoints.sealed import seal_file
@@ -660,6 +681,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="write checkpoints only, no VTK/plot/fields (later: pdekit export CHECKPOINT)",
     )
 
+    compare = sub.add_parser(
+        "compare", help="train several solvers for one wall-clock budget each; table and figure"
+    )
+    compare.add_argument("name", help="problem name, e.g. convection_diffusion/burgers")
+    compare.add_argument(
+        "--solvers", required=True, help="comma-separated, e.g. pinn,causal_pinn,deepxde"
+    )
+    compare.add_argument("--budget", required=True, help="per solver: 120, 120s, 2m or 1h")
+    compare.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="problem parameter"
+    )
+    compare.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="SOLVER=NAME",
+        help="a solver's preset (repeatable), e.g. causal_pinn=benchmark",
+    )
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    compare.add_argument("--threads", type=int, default=0, help="torch threads per run")
+    compare.add_argument("--out", default="runs/compare", help="output directory")
+
     export = sub.add_parser("export", help="VTK, plot and fields from a checkpoint")
     export.add_argument("checkpoint")
     export.add_argument("--out", default="runs/export")
@@ -740,6 +784,7 @@ COMMANDS = {
     "list": cmd_list,
     "info": cmd_info,
     "solve": cmd_solve,
+    "compare": cmd_compare,
     "export": cmd_export,
     "seal": cmd_seal,
     "data": cmd_data,

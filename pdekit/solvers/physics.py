@@ -126,6 +126,9 @@ class WeightsConfig:
 #: training runs at least this long use the compiled Taylor engine under ``engine="auto"``
 #: (compiling costs 6-10 s once; see :func:`resolve_engine`)
 COMPILE_MIN_STEPS = 2000
+#: ... unless a wall-clock budget shorter than this many seconds bounds them: the compile would
+#: take a tenth of it or more (``pdekit compare`` at 3 s per solver: 15 s of compiling, 1 step)
+COMPILE_MIN_BUDGET_S = 100.0
 
 
 def has_second_derivatives(problem: Problem) -> bool:
@@ -137,8 +140,11 @@ def has_second_derivatives(problem: Problem) -> bool:
     )
 
 
-def resolve_engine(engine: str, problem: Problem, model: torch.nn.Module, steps: int) -> str:
-    """The engine ``"auto"`` stands for in a training run of ``steps`` steps (others as given).
+def resolve_engine(
+    engine: str, problem: Problem, model: torch.nn.Module, steps: int, budget_s: float = 0.0
+) -> str:
+    """The engine ``"auto"`` stands for in a training run of ``steps`` steps and a wall-clock
+    budget of ``budget_s`` seconds (0: none) (others as given).
 
     Taylor where the network supports it and the residual has second derivatives (else
     autograd, faster on first derivatives), compiled when the run is long enough to repay the
@@ -151,7 +157,8 @@ def resolve_engine(engine: str, problem: Problem, model: torch.nn.Module, steps:
         return engine
     if not (has_second_derivatives(problem) and TaylorFields.supports(model)):
         return "autograd"
-    return "taylor_compiled" if steps >= COMPILE_MIN_STEPS else "taylor"
+    short = 0 < budget_s < COMPILE_MIN_BUDGET_S
+    return "taylor_compiled" if steps >= COMPILE_MIN_STEPS and not short else "taylor"
 
 
 def make_fields(

@@ -65,7 +65,9 @@ class PINNTask(AdaptiveSamplingTask, SampledTask):
             device=device,
             dtype=config.train.torch_dtype,
             periodic_by_loss=config.network.periodic_harmonics == 0,
-            engine=resolve_engine(config.engine, problem, model, config.train.steps),
+            engine=resolve_engine(
+                config.engine, problem, model, config.train.steps, config.train.time_budget_s
+            ),
             auto=config.engine == "auto",
         )
 

@@ -1,0 +1,49 @@
+"""``pdekit compare``: solvers side by side at one wall-clock budget, each in its own process;
+the table's errors are those of the saved runs (scored again here), the figure is written, and
+bad input is refused before anything trains."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import pdekit
+from pdekit.cli import main
+from pdekit.compare import compare, parse_budget
+from pdekit.errors import ParameterError, UnknownNameError, UnsupportedPairError
+
+
+def test_two_solvers_at_one_budget(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "porous_medium/heat", "--solvers", "pinn,causal_pinn", "--budget", "2s",
+            "--threads", "1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    table = json.loads((out / "compare.json").read_text())
+    assert [r["solver"] for r in table["rows"]] == ["pinn", "causal_pinn"]
+    assert table["budget_s"] == 2.0 and (out / "compare.png").stat().st_size > 10_000
+    for r in table["rows"]:
+        assert r["steps"] >= 1 and r["wall_s"] >= 2.0 and r["peak_rss_mib"] > 100
+        sol = pdekit.load(r["checkpoint"])  # the table's numbers are the saved run's
+        assert sol.solver == r["solver"] and sol.step == r["steps"]
+        assert sol.errors()["rel_l2"] == pytest.approx(r["rel_l2"], rel=1e-9)
+        assert f"| {r['solver']} | {r['rel_l2']:.3e} |" in text
+
+
+def test_bad_input_is_refused_before_training(tmp_path):
+    with pytest.raises(UnknownNameError, match="nope"):
+        compare("porous_medium/heat", ["pinn", "nope"], 1, out=tmp_path)
+    with pytest.raises(UnsupportedPairError):
+        compare("navier_stokes/kovasznay", ["pinn", "causal_pinn"], 1, out=tmp_path)
+    with pytest.raises(ParameterError, match="named twice"):
+        compare("porous_medium/heat", ["pinn", "pinn"], 1, out=tmp_path)
+    with pytest.raises(ParameterError, match="not for porous_medium/heat"):
+        compare("porous_medium/heat", ["causal_pinn"], 1, out=tmp_path,
+                presets={"causal_pinn": "benchmark"})  # fmt: skip
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+    assert parse_budget("2m") == 120.0 and parse_budget("90") == 90.0
+    assert parse_budget("1.5h") == 5400.0
+    for bad in ("abc", "-3", "0s", "3 days"):
+        with pytest.raises(ParameterError, match="budget"):
+            parse_budget(bad)
