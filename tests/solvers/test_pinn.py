@@ -127,6 +127,9 @@ def test_auto_engine_follows_the_measured_choice():
     plain = torch.nn.Sequential(torch.nn.Linear(2, 3))
     assert resolve_engine("auto", kov, net, COMPILE_MIN_STEPS) == "taylor_compiled"
     assert resolve_engine("auto", kov, net, COMPILE_MIN_STEPS - 1) == "taylor"
+    # a short wall-clock budget does not repay the compile, however many steps it allows
+    assert resolve_engine("auto", kov, net, 10**9, budget_s=30.0) == "taylor"
+    assert resolve_engine("auto", kov, net, 10**9, budget_s=600.0) == "taylor_compiled"
     assert resolve_engine("auto", kov, plain, 10**6) == "autograd"
     assert resolve_engine("auto", conv, net, 10**6) == "autograd"
     assert resolve_engine("taylor", conv, net, 10) == "taylor"
