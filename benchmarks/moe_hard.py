@@ -198,7 +198,7 @@ def section_scaling(a) -> list[dict]:
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,7 +213,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax[j].set_ylabel(f"seconds per {'training step' if kind == 'step' else 'inference'}")
         ax[j].grid(True, which="both", alpha=0.3)
     ax[0].legend()
-    fig.suptitle("diffusion-sorption, 1024 x 101 grid, CPU")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -230,13 +230,15 @@ def main(argv=None) -> dict:
         "command": _command(a),
         "family": FAMILY,
         "setting": f"{a.grid} cells x 101 times (0..500 s); initial state in, every later "
-        f"snapshot out; {a.steps} Adam steps of batch 6 per variant, no solution data",
+        f"snapshot out; {a.steps} Adam steps of batch 6 per variant, no solution data; "
+        f"scaling on {a.scaling_grid} cells x 101 times, batch {a.scaling_batch}",
         "quick": a.quick,
         "cases": {FAMILY: section_cases(a)},
     }
     if not a.skip_scaling:
         results["scaling"] = section_scaling(a)
-        plot(results["scaling"], a.out.with_suffix(".png"))
+        grid = f"{a.scaling_grid} cells x 101 times, batch {a.scaling_batch}"
+        plot(results["scaling"], a.out.with_suffix(".png"), f"diffusion-sorption, {grid}, CPU")
     results["load_average_before_after"] = [load_before, list(os.getloadavg())]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1) + "\n")

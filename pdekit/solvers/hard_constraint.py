@@ -32,7 +32,12 @@ Deviations from the reference code, each labelled where it is implemented:
 - The relative initial-condition rows (b(0, x) omega - u0) / u0 divide by max(|u0|, ic_floor)
   (the paper divides by u0, which is unbounded where u0 -> 0).
 - Boundary rows are the problem's own boundary conditions (Dirichlet, Neumann, Robin) at the
-  boundary faces, by one-sided second-order extrapolation of the basis from the cells.
+  boundary faces, by one-sided second-order extrapolation of the basis from the cells. For
+  diffusion-sorption that is the outflow condition u + D du/dn = 0 at x = 1, as PDEBench's
+  generator imposes it; the paper's row u - D u_x has the growing sign (see
+  :class:`~pdekit.problems.porous_medium.diffusion_sorption.DiffusionSorption`).
+- State on cell centres only (``state_location = "center"``): the face extrapolation assumes
+  them.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import torch
 
 from pdekit.core.fields import LAPLACIAN, Fields, Key, parse_spec
 from pdekit.core.stencil import fd_weights
-from pdekit.errors import ParameterError
+from pdekit.errors import ConvergenceError, ParameterError
 from pdekit.geometries.grid import Grid
 from pdekit.problems.grid import bcs_by_side, grid_fields, side_data
 
@@ -95,19 +100,13 @@ class PointFields(Fields):
 
 
 def declared_terms(problem) -> list[tuple[str, Key]]:
-    """Every (field, key) the problem's residual may read: each field's value and its declared
-    derivatives (all first and second derivatives when it declares none)."""
+    """Every (field, key) the problem's residual may read: each field's value and the
+    derivatives its problem declares (the grid engines refuse any other)."""
     coords = problem.coordinates
     out: list[tuple[str, Key]] = []
     for name in problem.fields:
         out.append((name, ()))
-        specs = (problem.derivatives or {}).get(name)
-        if specs is None:
-            n = len(coords)
-            specs = [(c,) for c in coords] + [
-                (coords[i], coords[j]) for i in range(n) for j in range(i, n)
-            ]
-        for spec in specs:
+        for spec in (problem.derivatives or {}).get(name, ()):
             key = parse_spec(spec, coords)
             if (name, key) not in out:
                 out.append((name, key))
@@ -153,7 +152,8 @@ class Partition:
     ) -> torch.Tensor:
         """``(experts, m)`` flat grid indices: m distinct points of each expert's piece drawn
         uniformly at random among those at time level (first axis) >= ``first_level``; m =
-        ``points``, or all of them when an expert has fewer."""
+        ``points``, or the smallest number of such points an expert has, when that is fewer (so
+        every expert has as many rows)."""
         per = self.members.shape[1]
         level = self.members // math.prod(self.shape[1:])
         eligible = level >= first_level
@@ -204,10 +204,15 @@ def levenberg_marquardt(
     Steps solve ``(J^T J + lam diag(J^T J)) delta = -J^T r`` (Marquardt's scaling), with
     lam divided by 3 after a step that does not raise the cost (beyond its round-off) and
     doubled after one that does (the step is then rejected). An item has converged when an
-    accepted step satisfies the Cauchy criterion of optimistix (the paper's DS solver, rtol =
-    atol = ``tol``): ``max|delta| <= tol (1 + max|omega|)`` and ``|cost change| <= tol (1 +
-    cost)``; or when its gradient ``J^T r`` is zero to round-off (an exact fit included).
-    Converged items stop changing.
+    accepted step is small and changes the cost little, ``max|delta| <= tol (1 + max|omega|)``
+    and ``|cost change| <= tol (1 + cost)`` (rtol = atol = ``tol``, a Cauchy test in the
+    spirit of optimistix's, which the paper's DS code uses); or when its gradient ``J^T r`` is
+    zero to round-off (an exact fit included). Converged items stop changing.
+
+    Deviation (ours): optimistix's Levenberg-Marquardt is a trust-region method with damping
+    lam I and tests the change of every entry of omega and of r; ours is the classical
+    Marquardt iteration above with a test on the max-norm of the step and on the cost. Both
+    stop at a stationary point of the same objective, and the implicit gradient is taken there.
     """
     omega = omega0.clone()
     lead = omega.shape[:-1]
@@ -221,10 +226,10 @@ def levenberg_marquardt(
         a = jac.transpose(-1, -2) @ jac
         g = (jac.transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1)
         # stationary to round-off (an exact fit included): no step can lower the cost
-        jnorm = torch.linalg.matrix_norm(jac)
-        stationary = torch.linalg.vector_norm(g, dim=-1) <= 1e-13 * jnorm * (jnorm + 1.0) * (
-            torch.linalg.vector_norm(r, dim=-1)
-        )
+        eps = torch.finfo(omega.dtype).eps
+        stationary = torch.linalg.vector_norm(g, dim=-1) <= 64 * eps * torch.linalg.matrix_norm(
+            jac
+        ) * torch.linalg.vector_norm(r, dim=-1)
         done = done | stationary
         if bool(done.all()):
             break
@@ -353,7 +358,14 @@ class ConstrainedSolve(torch.autograd.Function):
                 ],
                 dim=-2,
             )
-            v = torch.linalg.solve(hess, grad_omega.unsqueeze(-1)).squeeze(-1)
+            try:
+                v = torch.linalg.solve(hess, grad_omega.unsqueeze(-1)).squeeze(-1)
+            except torch.linalg.LinAlgError:
+                raise ConvergenceError(
+                    "the implicit gradient needs the Hessian of the least-squares problem at "
+                    "its solution, and it is singular (a basis function that vanishes on every "
+                    "row, with no ridge): use a ridge > 0"
+                ) from None
             grads = torch.autograd.grad(
                 g, [ts[i] for i in need], grad_outputs=-v, allow_unused=True
             )

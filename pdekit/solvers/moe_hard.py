@@ -32,9 +32,14 @@ Deviations from the paper and its code, and why:
 - Right boundary loss (DS). The reference code's boundary loss compares u(t, 1) with the
   solver's values there, i.e. it uses solution data; ours is the problem's own boundary
   condition (the outflow Robin condition u + D du/dn = 0), so no solution data enters.
-- Grid (CPU-sized, config): 64 cells and the family's 101 times, not 1024 x 101; FNO width 32
-  throughout and 4 layers (the paper: widths 32/64, 5 layers), 4 000 sampled points per expert
-  (the paper: 20 000; at 64 cells a quarter of the grid is 1 616 points, all of them used).
+- CPU-sized (config): 64 cells and the family's 101 times, not 1024 x 101; FNO width 32
+  throughout and 4 layers (the paper: widths 32/64, 5 layers); 900 training initial states
+  (the paper: 8 000); 4 000 sampled points per expert (the paper: 20 000; at 64 cells a
+  quarter of the grid from the third snapshot on is 1 584 points, all of them used).
+- u_xx by the grid path's three-point stencil (the reference code applies its first-derivative
+  stencil twice); both are second order.
+- Answers are deterministic: the points of an answer are drawn from ``constraint.seed`` (the
+  paper resamples them at every call).
 - Learning-rate floor. The paper floors the halving schedule at 1e-4; pdekit's step schedule
   has no floor, so the last 800 of 4 000 steps run at 6.25e-5.
 - The rows fed to LM (r, not the reference code's r^2 for Navier-Stokes), the initial-condition
@@ -174,6 +179,8 @@ class ConstraintConfig:
         check(self, "tol", self.tol, low=1e-15, high=1.0)
         check(self, "damping", self.damping, low=1e-12, high=1e12)
         check(self, "ridge", self.ridge, low=0.0, high=1e6)
+        if self.ridge <= 0:  # the implicit gradient needs a regular Hessian
+            raise ParameterError(f"ConstraintConfig.ridge must be > 0; got {self.ridge!r}")
         check(self, "omega0", self.omega0, low=-1e6, high=1e6)
         check(self, "ic_floor", self.ic_floor, low=1e-300, high=1e6)
         check(self, "unconverged", self.unconverged, choices=UNCONVERGED)
@@ -242,6 +249,11 @@ class PhysicsFNO(nn.Module):
                 f"{problem.name}: the physics-constrained FNO predicts one state field that is "
                 f"every field of the residual; its state is {problem.state}, fields "
                 f"{problem.fields}"
+            )
+        if problem.state_location != "center":
+            raise ParameterError(
+                f"{problem.name}: the physics-constrained FNO takes states on cell centres; "
+                f"its state sits at grid {problem.state_location}s"
             )
         self.problem, self.grid = problem, grid
         self.times = np.asarray(times, dtype=np.float64)
@@ -355,9 +367,13 @@ class PhysicsFNO(nn.Module):
             raise ConvergenceError(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, full: bool = False
+    ) -> torch.Tensor:
+        """The later snapshots ``(B, nt - 1, *space, 1)`` in the input's dtype; with ``full``,
+        :meth:`full`'s every snapshot ``(B, nt, *space)`` as computed (what training reads)."""
         u = self.full(x, generator)
-        return u[:, 1:, ..., None].to(x.dtype)
+        return u if full else u[:, 1:, ..., None].to(x.dtype)
 
 
 def physics_loss(model: PhysicsFNO, u: torch.Tensor, u0: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -399,10 +415,7 @@ class PhysicsTask(DatasetTask):
         ref = next(self.net.parameters())
         x = x.to(ref.device, ref.dtype)
         gen = torch.Generator().manual_seed(int(self.sample_rng.integers(2**62)))
-        u = self.net.full(x, generator=gen) if self.dist.world_size == 1 else None
-        if u is None:  # under DDP: through the wrapper, so gradients are averaged
-            u = self.model(x, generator=gen)
-            u = torch.cat([x[:, :1, ..., 0].to(u), u[..., 0]], dim=1)
+        u = self.model(x, generator=gen, full=True)  # the DDP wrapper under torchrun
         terms = physics_loss(self.net, u, x[:, 0, ..., 0])
         total = terms["pde"] + terms["ic"] + terms["bc"]
         solve = self.net.last_solve
@@ -454,6 +467,11 @@ class FNOSoftSolver(FNOSolver):
         why = super().supports(problem)
         if why is None and (len(problem.state) != 1 or problem.fields != problem.state):
             why = "it predicts one state field that is every field of the residual"
+        if why is None and problem.state_location != "center":
+            why = (
+                f"its state sits at grid {problem.state_location}s; the boundary rows "
+                "extrapolate from cell centres"
+            )
         return why
 
     def constraint(self, config) -> ConstraintConfig | None:
@@ -523,7 +541,8 @@ class MoEHardSolver(FNOSoftSolver):
         return config.constraint
 
     def _stored_model(self, fam, config):
-        """As :meth:`FNOSolver._stored_model`, among models with the requested partition."""
+        """As :meth:`FNOSolver._stored_model`, among models with the requested partition and
+        ``physics.pde_start``."""
         if config.pretrained:
             return super()._stored_model(fam, config)
         d, want = config.dataset, list(config.constraint.experts)
@@ -533,7 +552,9 @@ class MoEHardSolver(FNOSoftSolver):
             same = (data.get("grid"), data.get("in_steps"), data.get("start")) == (
                 d.grid, d.in_steps, d.start,
             )  # fmt: skip
-            if same and list(saved.get("constraint", {}).get("experts", [])) == want:
+            experts = list(saved.get("constraint", {}).get("experts", []))
+            start = saved.get("physics", {}).get("pde_start")
+            if same and experts == want and start == config.physics.pde_start:
                 return model
         return None
 

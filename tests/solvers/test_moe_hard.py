@@ -114,6 +114,66 @@ def test_an_exact_solution_in_the_span_is_reproduced_to_round_off():
     assert torch.allclose(u, problem.exact(x, t), atol=1e-11, rtol=0)
 
 
+@dataclass(frozen=True)
+class LinearQuadraticHeat(QuadraticHeat):
+    """u = x^2 + x + 2 k t (u_x = 1 at x = 0, 3 at x = 1) with a Neumann condition at x = 0
+    (du/dn = -u_x = -1) and a Robin one at x = 1 (u + 0.5 du/dn = 2 + 2kt + 1.5): the signs of
+    the outward normal derivative at both ends are what the rows must get right."""
+
+    def exact(self, x, t):
+        return x**2 + x + 2 * self.k * t
+
+    def initial_condition(self, x):
+        return {"u": x[:, 0] ** 2 + x[:, 0]}
+
+    def boundary_conditions(self):
+        def neumann(p):
+            return {"u": -torch.ones_like(p[:, 0])}
+
+        def robin(p):
+            return {"u": 2 + 2 * self.k * p[:, 1] + 0.5 * 3.0}
+
+        return [BC("neumann", ("u",), neumann, "xmin"),
+                BC("robin", ("u",), robin, "xmax", a=1.0, b=0.5)]  # fmt: skip
+
+
+def test_neumann_and_robin_rows_have_the_outward_normal_right():
+    problem = LinearQuadraticHeat()
+    t, x = _mesh()
+    gen = torch.Generator().manual_seed(5)
+    extra = torch.rand(*t.shape, 2, generator=gen, dtype=torch.float64)
+    basis = torch.cat([torch.stack([torch.ones_like(t), x**2 + x, t], -1), extra], -1)[None]
+    part = Partition((len(TIMES), 8), (1, 2))
+    initial = (x**2 + x)[0][None]
+    terms, coords, tensors = build_tensors(problem, basis, initial, GRID, TIMES, part,
+                                           part.sample(10**6), ic_relative=False)  # fmt: skip
+    system = ConstraintSystem(problem, terms, coords, 0.0)
+    w0 = torch.ones(1, 2, 5, dtype=torch.float64)
+    omega = ConstrainedSolve.apply(system, {"tol": 1e-12, "max_iter": 200}, w0, *tensors)
+    assert float(system.result.residual.max()) < 1e-10  # every row, both ends, vanishes
+    u = part.stitch(torch.einsum("btxn,bkn->bktx", basis, omega))[0]
+    torch.testing.assert_close(u, problem.exact(x, t), atol=1e-11, rtol=0)
+    model = PhysicsFNO(problem, GRID, TIMES, BasisNetworkConfig(width=4, layers=1, modes=2))
+    exact = physics_loss(model, problem.exact(x, t)[None], initial)
+    assert float(exact["bc"]) < 1e-12
+    flipped = physics_loss(model, (problem.exact(x, t) - 2 * x)[None], initial)  # u_x -> u_x - 2
+    assert float(flipped["bc"]) > 0.1
+
+
+def test_initial_rows_are_relative_to_u0_with_its_floor():
+    problem = QuadraticHeat()
+    gen = torch.Generator().manual_seed(6)
+    basis = torch.rand(1, len(TIMES), 8, 3, generator=gen, dtype=torch.float64)
+    part = Partition((len(TIMES), 8), (1, 1))
+    u0 = torch.tensor([[0.5, -0.2, 1e-4, 0.0, 2e-3, -3e-3, 1.0, 0.01]], dtype=torch.float64)
+    _, _, tensors = build_tensors(problem, basis, u0, GRID, TIMES, part, part.sample(5),
+                                  ic_floor=1e-3)  # fmt: skip
+    lin, target = tensors[-2][0, 0, :8], tensors[-1][0, 0, :8]
+    scale = torch.tensor([0.5, 0.2, 1e-3, 1e-3, 2e-3, 3e-3, 1.0, 0.01], dtype=torch.float64)
+    torch.testing.assert_close(lin, basis[0, 0] / scale[:, None], rtol=1e-15, atol=0)
+    torch.testing.assert_close(target, u0[0] / scale, rtol=1e-15, atol=0)
+
+
 def test_the_implicit_gradient_equals_finite_differences_of_the_converged_solve():
     problem = registry.get("porous_medium/diffusion_sorption", seed=3)
     times = np.linspace(0.0, 25.0, 6)
@@ -268,6 +328,13 @@ def test_bad_configurations_are_named():
         ConstraintConfig(experts=(1, 0))
     with pytest.raises(ParameterError, match="unconverged"):
         ConstraintConfig(unconverged="ignore")
+    with pytest.raises(ParameterError, match="ridge"):
+        ConstraintConfig(ridge=0.0)
+    heat = registry.get("porous_medium/heat")  # a state at grid nodes: refused, with the reason
+    from pdekit.solvers.registry import get as get_solver
+
+    assert "cell centres" in get_solver("moe_hard").supports(heat)
+    assert "cell centres" in get_solver("fno_soft").supports(heat)
     problem = registry.get("porous_medium/diffusion_sorption")
     grid = Grid([0.0], [1.0], 16)
     with pytest.raises(ParameterError, match="does not divide the grid: 3 pieces along x of 16"):
@@ -324,8 +391,14 @@ def test_a_tiny_family_trains_without_solution_data_and_answers(tiny, solver, ca
     loss = sol.history["loss"]
     assert loss[-1] < 0.7 * loss[0]  # the physics loss falls (measured: to 0.2-0.4 of it)
     assert sol.trajectory.shape == (11, 16, 1)
-    assert sol.trajectory[0, :, 0] == pytest.approx(np.full(16, sol.problem.u0))
-    assert 0 < sol.errors()["rel_l2"] < 1.0  # scored against the problem's reference
+    # what training reads is what the model answers: the full trajectory's later snapshots
+    x = torch.full((1, 1, 16, 1), sol.problem.u0)
+    model = sol.model.eval()
+    model.lenient = True
+    with torch.no_grad():
+        full = model(x, full=True)
+        later = model(x)
+    np.testing.assert_allclose(later[0, ..., 0].double().numpy(), full[0, 1:].numpy(), rtol=1e-6)
     if solver == "moe_hard":
         lm = sol.extras["lm"]
         assert len(lm["iterations"]) == 2 and len(lm["residual"]) == 2
