@@ -332,17 +332,22 @@ def moe_hard_table(path: str | Path) -> str:
              "moe": "moe_hard, 4 experts (PI-HC-MoE)",
              "moe_pde_from_0": "moe_hard, 4 experts, PDE at every snapshot (paper)"}  # fmt: skip
     lines = [
-        "| case | solver | test rel. L2 | paper | training | inference / trajectory "
-        "| LM iterations | unconverged |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| case | solver | test rel. L2 | from t = 10 s | at t = 5 s | paper | training "
+        "| inference / trajectory | LM iterations | unconverged |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case, rows in d["cases"].items():
         for key, r in rows.items():
             e, p = r["rel_l2"], r["paper_rel_l2"]
             it = r.get("lm_iterations")
+            late = r.get("rel_l2_from_t10")
+            late = f"{100 * late['mean']:.1f}% ± {100 * late['std']:.1f}%" if late else "-"
+            first = r.get("rel_l2_by_time", {}).get("5")
+            first = f"{100 * first:.0f}%" if first is not None else "-"
             lines.append(
                 f"| {case} | {names.get(key, key)} | {100 * e['mean']:.1f}% ± "
-                f"{100 * e['std']:.1f}% ({r['members']}) | {100 * p[0]:.2f}% ± {100 * p[1]:.2f}% "
+                f"{100 * e['std']:.1f}% ({r['members']}) | {late} | {first} "
+                f"| {100 * p[0]:.2f}% ± {100 * p[1]:.2f}% "
                 f"| {r['steps']} steps, {r['train_s'] / 60:.0f} min | {_ms(r['infer_s'])} ms "
                 f"| {_mean(it)} "
                 f"| {r.get('unconverged_members', '-')} |"
