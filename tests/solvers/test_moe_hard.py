@@ -408,3 +408,41 @@ def test_a_tiny_family_trains_without_solution_data_and_answers(tiny, solver, ca
                          params={"seed": SEED}, config=config)  # fmt: skip
     assert f"using the user model {solver}" in capsys.readouterr().err
     np.testing.assert_allclose(again.trajectory, sol.trajectory, rtol=1e-6, atol=1e-9)
+
+
+# -- the shipped model ---------------------------------------------------------------------------
+#: the shipped MoE's test-split relative L2 (mean, std over 100 members; moe_hard.json) -- a
+#: regression guard that the weights load and predict as measured, not the issue's target
+SHIPPED_MEASURED = (0.0370, 0.0173)
+SHIPPED_MEMBERS = 4
+
+
+@pytest.fixture()
+def shipped_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("PDEKIT_CACHE_DIR", str(tmp_path))  # no user models: the package's only
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_shipped_model_answers_without_training_as_measured(shipped_only, monkeypatch, capsys):
+    from pdekit import store
+    from pdekit.solvers.registry import get as get_solver
+
+    models = [m for m in store.list("moe_hard", "diffusion_sorption") if m.place == "shipped"]
+    assert models, "no shipped moe_hard model of diffusion_sorption"
+    store.check_index()
+    assert "benchmarks/moe_hard.py" in models[0].command
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("solve trained although a shipped model fits")
+
+    monkeypatch.setattr(type(get_solver("moe_hard")), "train", no_training)
+    sol = pdekit.solve("porous_medium/diffusion_sorption", solver="moe_hard", params={"seed": 77})
+    assert "using the shipped model" in capsys.readouterr().err
+    assert sol.trajectory.shape == (101, 64, 1)
+    assert all(sol.extras["lm"]["converged"]) and len(sol.extras["lm"]["iterations"]) == 4
+    mean, std = SHIPPED_MEASURED
+    errs = pdekit.load(models[0].path).family_errors("test", SHIPPED_MEMBERS)
+    assert errs["rel_l2"]["mean"] <= mean + 2 * std, errs["rel_l2"]
