@@ -439,7 +439,8 @@ def test_the_shipped_model_answers_without_training_as_measured(shipped_only, mo
         raise AssertionError("solve trained although a shipped model fits")
 
     monkeypatch.setattr(type(get_solver("moe_hard")), "train", no_training)
-    sol = pdekit.solve("porous_medium/diffusion_sorption", solver="moe_hard", params={"seed": 77})
+    sol = pdekit.solve("porous_medium/diffusion_sorption", solver="moe_hard", params={"seed": 77},
+                       config={"dataset": {"family": "diffusion_sorption"}})  # fmt: skip
     assert "using the shipped model" in capsys.readouterr().err
     assert sol.trajectory.shape == (101, 64, 1)
     assert all(sol.extras["lm"]["converged"]) and len(sol.extras["lm"]["iterations"]) == 4
