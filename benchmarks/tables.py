@@ -330,7 +330,9 @@ def moe_hard_table(path: str | Path) -> str:
 
     names = {"fno_soft": "fno_soft (PI-SC)", "pi_hc": "moe_hard, 1 expert (PI-HC)",
              "moe": "moe_hard, 4 experts (PI-HC-MoE)",
-             "moe_pde_from_2": "moe_hard, 4 experts, PDE from t = 10 s"}  # fmt: skip
+             "moe_pde_from_2": "moe_hard, 4 experts, PDE from t = 10 s",
+             "pi_hc_pde_from_2": "moe_hard, 1 expert, PDE from t = 10 s",
+             "fno_soft_pde_from_2": "fno_soft, PDE from t = 10 s"}  # fmt: skip
     lines = [
         "| case | solver | test rel. L2 | from t = 10 s | at t = 5 s | paper | training "
         "| inference / trajectory | LM iterations | unconverged |",
