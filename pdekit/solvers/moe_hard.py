@@ -113,9 +113,13 @@ class BasisNetworkConfig:
 
     #: basis functions N (hard constraint; the paper: 16 for DS, 64 for NS)
     basis: int = 16
+    #: hidden channels of the Fourier layers
     width: int = 32
+    #: Fourier modes kept per axis (t and space)
     modes: int = 8
+    #: Fourier layers
     layers: int = 4
+    #: hidden channels of the pointwise projection
     projection: int = 128
     #: zero cells appended to every axis (the axes are not periodic)
     padding: int = 8
@@ -162,6 +166,7 @@ class ConstraintConfig:
     omega0: float = 1.0
     #: initial-condition rows relative to |u0| (the paper), floored at ic_floor
     ic_relative: bool = True
+    #: the smallest |u0| the relative initial-condition rows divide by
     ic_floor: float = 1e-3
     #: an LM that does not converge when answering: "raise" (ConvergenceError) or "warn"
     unconverged: str = "raise"
@@ -208,7 +213,9 @@ class SoftConfig:
     network: BasisNetworkConfig = field(default_factory=BasisNetworkConfig)
     train: PhysicsTrainConfig = field(default_factory=PhysicsTrainConfig)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    #: train anew even when the model store holds a compatible model
     retrain: bool = False
+    #: a model file to use ("": look in the model store)
     pretrained: str = ""
 
     def __post_init__(self):
