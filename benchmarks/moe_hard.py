@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pdekit import __version__, api, store
+from pdekit import api, store
 from pdekit.metrics import rel_l2
 from pdekit.problems.datasets import Dataset
 from pdekit.problems.family import families
@@ -47,7 +45,7 @@ from pdekit.solvers.fno import train_family
 from pdekit.solvers.moe_hard import BasisNetworkConfig, ConstraintConfig, PhysicsFNO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from operators import ship  # noqa: E402
+from operators import _command, machine, ship  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "moe_hard.json"
 FAMILY = "diffusion_sorption"
@@ -90,10 +88,6 @@ def _args(argv=None) -> argparse.Namespace:
         a.steps, a.n_train, a.n_valid, a.n_test = 20, 24, 6, 6
         a.scaling_points, a.scaling_grid = "100,1000", 64
     return a
-
-
-def _command(a) -> str:
-    return "python benchmarks/moe_hard.py " + shlex.join(sys.argv[1:])
 
 
 def _overrides(a, experts) -> dict:
@@ -260,10 +254,7 @@ def main(argv=None) -> dict:
         return rescore(a)
     load_before = list(os.getloadavg())
     results = {
-        "pdekit": __version__,
-        "device": f"cpu: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores",
-        "torch": torch.__version__,
+        **machine(),
         "command": _command(a),
         "family": FAMILY,
         "setting": f"{a.grid} cells x 101 times (0..500 s); initial state in, every later "

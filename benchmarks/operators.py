@@ -86,13 +86,20 @@ def _command(a: argparse.Namespace) -> str:
     return f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
 
 
-def run_header(a: argparse.Namespace) -> dict:
-    """The head of a results file of the FNO benchmark's family: versions, device, command."""
+def machine() -> dict:
+    """Versions and the device of a results file (pdekit, CPU and threads, torch)."""
     return {
         "pdekit": __version__,
         "device": f"cpu: {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores",
         "torch": torch.__version__,
+    }
+
+
+def run_header(a: argparse.Namespace) -> dict:
+    """The head of a results file of the FNO benchmark's family: versions, device, command."""
+    return {
+        **machine(),
         "command": _command(a),
         "family": FAMILY,
         "setting": f"vorticity on 64^2, t = {START}..{START + IN_STEPS - 1} in, "

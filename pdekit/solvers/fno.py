@@ -351,20 +351,24 @@ class FNOSolver(NetworkSolver):
     def _stored_model(self, fam: Family, config: FNOConfig) -> store.StoredModel | None:
         """``config.pretrained`` (checked), else the first store model of the family with the
         same grid and snapshot layout."""
-        d = config.dataset
         if config.pretrained:
             model = store.describe(config.pretrained)
             self.check_model(model, fam)
             return model
         for model in store.list(self.name, fam.name):
-            saved = store.load(model).solver_config.get("dataset", {})
-            if (saved.get("grid"), saved.get("in_steps"), saved.get("start")) == (
-                d.grid,
-                d.in_steps,
-                d.start,
-            ):
+            if self.stored_matches(store.load(model).solver_config, config):
                 return model
         return None
+
+    def stored_matches(self, saved: dict, config: Any) -> bool:
+        """Whether a stored model's config (a dict) answers the requested ``config``: the same
+        dataset grid and snapshot layout (subclasses add what else must agree)."""
+        d, data = config.dataset, saved.get("dataset", {})
+        return (data.get("grid"), data.get("in_steps"), data.get("start")) == (
+            d.grid,
+            d.in_steps,
+            d.start,
+        )
 
     def check_model(self, model: store.StoredModel, fam: Family) -> None:
         """CheckpointError unless ``model`` is a model of this solver trained on ``fam``."""

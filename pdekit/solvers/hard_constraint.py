@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pdekit.core.fields import LAPLACIAN, Fields, Key, parse_spec
+from pdekit.core.fields import LAPLACIAN, Fields, Key, declared_keys
 from pdekit.core.stencil import fd_weights
 from pdekit.errors import ConvergenceError, ParameterError
 from pdekit.geometries.grid import Grid
@@ -101,16 +101,13 @@ class PointFields(Fields):
 
 def declared_terms(problem) -> list[tuple[str, Key]]:
     """Every (field, key) the problem's residual may read: each field's value and the
-    derivatives its problem declares (the grid engines refuse any other)."""
-    coords = problem.coordinates
-    out: list[tuple[str, Key]] = []
-    for name in problem.fields:
-        out.append((name, ()))
-        for spec in (problem.derivatives or {}).get(name, ()):
-            key = parse_spec(spec, coords)
-            if (name, key) not in out:
-                out.append((name, key))
-    return out
+    derivatives its problem declares (the grid engines refuse any other), in a fixed order."""
+    declared = declared_keys(problem.derivatives or {}, problem.coordinates)
+    return [
+        (name, key)
+        for name in problem.fields
+        for key in [(), *sorted(declared.get(name, ()), key=lambda k: (len(k), k))]
+    ]
 
 
 # -- the partition -----------------------------------------------------------------------------
@@ -429,12 +426,15 @@ def build_tensors(
     *,
     ic_relative: bool = True,
     ic_floor: float = 1e-3,
+    bc_rows: list | None = None,
 ):
     """The tensors of :class:`ConstraintSystem` for a batch.
 
     basis: ``(B, nt, *space, N)`` float64 on the grid (state location); initial: ``(B,
     *space)`` the initial state; index: ``(K, m)`` flat space-time indices of each expert's
-    points (:meth:`Partition.sample`). Returns ``(terms, coords, tensors)``.
+    points (:meth:`Partition.sample`); bc_rows: :func:`boundary_rows` at ``times[1:]`` when
+    already computed (they depend on the problem and grid only). Returns ``(terms, coords,
+    tensors)``.
     """
     field = problem.state[0]
     loc = problem.state_location
@@ -472,8 +472,10 @@ def build_tensors(
     w = 1.0 / u0.abs().clamp(min=ic_floor) if ic_relative else torch.ones_like(u0)
     rows.append(b0 * w[..., None])
     targets.append(u0 * w)
-    h = [(grid.hi[a] - grid.lo[a]) / grid.n[a] for a in range(grid.dim)]
-    for k, s, a, bn, g in boundary_rows(problem, field, grid, np.asarray(times[1:]), loc):
+    h = grid.spacing
+    if bc_rows is None:
+        bc_rows = boundary_rows(problem, field, grid, np.asarray(times[1:]), loc)
+    for k, s, a, bn, g in bc_rows:
         val, slope = grid_face(basis[:, 1:], 2 + k, s, loc, h[k])  # (B, nt-1, *tang, N)
         a_, bn_ = a.to(basis)[None, ..., None], bn.to(basis)[None, ..., None]
         rows.append((a_ * val + bn_ * slope).reshape(b, -1, n))

@@ -48,6 +48,7 @@ Deviations from the paper and its code, and why:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from pdekit import store
 from pdekit.errors import ConvergenceError, ParameterError
 from pdekit.geometries.grid import Grid
 from pdekit.problems.base import Problem
@@ -303,6 +303,13 @@ class PhysicsFNO(nn.Module):
     def shape(self) -> tuple[int, ...]:
         return (len(self.times), *self.grid.n)
 
+    @functools.cached_property
+    def bc_rows(self) -> list:
+        """The problem's boundary conditions as rows at every snapshot after the first
+        (:func:`~pdekit.solvers.hard_constraint.boundary_rows`), evaluated once."""
+        p = self.problem
+        return boundary_rows(p, p.state[0], self.grid, self.times[1:], p.state_location)
+
     def check_input(self, x: torch.Tensor) -> None:
         want = (1, *self.grid.n, 1)
         if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
@@ -342,6 +349,7 @@ class PhysicsFNO(nn.Module):
             index,
             ic_relative=c.ic_relative,
             ic_floor=c.ic_floor,
+            bc_rows=self.bc_rows,
         )
         system = ConstraintSystem(self.problem, terms, coords, c.ridge)
         b, k, n = basis.shape[0], self.partition.experts, basis.shape[-1]
@@ -400,8 +408,8 @@ def physics_loss(model: PhysicsFNO, u: torch.Tensor, u0: torch.Tensor) -> dict[s
         torch.linalg.vector_norm(u0.reshape(b, -1), dim=1).clamp(min=1e-12)
     )
     bc = torch.zeros_like(ic)
-    h = [(grid.hi[a] - grid.lo[a]) / grid.n[a] for a in range(grid.dim)]
-    for k, s, a, bn, g in boundary_rows(p, name, grid, times[1:], loc):
+    h = grid.spacing
+    for k, s, a, bn, g in model.bc_rows:
         val, slope = grid_face(u[:, 1:], 2 + k, s, loc, h[k])
         r = a.to(u) * val + bn.to(u) * slope - g.to(u)
         bc = bc + torch.linalg.vector_norm(r.reshape(b, -1), dim=1)
@@ -490,17 +498,6 @@ class FNOSoftSolver(FNOSolver):
             fam.template(), grid, times, config.network, self.constraint(config), config.physics
         )
 
-    def _model(self, problem: Problem, config, device: torch.device) -> PhysicsFNO:
-        real = config.train.torch_dtype
-        cplx = torch.complex128 if real == torch.float64 else torch.complex64
-
-        def cast(t: torch.Tensor) -> torch.Tensor:
-            if t.is_complex():
-                return t.to(device, cplx)
-            return t.to(device, real) if t.is_floating_point() else t.to(device)
-
-        return self.build_model(problem, config)._apply(cast)
-
     def initial_states(self, fam, split: str, size: int, grid: Grid) -> torch.Tensor:
         """``(size, 1, *space, 1)``: the members' own initial states (nothing simulated)."""
         name = fam.template().state[0]
@@ -529,9 +526,6 @@ class FNOSoftSolver(FNOSolver):
         fam, grid, times = self.layout(problem, config)
         return PhysicsSolution(problem, self.name, config, model, fam, grid, times, 1, 0, **kwargs)
 
-    def answer_config(self, stored: Any, config: Any) -> Any:
-        return dataclasses.replace(stored, retrain=config.retrain, pretrained=config.pretrained)
-
 
 @register_solver("moe_hard")
 class MoEHardSolver(FNOSoftSolver):
@@ -547,23 +541,15 @@ class MoEHardSolver(FNOSoftSolver):
     def constraint(self, config) -> ConstraintConfig | None:
         return config.constraint
 
-    def _stored_model(self, fam, config):
-        """As :meth:`FNOSolver._stored_model`, among models with the requested partition and
-        ``physics.pde_start``."""
-        if config.pretrained:
-            return super()._stored_model(fam, config)
-        d, want = config.dataset, list(config.constraint.experts)
-        for model in store.list(self.name, fam.name):
-            saved = store.load(model).solver_config
-            data = saved.get("dataset", {})
-            same = (data.get("grid"), data.get("in_steps"), data.get("start")) == (
-                d.grid, d.in_steps, d.start,
-            )  # fmt: skip
-            experts = list(saved.get("constraint", {}).get("experts", []))
-            start = saved.get("physics", {}).get("pde_start")
-            if same and experts == want and start == config.physics.pde_start:
-                return model
-        return None
+    def stored_matches(self, saved: dict, config) -> bool:
+        """Also the same partition and ``physics.pde_start``."""
+        experts = list(saved.get("constraint", {}).get("experts", []))
+        start = saved.get("physics", {}).get("pde_start")
+        return (
+            super().stored_matches(saved, config)
+            and experts == list(config.constraint.experts)
+            and start == config.physics.pde_start
+        )
 
     def answer_config(self, stored: Any, config: Any) -> Any:
         """The stored model with the caller's answering settings: LM iterations, tolerance,
