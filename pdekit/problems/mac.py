@@ -142,21 +142,8 @@ class MacScene:
 
     def conditions(self, u: torch.Tensor, v: torch.Tensor) -> dict[str, torch.Tensor]:
         """The boundary conditions' residuals at every non-fluid sample of ``u``, ``v``
-        (``(*batch, H, W)``), 0 at fluid samples: value - target on wall faces and inside
-        solids; (ghost + mean of its fluid neighbours) / 2 - target at ghosts."""
-        out = {}
-        for comp, arr, axis in (("u", u, 0), ("v", v, 1)):
-            role = self.roles[comp].to(arr.device)
-            target = self.targets[comp].to(arr)
-            tangential = arr.ndim - 2 + (1 - axis)
-            fluid = (role == FLUID).to(arr)
-            lo = _shift(fluid, 1, 1 - axis)
-            hi = _shift(fluid, -1, 1 - axis)
-            count = (lo + hi).clamp(min=1)
-            mean = (_shift(arr, 1, tangential) * lo + _shift(arr, -1, tangential) * hi) / count
-            value = torch.where(role == GHOST, 0.5 * (arr + mean), arr)
-            out[comp] = torch.where(role == FLUID, torch.zeros_like(arr), value - target)
-        return out
+        (``(*batch, H, W)``), 0 at fluid samples (:func:`boundary_residuals`)."""
+        return boundary_residuals(self.roles, self.targets, u, v)
 
     def impose(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``u``, ``v`` with every non-fluid sample set so that :meth:`conditions` vanish (ghosts
@@ -168,6 +155,31 @@ class MacScene:
             scale = torch.where(role == GHOST, 0.5, 1.0).to(arr)
             out.append(arr - res[comp] / scale)
         return out[0], out[1]
+
+
+def boundary_residuals(
+    roles: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    u: torch.Tensor,
+    v: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """Residuals of the boundary conditions of a scene (or a batch of scenes: ``roles`` and
+    ``targets`` broadcast against ``u``, ``v`` of shape ``(*batch, H, W)``): value - target on
+    wall faces and inside solids; (ghost + mean of its fluid neighbours along the wall) / 2 -
+    target at ghosts; 0 at fluid samples."""
+    out = {}
+    for comp, arr, axis in (("u", u, 0), ("v", v, 1)):
+        role = roles[comp].to(arr.device)
+        target = targets[comp].to(arr)
+        along = arr.ndim - 1 - axis  # the array axis along the wall (u: y, v: x)
+        fluid = (role == FLUID).to(arr)
+        lo = _shift(fluid, 1, fluid.ndim - 1 - axis)
+        hi = _shift(fluid, -1, fluid.ndim - 1 - axis)
+        count = (lo + hi).clamp(min=1)
+        mean = (_shift(arr, 1, along) * lo + _shift(arr, -1, along) * hi) / count
+        value = torch.where(role == GHOST, 0.5 * (arr + mean), arr)
+        out[comp] = torch.where(role == FLUID, torch.zeros_like(arr), value - target)
+    return out
 
 
 def velocity_from_potential(a: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,6 +233,35 @@ def shuffle(x: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
         perm += [d + 2 + k, 1 + k]
     y = y.permute(perm)
     return y.reshape(b, c, *(m * s for m, s in zip(n, factors)))
+
+
+def to_nodes(scene: MacScene, u, v, p) -> dict[str, np.ndarray]:
+    """MAC values ``(*batch, H, W)`` as values at the layout's nodes (x0 + i h_x, y0 + j h_y):
+    u and v averaged from their two faces beside the node (the wall velocity on a wall, where
+    the boundary conditions hold), p the mean over the fluid cells around the node (0 where
+    there is none)."""
+    u, v, p = (torch.as_tensor(np.asarray(x), dtype=torch.float64) for x in (u, v, p))
+    lx, ly = u.ndim - 2, u.ndim - 1
+    fluid = scene.fluid.to(torch.float64)
+    wsum = fluid + _shift(fluid, 1, 0) + _shift(fluid, 1, 1) + _shift(_shift(fluid, 1, 0), 1, 1)
+    fp = p * fluid
+    psum = fp + _shift(fp, 1, lx) + _shift(fp, 1, ly) + _shift(_shift(fp, 1, lx), 1, ly)
+    return {
+        "u": (0.5 * (u + _shift(u, 1, ly))).numpy(),
+        "v": (0.5 * (v + _shift(v, 1, lx))).numpy(),
+        "p": (psum / wsum.clamp(min=1)).numpy(),
+    }
+
+
+def box_nodes(grid: Grid, lo, hi) -> tuple[slice, slice]:
+    """Index ranges of the layout nodes that lie in the box [lo, hi] (to round-off)."""
+    out = []
+    for k in range(2):
+        x = grid.axis(k, "node")
+        tol = 1e-9 * float(grid.spacing[k])
+        idx = np.nonzero((x >= lo[k] - tol) & (x <= hi[k] + tol))[0]
+        out.append(slice(int(idx[0]), int(idx[-1]) + 1))
+    return out[0], out[1]
 
 
 def enclosed_grid(lo, hi, cells, ring: int = 1) -> Grid:
