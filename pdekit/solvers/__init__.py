@@ -10,6 +10,7 @@ from pdekit.solvers import (  # noqa: F401  (registration)
     fno,
     lagrangian_pinn,
     moe_hard,
+    neural_stagger,
     pinn,
     probconserv,
     spectral_fno,

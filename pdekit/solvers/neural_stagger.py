@@ -1,0 +1,886 @@
+"""NeuralStagger: a physics-constrained neural time stepper split into coarse parallel pieces.
+
+Paper: Huang, Shi, Meng, Wang, Gao, Zhang & Liu, "NeuralStagger: Accelerating
+Physics-constrained Neural PDE Solver with Spatial-temporal Decomposition", ICML 2023
+(arXiv 2302.10255). **The paper has no public code**; this is a reimplementation from its
+abstract and Fig. 1 and from its base method, whose code is public: Wandel, Weinmann & Klein,
+"Learning Incompressible Fluid Dynamics from Scratch", ICLR 2021. What comes from where:
+
+From Wandel et al. (the base solver, trained without solution data):
+
+* the state on a staggered MAC grid is a vector potential ``a`` (at the nodes) and a pressure
+  ``p`` (at the centres); the velocity is ``v = curl a``
+  (:func:`~pdekit.problems.mac.velocity_from_potential`), discretely divergence-free by
+  construction, so no continuity loss and no pressure solve;
+* a U-Net maps the state at t, the obstacle/fluid masks and the boundary velocities to
+  increments, ``a+ = A tanh((a + da) / A)``, ``p+ = P tanh((p + dp) / P)``, both re-centred to
+  zero mean after each step;
+* the loss is the implicit-explicit momentum residual
+  ``(v^{t+1} - v^t)/dt + (v'.grad) v' + grad p^{t+1} - nu lap v'`` with ``v' = (v^t +
+  v^{t+1}) / 2`` on fluid samples plus a boundary term, combined as
+  ``mean_batch log(w_b L_bound + L_nav)`` with ``w_b = 20``;
+* training: a pool of scenes whose states the network advances itself and writes back
+  (replay), each scene replaced by a fresh one now and then.
+
+From NeuralStagger (the abstract; Fig. 1):
+
+* **spatial decomposition**: the fine fields split into ``s_x s_y`` interleaved coarse pieces
+  (:func:`~pdekit.problems.mac.unshuffle`, every MAC component alike); a coarse network
+  sees only its own piece (state, masks and boundary data subsampled the same way) and
+  predicts its piece; the pieces are reassembled (:func:`~pdekit.problems.mac.shuffle`) and
+  the loss is the fine-grid physics loss, so the pieces couple only through training;
+* **temporal decomposition**: ``s_t`` future states predicted at once from the last ``s_t``,
+  with the physics loss on every consecutive pair.
+
+Our choices where both are silent (each is a config key):
+
+* the momentum residual is the problem's own ``residual(f)`` evaluated by the grid path
+  (:func:`~pdekit.problems.grid.grid_residual`, second-order MAC stencils, time scheme
+  ``"cn"``, the pressure of the new level); Wandel's code uses the isotropic 9-point Laplacian
+  and one-sided products, we use the project's 5-point Laplacian and compact interpolation
+  (**deviation**: one discretisation of the equations for every grid solver);
+* walls are the staircase MAC conditions of :class:`~pdekit.problems.mac.MacScene` (wall faces,
+  mirrored ghosts), so the boundary term is second order on grid-aligned walls (Wandel: the
+  velocity itself on a boundary mask, first order);
+* ``L_nav`` and ``L_bound`` are means over the fluid and over the boundary samples (Wandel:
+  means over all cells of masked squares; a constant factor in each);
+* with shared weights each piece also gets its offset (i / s_x, j / s_y) as two constant input
+  channels, so one network can tell the interleaved pieces apart;
+* the U-Net is pdekit's :class:`~pdekit.solvers.operators.UNet2d` without normalisation (a
+  normalised network cannot scale its increments with the flow's amplitude); Wandel's has
+  hidden size 20 and 4 levels, our default is width 20, depth 3.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+from torch import nn
+
+from pdekit import store
+from pdekit.errors import CheckpointError, ParameterError
+from pdekit.problems import mac
+from pdekit.problems.base import Problem
+from pdekit.problems.grid import grid_residual
+from pdekit.problems.references.grid import GridReference
+from pdekit.solution import Solution
+from pdekit.solvers import distributed
+from pdekit.solvers.base import NetworkSolver, _load_model
+from pdekit.solvers.config import check, from_dict, to_dict
+from pdekit.solvers.fno import _note
+from pdekit.solvers.operators import UNet2d, UNet2dConfig
+from pdekit.solvers.registry import register_solver
+from pdekit.solvers.training import TrainConfig
+
+#: input channels per state frame: a, p, u, v
+FRAME_CHANNELS = 4
+#: scene channels: fluid cells, non-fluid u and v samples, their prescribed values
+SCENE_CHANNELS = 5
+#: where each field sits on the MAC layout
+LOCATIONS = {"u": "face_x", "v": "face_y", "p": "center"}
+OUTPUTS = {"momentum_x": "face_x", "momentum_y": "face_y", "continuity": "face_x"}
+
+
+# -- configuration -----------------------------------------------------------------------------
+@dataclass
+class StaggerConfig:
+    """The decomposition (NeuralStagger); spatial (1, 1) and temporal 1 is the base solver."""
+
+    #: coarse pieces per axis (s_x, s_y)
+    spatial: tuple[int, int] = (2, 2)
+    #: states predicted at once (s_t)
+    temporal: int = 1
+    #: one network for every piece (True) or one per piece (False)
+    shared_weights: bool = True
+
+    def __post_init__(self):
+        self.spatial = tuple(int(s) for s in self.spatial)
+        if len(self.spatial) != 2 or any(s < 1 or s > 16 for s in self.spatial):
+            raise ParameterError(
+                f"StaggerConfig.spatial must be two pieces per axis in [1, 16]; got {self.spatial}"
+            )
+        check(self, "temporal", self.temporal, low=1, high=16, kind=int)
+        check(self, "shared_weights", self.shared_weights, choices=(True, False))
+
+    @property
+    def pieces(self) -> int:
+        return self.spatial[0] * self.spatial[1]
+
+
+@dataclass
+class StepperNetworkConfig:
+    """The coarse U-Net of each piece and the saturation of its outputs (Wandel et al.)."""
+
+    #: channels at the finest level of the U-Net (Wandel: hidden size 20)
+    width: int = 20
+    #: 2x down-samplings; the coarse grid must be divisible by 2**depth
+    depth: int = 3
+    #: saturation A of the potential, a+ = A tanh((a + da) / A) (Wandel: 400 in grid units)
+    a_bound: float = 10.0
+    #: saturation P of the pressure (Wandel: 10)
+    p_bound: float = 10.0
+
+    def __post_init__(self):
+        check(self, "width", self.width, low=1, high=512, kind=int)
+        check(self, "depth", self.depth, low=0, high=6, kind=int)
+        check(self, "a_bound", self.a_bound, low=1e-6, high=1e6)
+        check(self, "p_bound", self.p_bound, low=1e-6, high=1e6)
+
+
+@dataclass
+class SceneConfig:
+    """The grid, the time step and the pool of training scenes."""
+
+    #: fluid cells across the problem's box per axis (0: the problem's ``stepper_cells``)
+    cells: int = 0
+    #: time step (0: the problem's ``stepper_dt``)
+    dt: float = 0.0
+    #: scenes in the replay pool (Wandel: 1000)
+    pool: int = 64
+    #: scenes advanced per training step (Wandel: 100)
+    batch: int = 8
+    #: mean number of times a scene is advanced before it is replaced by a fresh one at rest
+    mean_life: float = 400.0
+
+    def __post_init__(self):
+        check(self, "cells", self.cells, low=0, high=4096, kind=int)
+        check(self, "dt", self.dt, low=0.0, high=1e6)
+        check(self, "pool", self.pool, low=1, high=100000, kind=int)
+        check(self, "batch", self.batch, low=1, high=self.pool, kind=int)
+        check(self, "mean_life", self.mean_life, low=1.0, high=1e9)
+
+
+@dataclass
+class StaggerLossConfig:
+    """The physics loss log(w_b L_bound + L_nav) (Wandel et al.)."""
+
+    #: weight w_b of the boundary term (Wandel: 20)
+    boundary_weight: float = 20.0
+
+    def __post_init__(self):
+        check(self, "boundary_weight", self.boundary_weight, low=0.0, high=1e9)
+
+
+@dataclass
+class StaggerTrainConfig(TrainConfig):
+    """Adam at 1e-3 (Wandel), halved every 1000 steps, gradient norm clipped to 1."""
+
+    steps: int = 3000
+    lr: float = 1e-3
+    lr_decay: float = 0.5
+    decay_every: int = 1000
+    grad_clip: float = 1.0
+    log_every: int = 25
+    #: the loss is a log, negative once it is small: no stall or explosion test on its value
+    stall_steps: int = 0
+    explode_factor: float = 0.0
+
+
+@dataclass
+class NeuralStaggerConfig:
+    """Configuration of ``neural_stagger``."""
+
+    stagger: StaggerConfig = field(default_factory=StaggerConfig)
+    network: StepperNetworkConfig = field(default_factory=StepperNetworkConfig)
+    scenes: SceneConfig = field(default_factory=SceneConfig)
+    loss: StaggerLossConfig = field(default_factory=StaggerLossConfig)
+    train: StaggerTrainConfig = field(default_factory=StaggerTrainConfig)
+    #: train anew even when the model store holds a model for this problem and layout
+    retrain: bool = False
+    #: a model file to use ("": look in the model store)
+    pretrained: str = ""
+
+    def __post_init__(self):
+        check(self, "retrain", self.retrain, choices=(True, False))
+        if not isinstance(self.pretrained, str):
+            raise ParameterError(
+                f"NeuralStaggerConfig.pretrained must be a path; got {self.pretrained!r}"
+            )
+
+
+#: the config sections a stored model must share with the request to answer it (the training
+#: schedule and the pool do not change what the model computes)
+STORE_SECTIONS = ("stagger", "network", "loss")
+
+
+# -- scenes as tensors -------------------------------------------------------------------------
+@dataclass
+class SceneBatch:
+    """A batch of scenes on one layout, as the tensors the network and the loss read."""
+
+    roles: dict[str, torch.Tensor]  # int8 (B, H, W) per component
+    targets: dict[str, torch.Tensor]  # (B, H, W)
+    fluid: torch.Tensor  # bool (B, H, W) cells
+
+    @classmethod
+    def of(cls, scenes: list[mac.MacScene], device=None, dtype=torch.float32) -> SceneBatch:
+        return cls(
+            {k: torch.stack([s.roles[k] for s in scenes]).to(device) for k in ("u", "v")},
+            {k: torch.stack([s.targets[k] for s in scenes]).to(device, dtype) for k in ("u", "v")},
+            torch.stack([s.fluid for s in scenes]).to(device),
+        )
+
+    def index(self, idx) -> SceneBatch:
+        return SceneBatch(
+            {k: v[idx] for k, v in self.roles.items()},
+            {k: v[idx] for k, v in self.targets.items()},
+            self.fluid[idx],
+        )
+
+    def channels(self) -> torch.Tensor:
+        """(B, SCENE_CHANNELS, H, W): fluid cells, non-fluid u and v samples, their targets."""
+        dtype = self.targets["u"].dtype
+        bu = (self.roles["u"] != mac.FLUID).to(dtype)
+        bv = (self.roles["v"] != mac.FLUID).to(dtype)
+        return torch.stack(
+            [self.fluid.to(dtype), bu, bv, bu * self.targets["u"], bv * self.targets["v"]], 1
+        )
+
+
+# -- the network -------------------------------------------------------------------------------
+class PieceNetworks(nn.Module):
+    """Fine fields ``(B, C_in, H, W)`` -> ``(B, C_out, H, W)`` through coarse networks, one per
+    interleaved piece (or one shared by all): split, each piece on its own, reassembled."""
+
+    def __init__(self, in_channels: int, out_channels: int, stagger: StaggerConfig, net):
+        super().__init__()
+        self.factors = stagger.spatial
+        self.shared = stagger.shared_weights
+        p = stagger.pieces
+        self.offsets = self.shared and p > 1
+        cfg = UNet2dConfig(
+            in_channels=in_channels + 2 * int(self.offsets),
+            out_channels=out_channels,
+            width=net.width,
+            depth=net.depth,
+            norm="none",
+        )
+        self.nets = nn.ModuleList([UNet2d(cfg) for _ in range(1 if self.shared else p)])
+
+    @property
+    def pieces(self) -> int:
+        return self.factors[0] * self.factors[1]
+
+    def piece_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, P, C, h, w)``: every piece's inputs (with its offset channels if shared)."""
+        xs = mac.unshuffle(x, self.factors)
+        if self.offsets:
+            b, p, _, h, w = xs.shape
+            sx, sy = self.factors
+            off = torch.tensor(
+                [[i / sx, j / sy] for i in range(sx) for j in range(sy)], dtype=x.dtype
+            ).to(x.device)
+            xs = torch.cat([xs, off[None, :, :, None, None].expand(b, p, 2, h, w)], dim=2)
+        return xs
+
+    def run_pieces(self, xs: torch.Tensor, which: list[int] | None = None) -> torch.Tensor:
+        """Outputs ``(B, len(which), C_out, h, w)`` of the pieces ``which`` (all by default)
+        from their inputs ``xs`` ``(B, len(which), C, h, w)``: what one rank or one device runs."""
+        which = list(range(self.pieces)) if which is None else list(which)
+        b, p = xs.shape[:2]
+        if self.shared:
+            out = self.nets[0](xs.reshape(b * p, *xs.shape[2:]))
+            return out.reshape(b, p, *out.shape[1:])
+        return torch.stack([self.nets[k](xs[:, i]) for i, k in enumerate(which)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mac.shuffle(self.run_pieces(self.piece_inputs(x)), self.factors)
+
+
+class NeuralStaggerStepper(nn.Module):
+    """The time stepper: ``s_t`` frames of (a, p) and a scene -> the next ``s_t`` frames.
+
+    ``forward(a, p, scene_channels)``: a, p ``(B, s_t, H, W)`` (oldest first), scene channels
+    ``(B, SCENE_CHANNELS, H, W)`` -> new a, p ``(B, s_t, H, W)``.
+    """
+
+    def __init__(self, grid, config: NeuralStaggerConfig):
+        super().__init__()
+        self.grid = grid
+        self.config = config
+        st = config.stagger.temporal
+        self.net = PieceNetworks(
+            FRAME_CHANNELS * st + SCENE_CHANNELS, 2 * st, config.stagger, config.network
+        )
+        coarse = [n // s for n, s in zip(grid.n, config.stagger.spatial)]
+        f = 2**config.network.depth
+        if any(n % s for n, s in zip(grid.n, config.stagger.spatial)) or any(c % f for c in coarse):
+            raise ParameterError(
+                f"a layout of {grid.n} cells does not split into pieces "
+                f"{config.stagger.spatial} whose grids are multiples of 2**depth = {f} "
+                "(change scenes.cells, stagger.spatial or network.depth)"
+            )
+
+    def inputs(self, a, p, scene_channels) -> torch.Tensor:
+        u, v = mac.velocity_from_potential(a, self.grid)
+        frames = torch.stack([a, p, u, v], dim=2).flatten(1, 2)  # (B, 4 s_t, H, W)
+        return torch.cat([frames, scene_channels], dim=1)
+
+    def advance(self, x, a, p) -> tuple[torch.Tensor, torch.Tensor]:
+        """New frames from the network's output ``x`` ``(B, 2 s_t, H, W)`` and the last input
+        frame: saturated increments, re-centred to zero mean."""
+        net = self.config.network
+        st = self.config.stagger.temporal
+        x = x.reshape(x.shape[0], st, 2, *x.shape[2:])
+        a0, p0 = a[:, -1:], p[:, -1:]
+        a1 = net.a_bound * torch.tanh((a0 + x[:, :, 0]) / net.a_bound)
+        p1 = net.p_bound * torch.tanh((p0 + x[:, :, 1]) / net.p_bound)
+        a1 = a1 - a1.mean(dim=(-2, -1), keepdim=True)
+        p1 = p1 - p1.mean(dim=(-2, -1), keepdim=True)
+        return a1, p1
+
+    def forward(self, a, p, scene_channels):
+        return self.advance(self.net(self.inputs(a, p, scene_channels)), a, p)
+
+    def piece_outputs(self, a, p, scene_channels, which: list[int]) -> torch.Tensor:
+        """The outputs ``(B, len(which), 2 s_t, h, w)`` of the pieces ``which`` alone (what one
+        process computes when the pieces are spread over processes)."""
+        xs = self.net.piece_inputs(self.inputs(a, p, scene_channels))
+        return self.net.run_pieces(xs[:, which], which)
+
+    def assemble(self, outputs: torch.Tensor, a, p):
+        """New frames from every piece's outputs ``(B, pieces, 2 s_t, h, w)``."""
+        return self.advance(mac.shuffle(outputs, self.net.factors), a, p)
+
+
+# -- the physics loss --------------------------------------------------------------------------
+def physics_terms(
+    problem: Problem,
+    grid,
+    scenes: SceneBatch,
+    a_prev: torch.Tensor,
+    a_new: torch.Tensor,
+    p_new: torch.Tensor,
+    dt: float,
+) -> dict[str, torch.Tensor]:
+    """Per-sample, per-pair ``nav`` and ``bound`` terms ``(B, s_t)`` of the step from the last
+    input frame ``a_prev`` ``(B, H, W)`` to the new frames ``a_new``, ``p_new`` ``(B, s_t, H,
+    W)``: mean squared momentum residual on fluid samples, mean squared boundary residual on
+    the others (module docstring)."""
+    b, st = a_new.shape[:2]
+    a_all = torch.cat([a_prev[:, None], a_new], dim=1)
+    u, v = mac.velocity_from_potential(a_all, grid)  # (B, s_t + 1, H, W)
+    pairs = {
+        "u": torch.stack([u[:, :-1], u[:, 1:]], dim=2).flatten(0, 1),  # (B s_t, 2, H, W)
+        "v": torch.stack([v[:, :-1], v[:, 1:]], dim=2).flatten(0, 1),
+        "p": torch.stack([p_new, p_new], dim=2).flatten(0, 1),  # the new level's pressure
+    }
+    res = grid_residual(
+        problem,
+        pairs,
+        grid,
+        outputs=OUTPUTS,
+        times=np.array([0.0, dt]),
+        locations=LOCATIONS,
+        time_scheme="cn",
+        order=2,
+        boundary=False,
+    )
+    rx = res["momentum_x"][:, 0].reshape(b, st, *grid.n)
+    ry = res["momentum_y"][:, 0].reshape(b, st, *grid.n)
+    fu = (scenes.roles["u"] == mac.FLUID)[:, None].to(rx)
+    fv = (scenes.roles["v"] == mac.FLUID)[:, None].to(rx)
+    nav = ((rx * fu) ** 2 + (ry * fv) ** 2).sum((-2, -1)) / (fu + fv).sum((-2, -1))
+    cond = mac.boundary_residuals(
+        {k: r[:, None] for k, r in scenes.roles.items()},
+        {k: t[:, None] for k, t in scenes.targets.items()},
+        u[:, 1:],
+        v[:, 1:],
+    )
+    nb = (2 - fu - fv).sum((-2, -1))
+    bound = (cond["u"] ** 2 + cond["v"] ** 2).sum((-2, -1)) / nb
+    return {"nav": nav, "bound": bound}
+
+
+def stagger_loss(terms: dict[str, torch.Tensor], weight: float) -> torch.Tensor:
+    """mean log(w_b L_bound + L_nav) over samples and pairs (Wandel et al.)."""
+    return torch.log(weight * terms["bound"] + terms["nav"]).mean()
+
+
+# -- training: the replay pool -----------------------------------------------------------------
+class StaggerTask:
+    """Training without solution data (Wandel et al.): a pool of scenes (drawn by the problem's
+    ``mac_scene(cells, rng)``), each holding its last ``s_t`` frames. Every step advances a
+    batch of them through the network, scores the step by the physics loss, and writes the new
+    frames back; each advanced scene is replaced by a fresh one at rest with probability
+    1 / ``mean_life``. Under ``torchrun`` each rank has its own pool (its own generator)."""
+
+    ddp_find_unused_parameters = False
+    average_gradients = False
+
+    def __init__(self, problem, model, config: NeuralStaggerConfig, cells, dt, rng, device):
+        self.problem, self.model, self.net = problem, model, model
+        self.config, self.cells, self.dt = config, cells, dt
+        self.rng = rng
+        self.grid = model.grid
+        self.dtype = next(model.parameters()).dtype
+        self.device = device
+        sc = config.scenes
+        self.seeds = self.rng.integers(2**62, size=sc.pool)
+        self.scene_list = [self._scene(int(s)) for s in self.seeds]
+        st = config.stagger.temporal
+        shape = (sc.pool, st, *self.grid.n)
+        self.a = torch.zeros(shape, dtype=self.dtype, device=device)
+        self.p = torch.zeros(shape, dtype=self.dtype, device=device)
+        self.uses = np.zeros(sc.pool, dtype=np.int64)
+        self._refresh_batch()
+        self.idx = None
+        self._pending = None
+
+    def _scene(self, seed: int) -> mac.MacScene:
+        scene = self.problem.mac_scene(self.cells, rng=np.random.default_rng(seed))
+        if scene.grid.n != self.grid.n:
+            raise ParameterError(
+                f"{self.problem.name}.mac_scene drew a layout of {scene.grid.n} cells; the "
+                f"model's is {self.grid.n}"
+            )
+        return scene
+
+    def _refresh_batch(self) -> None:
+        self.pool_scenes = SceneBatch.of(self.scene_list, self.device, self.dtype)
+
+    def next_batch(self, step: int) -> None:
+        sc = self.config.scenes
+        self.idx = torch.as_tensor(np.sort(self.rng.choice(sc.pool, sc.batch, replace=False)))
+
+    def loss(self):
+        idx = self.idx.to(self.device)
+        scenes = self.pool_scenes.index(idx)
+        a, p = self.a[idx], self.p[idx]
+        a1, p1 = self.model(a, p, scenes.channels())
+        terms = physics_terms(self.problem, self.grid, scenes, a[:, -1], a1, p1, self.dt)
+        loss = stagger_loss(terms, self.config.loss.boundary_weight)
+        self._pending = (idx, a1.detach(), p1.detach())
+        return loss, {"nav": terms["nav"].mean().detach(), "bound": terms["bound"].mean().detach()}
+
+    def after_step(self, step: int, terms: dict[str, float]) -> bool:
+        if self._pending is None:
+            return False
+        idx, a1, p1 = self._pending
+        self._pending = None
+        self.a[idx], self.p[idx] = a1, p1
+        chosen = idx.cpu().numpy()
+        self.uses[chosen] += 1
+        fresh = chosen[self.rng.random(chosen.size) < 1.0 / self.config.scenes.mean_life]
+        for i in fresh:
+            self.seeds[i] = self.rng.integers(2**62)
+            self.scene_list[i] = self._scene(int(self.seeds[i]))
+            self.a[i] = 0
+            self.p[i] = 0
+            self.uses[i] = 0
+        if fresh.size:
+            self._refresh_batch()
+        return False
+
+    def status(self) -> dict[str, float]:
+        return {"mean_age": float(self.uses.mean())}
+
+    def state_dict(self) -> dict:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "seeds": self.seeds.copy(),
+            "a": self.a.detach().cpu(),
+            "p": self.p.detach().cpu(),
+            "uses": self.uses.copy(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.seeds = np.asarray(state["seeds"], dtype=np.int64)
+        self.scene_list = [self._scene(int(s)) for s in self.seeds]
+        self._refresh_batch()
+        self.a = torch.as_tensor(state["a"]).to(self.device, self.dtype)
+        self.p = torch.as_tensor(state["p"]).to(self.device, self.dtype)
+        self.uses = np.asarray(state["uses"], dtype=np.int64)
+
+    def finished(self) -> bool:
+        return True
+
+    def new_problem(self) -> bool:
+        return False
+
+
+# -- inference ---------------------------------------------------------------------------------
+@dataclass
+class Rollout:
+    """Frames of a rollout on one scene: ``u``, ``v``, ``p``, ``a`` ``(frames, H, W)`` at
+    ``times``; ``wall_s`` the seconds the network steps took."""
+
+    scene: mac.MacScene
+    times: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    p: np.ndarray
+    a: np.ndarray
+    wall_s: float
+
+    def max_divergence(self) -> float:
+        """max |div v| on fluid cells over the frames (round-off for a curl)."""
+        div = mac.divergence(torch.as_tensor(self.u), torch.as_tensor(self.v), self.scene.grid)
+        return float(div[:, self.scene.fluid].abs().max())
+
+    def boundary_rms(self) -> float:
+        """Root mean square of the boundary conditions' residuals over the frames after the
+        first (the first is the state at rest, before the boundaries move)."""
+        c = self.scene.conditions(torch.as_tensor(self.u[1:]), torch.as_tensor(self.v[1:]))
+        n = sum(int((self.scene.roles[k] != mac.FLUID).sum()) for k in ("u", "v"))
+        return float(math.sqrt(sum(float((r**2).sum()) for r in c.values()) / (n * len(c["u"]))))
+
+
+def _spread_step(model: NeuralStaggerStepper, dist, a, p, chans):
+    """One block with the pieces spread over the processes of ``dist``: piece k runs on process
+    k mod world size; the outputs are gathered (every process then holds the full new state)."""
+    pieces, world = model.net.pieces, dist.world_size
+    mine = [k for k in range(pieces) if k % world == dist.rank]
+    per = -(-pieces // world)  # pieces per process, padded to the same count for all_gather
+    out = model.piece_outputs(a, p, chans, mine)
+    if len(mine) < per:
+        out = torch.cat([out, out.new_zeros(out.shape[0], per - len(mine), *out.shape[2:])], 1)
+    gathered = [torch.empty_like(out) for _ in range(world)]
+    tdist.all_gather(gathered, out.contiguous())
+    full = torch.empty(out.shape[0], pieces, *out.shape[2:], dtype=out.dtype, device=out.device)
+    for r in range(world):
+        ks = [k for k in range(pieces) if k % world == r]
+        full[:, ks] = gathered[r][:, : len(ks)]
+    return model.assemble(full, a, p)
+
+
+@torch.no_grad()
+def rollout(
+    model: NeuralStaggerStepper, scene: mac.MacScene, dt: float, t_end: float, dist=None
+) -> Rollout:
+    """Advance ``scene`` from rest to (at least) ``t_end`` in blocks of ``s_t`` steps of
+    ``dt``: the pieces batched on one device, or, given ``dist`` (a
+    :class:`~pdekit.solvers.distributed.Distributed` of several processes, e.g. under
+    ``torchrun``), spread over its processes (:func:`_spread_step`); every process returns the
+    whole rollout."""
+    spread = dist is not None and dist.enabled
+    st = model.config.stagger.temporal
+    param = next(model.parameters())
+    dtype, device = param.dtype, param.device
+    blocks = max(1, math.ceil(t_end / (dt * st) - 1e-9))
+    shape = (1, st, *scene.grid.n)
+    a = torch.zeros(shape, dtype=dtype, device=device)
+    p = torch.zeros(shape, dtype=dtype, device=device)
+    chans = SceneBatch.of([scene], device, dtype).channels()
+    frames_a, frames_p = [a[:, -1]], [p[:, -1]]
+    was = model.training
+    model.eval()
+    try:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(blocks):
+            a, p = _spread_step(model, dist, a, p, chans) if spread else model(a, p, chans)
+            frames_a += list(a.unbind(1))
+            frames_p += list(p.unbind(1))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        wall = time.perf_counter() - t0
+    finally:
+        model.train(was)
+    a_all = torch.cat(frames_a).double().cpu()
+    p_all = torch.cat(frames_p).double().cpu()
+    u, v = mac.velocity_from_potential(a_all, scene.grid)
+    times = dt * np.arange(len(a_all))
+    return Rollout(scene, times, u.numpy(), v.numpy(), p_all.numpy(), a_all.numpy(), wall)
+
+
+class StepperSolution(Solution):
+    """The problem answered by a rollout of its own scene (``mac_scene(cells)``) from rest to
+    its final time, interpolated in space and time (cubic Lagrange,
+    :class:`~pdekit.problems.references.grid.GridReference`) from the values at the nodes of
+    the MAC layout inside the problem's box (:func:`~pdekit.problems.mac.to_nodes`).
+    ``extras["rollout"]``: the rollout's wall time, steps, maximum divergence and the rms of
+    its boundary conditions' residuals."""
+
+    def __init__(self, problem, solver, config, model, *, cells: int, dt: float, **kwargs):
+        super().__init__(problem, solver, config, self._evaluate, model=model, **kwargs)
+        self.cells, self.dt = cells, dt
+        self._rollout: Rollout | None = None
+        self._interpolant: GridReference | None = None
+
+    def rollout(self) -> Rollout:
+        """The rollout of the problem's scene (computed once)."""
+        if self._rollout is None:
+            scene = self.problem.mac_scene(self.cells)
+            t_end = self.problem.domain().time.t1
+            r = rollout(self.model, scene, self.dt, t_end)
+            self.extras["rollout"] = {
+                "wall_s": r.wall_s,
+                "steps": len(r.times) - 1,
+                "dt": self.dt,
+                "max_divergence": r.max_divergence(),
+                "boundary_rms": r.boundary_rms(),
+            }
+            self._rollout = r
+        return self._rollout
+
+    @property
+    def interpolant(self) -> GridReference:
+        if self._interpolant is None:
+            r = self.rollout()
+            lo, hi = self.problem.domain().space.bounds
+            sx, sy = mac.box_nodes(r.scene.grid, lo, hi)
+            nodes = mac.to_nodes(r.scene, r.u, r.v, r.p)
+            axes = {
+                "x": r.scene.grid.axis(0, "node")[sx],
+                "y": r.scene.grid.axis(1, "node")[sy],
+                "t": r.times,
+            }
+            values = {k: np.moveaxis(v[:, sx, sy], 0, -1) for k, v in nodes.items()}
+            coords = self.problem.coordinates
+            order = [("x", "y", "t").index(c) for c in coords]
+            self._interpolant = GridReference(
+                {c: axes[c] for c in coords},
+                {k: np.transpose(v, order) for k, v in values.items()},
+                [False] * len(coords),
+                description=f"neural_stagger rollout on {r.scene.name}",
+                accuracy="the trained network's",
+            )
+        return self._interpolant
+
+    def _evaluate(self, points: np.ndarray) -> dict[str, np.ndarray]:
+        return self.interpolant(points)
+
+
+# -- the solver --------------------------------------------------------------------------------
+@register_solver("neural_stagger")
+class NeuralStaggerSolver(NetworkSolver):
+    """NeuralStagger on the base solver of Wandel et al. (module docstring)."""
+
+    Config = NeuralStaggerConfig
+    description = (
+        "physics-constrained neural time stepper on a MAC grid (vector potential, no solution "
+        "data), split into coarse interleaved pieces in space and blocks in time (NeuralStagger)"
+    )
+    paper = "Huang et al., ICML 2023; base solver: Wandel, Weinmann & Klein, ICLR 2021"
+
+    def supports(self, problem: Problem) -> str | None:
+        if not callable(getattr(problem, "mac_scene", None)):
+            return "it needs a flow scene on a MAC grid (the problem has no mac_scene)"
+        if not problem.time_dependent or set(problem.fields) != {"u", "v", "p"}:
+            return "it steps 2D incompressible flows (u, v, p) in time"
+        return None
+
+    def layout(self, problem: Problem, config: NeuralStaggerConfig) -> tuple[int, float, Any]:
+        """(cells, dt, layout grid) of ``problem`` under ``config``."""
+        cells = config.scenes.cells or int(problem.stepper_cells)
+        dt = config.scenes.dt or float(problem.stepper_dt)
+        return cells, dt, problem.mac_scene(cells).grid
+
+    def build_model(self, problem: Problem, config: NeuralStaggerConfig) -> NeuralStaggerStepper:
+        return NeuralStaggerStepper(self.layout(problem, config)[2], config)
+
+    def build_task(self, problem, config, model, rng, device) -> StaggerTask:
+        cells, dt, _ = self.layout(problem, config)
+        return StaggerTask(problem, model, config, cells, dt, rng, device)
+
+    # -- the model store ---------------------------------------------------------------------
+    def fit(self, problem: Problem, config: NeuralStaggerConfig, run) -> Solution:
+        """The Solution from a stored model of this problem (same parameters but ``t_end``,
+        same layout, step and network) when there is one, else from training (which saves the
+        model into the user store)."""
+        if run.resume is None and not config.retrain:
+            found = self._stored(problem, config)
+            if found is not None:
+                _note(f"using the {found.place} model {found.line()}", run.verbose, self.name)
+                ckpt = store.load(found)
+                stored = from_dict(NeuralStaggerConfig, ckpt.solver_config)
+                return self.restore(problem, stored, ckpt)
+        sol = super().fit(problem, config, run)
+        if distributed.current().is_writer:
+            command = (
+                f"pdekit.solve({problem.name!r}, solver={self.name!r}, "
+                f"overrides={_overrides(config)!r}, **{problem.params()!r})"
+            )
+            saved = store.save(sol, command=command, name=self._store_name(problem, config))
+            sol.extras["store_path"] = str(saved.path)
+            _note(f"saved the model to the user store: {saved.path}", run.verbose, self.name)
+        return sol
+
+    def _store_name(self, problem: Problem, config) -> str:
+        cells, dt, _ = self.layout(problem, config)
+        sx, sy = config.stagger.spatial
+        tag = "_".join(f"{k}{v:g}" for k, v in sorted(_answer_params(problem).items()))
+        name = problem.name.split("/")[-1]
+        return f"neural_stagger_{name}_{tag}_{cells}c_s{sx}x{sy}t{config.stagger.temporal}"
+
+    def _stored(self, problem: Problem, config: NeuralStaggerConfig):
+        if config.pretrained:
+            found = store.describe(config.pretrained)
+            if found.solver != self.name or found.problem != problem.name:
+                raise CheckpointError(
+                    f"{found.path} is a {found.solver!r} model of {found.problem!r}, not a "
+                    f"{self.name!r} model of {problem.name!r}"
+                )
+            return found
+        want = to_dict(config)
+        cells, dt, _ = self.layout(problem, config)
+        for found in store.list(self.name, problem=problem.name):
+            ckpt = store.load(found)
+            saved = ckpt.solver_config
+            params = {k: v for k, v in ckpt.problem_params.items() if k != "t_end"}
+            if params != _answer_params(problem):
+                continue
+            stored = from_dict(NeuralStaggerConfig, saved)
+            if self.layout(problem, stored)[:2] != (cells, dt):
+                continue
+            if all(saved.get(k) == want[k] for k in STORE_SECTIONS):
+                return found
+        return None
+
+    def _stepper_solution(self, problem, config, model, **kwargs) -> StepperSolution:
+        cells, dt, _ = self.layout(problem, config)
+        return StepperSolution(problem, self.name, config, model, cells=cells, dt=dt, **kwargs)
+
+    def _solution(self, problem, config, model, task, trainer, state=None) -> Solution:
+        return self._stepper_solution(
+            problem,
+            config,
+            model,
+            trainer_state=state if state is not None else trainer.state_dict(),
+            history=trainer.history,
+            step=trainer.step,
+        )
+
+    def restore(self, problem: Problem, config, ckpt) -> Solution:
+        model = self._model(problem, config, torch.device("cpu"))
+        _load_model(model, ckpt)
+        extras = dict(ckpt.extras)
+        history = extras.pop("history", {})
+        return self._stepper_solution(
+            problem,
+            config,
+            model,
+            trainer_state=ckpt.trainer,
+            history=history,
+            extras=extras,
+            step=ckpt.step,
+        )
+
+
+def _answer_params(problem: Problem) -> dict[str, Any]:
+    """The problem's parameters that a trained stepper depends on (all but the horizon)."""
+    return {k: v for k, v in problem.params().items() if k != "t_end"}
+
+
+def _overrides(config: NeuralStaggerConfig) -> dict[str, Any]:
+    """The dotted keys where ``config`` differs from the default config."""
+    out: dict[str, Any] = {}
+
+    def walk(a: dict, b: dict, prefix: str) -> None:
+        for k, v in a.items():
+            if isinstance(v, dict):
+                walk(v, b.get(k, {}), f"{prefix}{k}.")
+            elif b.get(k) != v:
+                out[prefix + k] = v
+
+    walk(to_dict(config), to_dict(NeuralStaggerConfig()), "")
+    return out
+
+
+# -- optimal control through a rollout (the paper's last experiment, after Wandel et al.) -------
+@dataclass
+class ControlResult:
+    """:func:`optimise_control`'s answer: the parameter ``theta`` found, and per iteration the
+    parameter and the objective (``history``)."""
+
+    theta: float
+    objective: float
+    history: dict[str, list[float]]
+
+
+def differentiable_rollout(
+    model: NeuralStaggerStepper, scenes: SceneBatch, blocks: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames ``a``, ``p`` ``(B, 1 + blocks s_t, H, W)`` from rest, with the graph kept: the
+    scenes' targets may depend on a parameter that gradients reach through every step."""
+    st = model.config.stagger.temporal
+    ref = next(model.parameters())
+    shape = (scenes.fluid.shape[0], st, *scenes.fluid.shape[1:])
+    a = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
+    p = torch.zeros_like(a)
+    chans = scenes.channels()
+    frames_a, frames_p = [a[:, -1:]], [p[:, -1:]]
+    for _ in range(blocks):
+        a, p = model(a, p, chans)
+        frames_a.append(a)
+        frames_p.append(p)
+    return torch.cat(frames_a, 1), torch.cat(frames_p, 1)
+
+
+def optimise_control(
+    model: NeuralStaggerStepper,
+    scenes_of,
+    theta0: float,
+    objective,
+    blocks: int,
+    *,
+    iterations: int = 30,
+    lr: float = 0.05,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> ControlResult:
+    """Tune a scalar input of a flow by gradients through a rollout of the trained stepper
+    (Wandel et al.'s control experiment, which NeuralStagger repeats): Adam on ``theta``,
+    minimising ``objective(u, v, p)`` of the rollout's velocity and pressure frames
+    ``(B, frames, H, W)``.
+
+    Parameters
+    ----------
+    scenes_of:
+        ``theta`` (a 0-d tensor) -> :class:`SceneBatch` whose targets depend differentiably on
+        it (e.g. the targets of a scene times a lid or inflow speed ``theta``).
+    objective:
+        ``(u, v, p) -> 0-d tensor``.
+    blocks:
+        Rollout length in network calls (``blocks * s_t`` steps).
+    bounds:
+        ``theta`` is clipped into them after each step.
+    """
+    ref = next(model.parameters())
+    theta = torch.tensor(float(theta0), dtype=ref.dtype, device=ref.device, requires_grad=True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    hist: dict[str, list[float]] = {"theta": [], "objective": []}
+    was = model.training
+    model.eval()
+    for prm in model.parameters():
+        prm.requires_grad_(False)
+    try:
+        for _ in range(iterations):
+            opt.zero_grad()
+            a, p = differentiable_rollout(model, scenes_of(theta), blocks)
+            u, v = mac.velocity_from_potential(a, model.grid)
+            value = objective(u, v, p)
+            hist["theta"].append(float(theta.detach()))
+            hist["objective"].append(float(value.detach()))
+            value.backward()
+            opt.step()
+            with torch.no_grad():
+                theta.clamp_(*bounds)
+        with torch.no_grad():
+            a, p = differentiable_rollout(model, scenes_of(theta), blocks)
+            u, v = mac.velocity_from_potential(a, model.grid)
+            final = float(objective(u, v, p))
+    finally:
+        for prm in model.parameters():
+            prm.requires_grad_(True)
+        model.train(was)
+    return ControlResult(float(theta.detach()), final, hist)
+
+
+def scaled_scenes(scene: mac.MacScene, dtype=torch.float32, device=None):
+    """``theta -> SceneBatch`` of ``scene`` with every prescribed velocity times ``theta`` (a
+    lid or inflow speed), for :func:`optimise_control`."""
+    base = SceneBatch.of([scene], device, dtype)
+
+    def make(theta: torch.Tensor) -> SceneBatch:
+        return SceneBatch(base.roles, {k: t * theta for k, t in base.targets.items()}, base.fluid)
+
+    return make
