@@ -113,7 +113,7 @@ def _score(case: str, problem, sol, repeats: int) -> dict:
         "steps": int(len(r.times) - 1),
         "dt": float(sol.dt),
         "max_divergence": r.max_divergence(),
-        "boundary_rms": r.boundary_rms(),
+        "boundary_rms": r.boundary_rms(sol.config.loss.mirror_walls),
     }
     if case.startswith("cavity"):
         row.update(_ghia(problem, sol))

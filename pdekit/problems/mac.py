@@ -22,11 +22,51 @@ neighbours in y, v's in x) is a **ghost**, set so that the mean of the ghost and
 neighbour(s) is the wall's tangential velocity (no-slip, second order on grid-aligned walls);
 other samples inside solids take the solid's velocity. :meth:`MacScene.conditions` returns these
 conditions as residuals, which a learner penalises and the projection solver imposes.
+
+Two wall treatments. The mirrored ghosts above (``mirror=True``) are second order on
+grid-aligned walls and what the projection solver imposes. A velocity that is the curl of a
+potential cannot meet them together with the conditions inside solids: below a floor, the
+conditions v = 0 inside the solid make the potential constant along the solid's first node row,
+so every ghost has the same value and the mirror would force the fluid's first row to one
+value. With ``mirror=False`` a ghost takes the wall velocity itself (the first-order wall of
+Wandel et al.: every solid sample moves with its solid), which a curl meets exactly; curl-based
+learners use it (``neural_stagger``: ``loss.mirror_walls``).
+
+The wrap. A velocity that is the curl of a potential on this periodic layout has zero net flux
+through every full row and column of the layout, ring samples included. A lid or an inflow
+gives the prescribed samples of a column a net flux, which must be carried back somewhere: the
+samples where the curl wraps (u in the last row along y, v in the last column along x) get the
+role FREE (no condition), and must lie inside solids (no fluid stencil reads them), so
+:func:`enclosed_grid`
+puts two solid cells above the box on each axis (one below), and a curl-based solver refuses a
+scene whose wrapped samples are not inside solids (:meth:`MacScene.check_curl_layout`). With a
+single ring cell there the lid's ghosts and the floor's would share a wrapped potential node,
+and no potential could satisfy both; freeing every sample inside solids instead (measured) lets
+a trained stepper leak flow through the walls and back through the solid ring. An outlet's
+flux must leave the outflow cells too: the u faces from an outflow cell into the plain solid
+cell after it are FREE as well, and :func:`channel_scene` gives the solid column after the
+outlet the inflow's velocity, so that the flux passing the layout's end and re-entering through
+the inlet column meets conditions it can satisfy (a developed channel flow is then exactly a
+curl, tested).
+
+Outflow (an open end of a channel): solid cells may be marked as **outflow cells**
+(:attr:`MacScene.outflow`). Only outlets at the high-x end are supported: every outflow cell's
+low-x neighbour is a fluid or an outflow cell. The u samples between a fluid (or outflow) cell
+and an outflow cell, and the v samples between two outflow cells, get the role OUTFLOW, whose
+condition is zero gradient along +x: the sample equals its upstream (low-x) neighbour,
+u[i, j] = u[i - 1, j], v[i, j] = v[i - 1, j] (the classical MAC outflow condition, e.g. Griebel,
+Dornseifer & Neunhoeffer 1998, "Numerical Simulation in Fluid Dynamics"; the "do-nothing"
+condition nu du/dn - p n = 0 of finite-element benchmarks prescribes the traction instead and
+fixes the pressure level; both let a flow that leaves nearly parallel pass with little
+reflection). u ghosts next to outflow samples (the
+corners where a channel wall meets the outlet) mirror them like fluid samples. Channel scenes:
+:func:`channel_scene`; forces on obstacles: :mod:`pdekit.problems.mac_forces`.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +76,7 @@ from pdekit.errors import ParameterError
 from pdekit.geometries.grid import Grid
 
 #: roles of a velocity sample (:attr:`MacScene.roles`)
-FLUID, WALL, GHOST, INSIDE = 0, 1, 2, 3
+FLUID, WALL, GHOST, INSIDE, OUTFLOW, FREE = 0, 1, 2, 3, 4, 5
 
 
 def rasterise(geometry, grid: Grid, location: str = "center") -> np.ndarray:
@@ -68,12 +108,17 @@ class MacScene:
         Array (2, H, W): the velocity (u, v) of each solid cell (ignored at fluid cells).
     name:
         A label for messages.
+    outflow:
+        Optional bool array (H, W): solid cells that are an outlet at the high-x end (module
+        docstring), a subset of ``solid`` whose low-x neighbours are fluid or outflow cells.
+        Stored as a bool tensor (all False when None).
     """
 
     grid: Grid
     solid: torch.Tensor
     wall_velocity: torch.Tensor
     name: str = "scene"
+    outflow: torch.Tensor | None = None
 
     def __post_init__(self):
         g = self.grid
@@ -95,6 +140,44 @@ class MacScene:
             raise ParameterError(f"scene {self.name!r} has no fluid cell")
         object.__setattr__(self, "solid", solid)
         object.__setattr__(self, "wall_velocity", wall * solid)
+        object.__setattr__(self, "outflow", self._check_outflow())
+
+    def check_curl_layout(self) -> None:
+        """ParameterError unless the samples where the curl of a potential wraps around the
+        layout lie inside solids (module docstring: needed by solvers whose velocity is a curl;
+        the projection solver is not one)."""
+        for comp, axis in (("u", 0), ("v", 1)):
+            if bool((self.roles[comp][_wrapped(self.roles[comp], axis)] != FREE).any()):
+                raise ParameterError(
+                    f"scene {self.name!r}: the {comp} samples where a curl wraps around the "
+                    "layout (the last row or column) must lie inside solids: add a second "
+                    "solid cell on the high side of each axis (enclosed_grid does)"
+                )
+
+    def _check_outflow(self) -> torch.Tensor:
+        """The outflow mask as a bool tensor, checked: solid cells reached from a fluid cell
+        through outflow cells along +x without wrapping around the layout."""
+        if self.outflow is None:
+            return torch.zeros(self.grid.n, dtype=torch.bool)
+        out = torch.as_tensor(np.asarray(self.outflow), dtype=torch.bool)
+        if tuple(out.shape) != self.grid.n:
+            raise ParameterError(f"outflow needs shape {self.grid.n}; got {tuple(out.shape)}")
+        if bool((out & ~self.solid).any()):
+            raise ParameterError(f"scene {self.name!r}: outflow cells must be solid cells")
+        reached = ~self.solid
+        inner = torch.ones_like(out)
+        inner[0] = False  # the chain may not wrap around the layout (from row i = H - 1)
+        for _ in range(out.shape[0]):
+            grown = reached | (out & inner & _shift(reached, 1, 0))
+            if torch.equal(grown, reached):
+                break
+            reached = grown
+        if bool((out & ~reached).any()):
+            raise ParameterError(
+                f"scene {self.name!r}: every outflow cell must continue a fluid cell along +x "
+                "(outlets at the high-x end only; the cells from the fluid to it all outflow)"
+            )
+        return out
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -105,29 +188,70 @@ class MacScene:
         """Bool (H, W): fluid cells (where the pressure and the divergence live)."""
         return ~self.solid
 
+    @property
+    def has_outflow(self) -> bool:
+        return bool(self.outflow.any())
+
     @functools.cached_property
     def roles(self) -> dict[str, torch.Tensor]:
         """``{"u": int8 (H, W), "v": ...}``: each velocity sample's role (FLUID, WALL, GHOST,
-        INSIDE)."""
+        INSIDE, OUTFLOW, FREE)."""
         out = {}
+        of = self.outflow
+        first = torch.zeros(of.shape, dtype=torch.bool)
+        first[0] = True  # u[0, j] lies between the last and the first row of cells (a wrap)
         for comp, axis in (("u", 0), ("v", 1)):
             behind = _shift(self.solid, 1, axis)  # the cell on the low side of the face
             s, b = self.solid, behind
             role = torch.full(s.shape, INSIDE, dtype=torch.int8)
             role[~s & ~b] = FLUID
             role[s ^ b] = WALL
+            if comp == "u":  # faces from a fluid or outflow cell into an outflow cell
+                outflow = of & (_shift(of, 1, 0) | ~_shift(self.solid, 1, 0)) & ~first
+            else:  # faces between two outflow cells
+                outflow = of & _shift(of, 1, 1)
+            role[outflow] = OUTFLOW
             tangential = 1 - axis
-            fluid = role == FLUID
-            near = _shift(fluid, 1, tangential) | _shift(fluid, -1, tangential)
-            role[(s & b) & near] = GHOST
+            near = _mirrored(role, axis)
+            near = _shift(near, 1, tangential) | _shift(near, -1, tangential)
+            role[(s & b) & near & ~outflow] = GHOST
+            # no condition (FREE): where the curl of a potential wraps around the layout, and
+            # on the faces from an outflow cell into a plain solid one (the outlet's flux passes
+            # them: module docstring)
+            inside = role == INSIDE
+            role[inside & _wrapped(role, axis)] = FREE
+            if comp == "u":
+                role[inside & _shift(of, 1, 0) & ~of] = FREE
             out[comp] = role
         return out
+
+    @functools.cached_property
+    def outlet(self) -> dict[str, torch.Tensor]:
+        """``{"u": bool (H, W), "v": ...}``: the normal velocities through the outlet plane (u
+        OUTFLOW samples whose low-x cell is fluid; no v sample), the samples a projection
+        solver shifts so that a region's net flux vanishes."""
+        u = (self.roles["u"] == OUTFLOW) & ~_shift(self.solid, 1, 0)
+        return {"u": u, "v": torch.zeros_like(u)}
+
+    @functools.cached_property
+    def _outflow_depth(self) -> int:
+        """Passes of upstream copies that reach every OUTFLOW sample (the longest chain)."""
+        depth = 0
+        for comp in ("u", "v"):
+            outflow = self.roles[comp] == OUTFLOW
+            reached = ~outflow
+            k = 0
+            while not bool(reached.all()) and k < outflow.shape[0]:
+                reached = reached | (outflow & _shift(reached, 1, 0))
+                k += 1
+            depth = max(depth, k)
+        return depth
 
     @functools.cached_property
     def targets(self) -> dict[str, torch.Tensor]:
         """``{"u": (H, W), "v": ...}``: the prescribed velocity of every non-fluid sample (the
         normal velocity of the solid cell on wall faces; the wall's tangential velocity for
-        ghosts and inside samples; 0 at fluid samples)."""
+        ghosts and inside samples; 0 at fluid and outflow samples)."""
         out = {}
         for c, (comp, axis) in enumerate((("u", 0), ("v", 1))):
             w = self.wall_velocity[c]
@@ -137,23 +261,39 @@ class MacScene:
             both = self.solid & behind_solid
             t = torch.where(self.solid & ~behind_solid, w, w_behind)
             t = torch.where(both, 0.5 * (w + w_behind), t)
-            out[comp] = torch.where(self.roles[comp] == FLUID, torch.zeros_like(t), t)
+            free = (self.roles[comp] == FLUID) | (self.roles[comp] == OUTFLOW)
+            out[comp] = torch.where(free, torch.zeros_like(t), t)
         return out
 
-    def conditions(self, u: torch.Tensor, v: torch.Tensor) -> dict[str, torch.Tensor]:
+    def conditions(
+        self, u: torch.Tensor, v: torch.Tensor, mirror: bool = True
+    ) -> dict[str, torch.Tensor]:
         """The boundary conditions' residuals at every non-fluid sample of ``u``, ``v``
         (``(*batch, H, W)``), 0 at fluid samples (:func:`boundary_residuals`)."""
-        return boundary_residuals(self.roles, self.targets, u, v)
+        return boundary_residuals(self.roles, self.targets, u, v, mirror)
 
-    def impose(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``u``, ``v`` with every non-fluid sample set so that :meth:`conditions` vanish (ghosts
-        from their fluid neighbours, so impose after the fluid samples are final)."""
-        res = self.conditions(u, v)
+    def impose(
+        self, u: torch.Tensor, v: torch.Tensor, outlet: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``u``, ``v`` with every non-fluid sample set so that :meth:`conditions` vanish: outflow
+        samples copied from upstream first (repeatedly along chains), then the others (ghosts
+        from their fluid or outflow neighbours, so impose after the fluid samples are final).
+        ``outlet=False`` keeps the values of the :attr:`outlet` samples (a projection solver's
+        flux-corrected normal velocities) and imposes the rest relative to them."""
+        fields = {"u": u, "v": v}
+        for _ in range(self._outflow_depth):
+            for comp, arr in fields.items():
+                move = self.roles[comp] == OUTFLOW
+                if not outlet:
+                    move = move & ~self.outlet[comp]
+                upstream = _shift(arr, 1, arr.ndim - 2)
+                fields[comp] = torch.where(move.to(arr.device), upstream, arr)
+        res = self.conditions(fields["u"], fields["v"])
         out = []
-        for comp, arr in (("u", u), ("v", v)):
+        for comp, arr in fields.items():
             role = self.roles[comp].to(arr.device)
             scale = torch.where(role == GHOST, 0.5, 1.0).to(arr)
-            out.append(arr - res[comp] / scale)
+            out.append(torch.where(role == OUTFLOW, arr, arr - res[comp] / scale))
         return out[0], out[1]
 
 
@@ -162,24 +302,51 @@ def boundary_residuals(
     targets: dict[str, torch.Tensor],
     u: torch.Tensor,
     v: torch.Tensor,
+    mirror: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Residuals of the boundary conditions of a scene (or a batch of scenes: ``roles`` and
     ``targets`` broadcast against ``u``, ``v`` of shape ``(*batch, H, W)``): value - target on
     wall faces and inside solids; (ghost + mean of its fluid neighbours along the wall) / 2 -
-    target at ghosts; 0 at fluid samples."""
+    target at ghosts (u ghosts also count OUTFLOW neighbours), or with ``mirror=False`` ghost -
+    target (the first-order wall of Wandel et al., where every solid sample takes the solid's
+    velocity: the conditions a curl can meet, see the module docstring); value - upstream
+    neighbour (x - h_x) - target at outflow samples (targets 0 there: outlets at the high-x end
+    only); 0 at fluid samples and FREE ones (module docstring on the wrap). Differentiable torch
+    code throughout."""
     out = {}
     for comp, arr, axis in (("u", u, 0), ("v", v, 1)):
         role = roles[comp].to(arr.device)
         target = targets[comp].to(arr)
         along = arr.ndim - 1 - axis  # the array axis along the wall (u: y, v: x)
-        fluid = (role == FLUID).to(arr)
-        lo = _shift(fluid, 1, fluid.ndim - 1 - axis)
-        hi = _shift(fluid, -1, fluid.ndim - 1 - axis)
+        near = _mirrored(role, axis).to(arr)
+        lo = _shift(near, 1, near.ndim - 1 - axis)
+        hi = _shift(near, -1, near.ndim - 1 - axis)
         count = (lo + hi).clamp(min=1)
         mean = (_shift(arr, 1, along) * lo + _shift(arr, -1, along) * hi) / count
-        value = torch.where(role == GHOST, 0.5 * (arr + mean), arr)
-        out[comp] = torch.where(role == FLUID, torch.zeros_like(arr), value - target)
+        value = torch.where(role == GHOST, 0.5 * (arr + mean), arr) if mirror else arr
+        value = torch.where(role == OUTFLOW, arr - _shift(arr, 1, arr.ndim - 2), value)
+        free = (role == FLUID) | (role == FREE)
+        out[comp] = torch.where(free, torch.zeros_like(arr), value - target)
     return out
+
+
+def _wrapped(role: torch.Tensor, axis: int) -> torch.Tensor:
+    """Bool like ``role``: the samples of component ``axis`` whose curl wraps around the
+    layout (u: the last index along y; v: the last index along x)."""
+    out = torch.zeros(role.shape, dtype=torch.bool, device=role.device)
+    if axis == 0:
+        out[..., -1] = True
+    else:
+        out[..., -1, :] = True
+    return out
+
+
+def _mirrored(role: torch.Tensor, axis: int) -> torch.Tensor:
+    """The samples a ghost of component ``axis`` mirrors: FLUID, and for u (ghosts along y)
+    also OUTFLOW (the walls' corners at an outlet). v ghosts lie along x, where an OUTFLOW
+    neighbour is either upstream of the outlet or wrapped around the layout: never mirrored."""
+    near = role == FLUID
+    return near | (role == OUTFLOW) if axis == 0 else near
 
 
 def velocity_from_potential(a: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,23 +431,99 @@ def box_nodes(grid: Grid, lo, hi) -> tuple[slice, slice]:
     return out[0], out[1]
 
 
-def enclosed_grid(lo, hi, cells, ring: int = 1) -> Grid:
+#: solid cells added below / above the fluid box on each axis by :func:`enclosed_grid`: two on
+#: the high side, so that the samples a curl wraps around are inside solids (module docstring)
+RING = (1, 2)
+
+
+def enclosed_grid(lo, hi, cells, ring: tuple[int, int] = RING) -> Grid:
     """The layout grid of a box [lo, hi] split into ``cells`` fluid cells per axis, with
-    ``ring`` solid cells added on every side (lo - ring h .. hi + ring h)."""
+    ``ring[0]`` solid cells added below and ``ring[1]`` above it on every axis."""
     lo = np.asarray(lo, dtype=float)
     hi = np.asarray(hi, dtype=float)
     cells = np.broadcast_to(np.asarray(cells), lo.shape)
     h = (hi - lo) / cells
-    return Grid(lo - ring * h, hi + ring * h, cells + 2 * ring, periodic=True)
+    low, high = ring
+    return Grid(lo - low * h, hi + high * h, cells + low + high, periodic=True)
 
 
-def cavity_scene(cells: int, lid: float = 1.0, ring: int = 1) -> MacScene:
+def cavity_scene(cells: int, lid: float = 1.0, ring: tuple[int, int] = RING) -> MacScene:
     """The lid-driven cavity [0, 1]^2 on ``cells`` x ``cells`` fluid cells: walls at rest, the
-    lid y = 1 moving at u = ``lid`` (its corner cells included)."""
+    lid y = 1 moving at u = ``lid`` (its corner cells included); the layout has
+    ``cells + ring[0] + ring[1]`` cells per axis."""
     grid = enclosed_grid((0.0, 0.0), (1.0, 1.0), cells, ring)
     n = grid.n
+    low, high = ring
     solid = torch.ones(n, dtype=torch.bool)
-    solid[ring:-ring, ring:-ring] = False
+    solid[low:-high, low:-high] = False
     wall = torch.zeros(2, *n, dtype=torch.float64)
-    wall[0, :, -ring:] = lid
+    wall[0, :, -high:] = lid
     return MacScene(grid, solid, wall, name=f"cavity {cells}x{cells}")
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def channel_scene(
+    length: float,
+    height: float,
+    cells_across: int,
+    inflow_profile,
+    obstacles=(),
+    pad_to: int = 16,
+    *,
+    name: str | None = None,
+) -> MacScene:
+    """A channel [0, length] x [0, height] with an inflow at x = 0 and an outlet at the far end,
+    on square cells h = height / ``cells_across``.
+
+    Layout (axis 0 along x): solid cells around the fluid box. The row below it and the row
+    above it are walls at rest (no-slip); the column before it carries the inflow, u =
+    ``inflow_profile(y)`` (a function of the cell centres' y, numpy in, numpy out) on its
+    faces at x = 0; the column after it is outflow cells (:attr:`MacScene.outflow`, zero
+    gradient along +x). ``obstacles`` (anything with ``contains``:
+    :class:`~pdekit.geometries.csg.Disk`, CSG shapes, boxes) are rasterised (:func:`rasterise`,
+    cell centres inside) into solid cells at rest. The fluid spans ceil(length / h) columns
+    (the length is rounded up to whole cells).
+
+    Where a curl wraps (module docstring): one more solid column after the outflow column and
+    at least one more solid row above the top wall, whose samples inside solids are free, so
+    that the scene values of a developed channel flow are the curl of a periodic potential
+    (tested for the discrete Poiseuille flow; without the column the flux through the outlet
+    and the inlet would both have to pass the single wrapped face between them).
+
+    Padding: the neural stepper splits the layout into pieces and down-samples by 2**depth, so
+    both layout dimensions are made multiples of ``pad_to``: extra **fluid columns at the outlet
+    end** (the channel becomes up to ``pad_to - 1`` cells longer; the outlet moves with it) and
+    extra **solid rows on top**.
+    """
+    cells_across = int(cells_across)
+    if cells_across < 2 or not (length > 0 and height > 0):
+        raise ParameterError("a channel needs length, height > 0 and at least 2 cells across")
+    if int(pad_to) < 1:
+        raise ParameterError(f"pad_to must be >= 1; got {pad_to}")
+    h = height / cells_across
+    nx = max(2, math.ceil(length / h - 1e-9))
+    ny = cells_across
+    width = _round_up(nx + 3, int(pad_to))  # inlet, fluid (padded), outflow, wrap column
+    rows = _round_up(ny + 3, int(pad_to))  # floor, fluid, top wall, wrap row(s)
+    grid = Grid((-h, -h), (-h + width * h, -h + rows * h), (width, rows), periodic=True)
+    solid = torch.ones(width, rows, dtype=torch.bool)
+    solid[1 : width - 2, 1 : ny + 1] = False
+    box = ~solid.clone()
+    for geometry in obstacles:
+        solid |= torch.as_tensor(rasterise(geometry, grid)) & box
+    y = grid.axis(1, "center")[1 : ny + 1]
+    inflow = np.array(np.broadcast_to(np.asarray(inflow_profile(y), dtype=np.float64), y.shape))
+    if not np.isfinite(inflow).all():
+        raise ParameterError("the inflow profile has non-finite values")
+    wall = torch.zeros(2, width, rows, dtype=torch.float64)
+    wall[0, 0, 1 : ny + 1] = torch.as_tensor(inflow)
+    # the column after the outlet moves like the inflow: the flux leaving the outlet re-enters
+    # through the inlet column where a curl wraps (module docstring); no fluid stencil reads it
+    wall[0, width - 1, 1 : ny + 1] = torch.as_tensor(inflow)
+    outflow = torch.zeros(width, rows, dtype=torch.bool)
+    outflow[width - 2, 1 : ny + 1] = True
+    label = name or f"channel {length:g} x {height:g}, {width - 3} x {ny} cells"
+    return MacScene(grid, solid, wall, name=label, outflow=outflow)

@@ -39,9 +39,13 @@ Our choices where both are silent (each is a config key):
   ``"cn"``, the pressure of the new level); Wandel's code uses the isotropic 9-point Laplacian
   and one-sided products, we use the project's 5-point Laplacian and compact interpolation
   (**deviation**: one discretisation of the equations for every grid solver);
-* walls are the staircase MAC conditions of :class:`~pdekit.problems.mac.MacScene` (wall faces,
-  mirrored ghosts), so the boundary term is second order on grid-aligned walls (Wandel: the
-  velocity itself on a boundary mask, first order);
+* walls follow Wandel et al. by default (every solid velocity sample takes its solid's
+  velocity, first order; ``loss.mirror_walls=True`` uses the second-order mirrored ghosts of
+  :class:`~pdekit.problems.mac.MacScene`, which a curl cannot meet together with the conditions
+  inside solids); the samples where the curl wraps around the layout carry no condition (FREE:
+  see :mod:`pdekit.problems.mac`, without them a lid's or an inflow's flux makes the conditions
+  contradictory; measured: freeing every sample inside solids instead let the trained stepper
+  leak flow through the walls);
 * ``L_nav`` and ``L_bound`` are means over the fluid and over the boundary samples (Wandel:
   means over all cells of masked squares; a constant factor in each);
 * with shared weights each piece also gets its offset (i / s_x, j / s_y) as two constant input
@@ -162,9 +166,14 @@ class StaggerLossConfig:
 
     #: weight w_b of the boundary term (Wandel: 20)
     boundary_weight: float = 20.0
+    #: walls by mirrored ghosts (second order; a curl cannot meet them together with the
+    #: conditions inside solids: pdekit.problems.mac) instead of Wandel's first-order walls
+    #: (every solid sample moves with its solid)
+    mirror_walls: bool = False
 
     def __post_init__(self):
         check(self, "boundary_weight", self.boundary_weight, low=0.0, high=1e9)
+        check(self, "mirror_walls", self.mirror_walls, choices=(True, False))
 
 
 @dataclass
@@ -358,6 +367,7 @@ def physics_terms(
     a_new: torch.Tensor,
     p_new: torch.Tensor,
     dt: float,
+    mirror: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Per-sample, per-pair ``nav`` and ``bound`` terms ``(B, s_t)`` of the step from the last
     input frame ``a_prev`` ``(B, H, W)`` to the new frames ``a_new``, ``p_new`` ``(B, s_t, H,
@@ -392,6 +402,7 @@ def physics_terms(
         {k: t[:, None] for k, t in scenes.targets.items()},
         u[:, 1:],
         v[:, 1:],
+        mirror,
     )
     nb = (2 - fu - fv).sum((-2, -1))
     bound = (cond["u"] ** 2 + cond["v"] ** 2).sum((-2, -1)) / nb
@@ -435,6 +446,7 @@ class StaggerTask:
 
     def _scene(self, seed: int) -> mac.MacScene:
         scene = self.problem.mac_scene(self.cells, rng=np.random.default_rng(seed))
+        scene.check_curl_layout()
         if scene.grid.n != self.grid.n:
             raise ParameterError(
                 f"{self.problem.name}.mac_scene drew a layout of {scene.grid.n} cells; the "
@@ -454,7 +466,10 @@ class StaggerTask:
         scenes = self.pool_scenes.index(idx)
         a, p = self.a[idx], self.p[idx]
         a1, p1 = self.model(a, p, scenes.channels())
-        terms = physics_terms(self.problem, self.grid, scenes, a[:, -1], a1, p1, self.dt)
+        terms = physics_terms(
+            self.problem, self.grid, scenes, a[:, -1], a1, p1, self.dt,
+            self.config.loss.mirror_walls,
+        )  # fmt: skip
         loss = stagger_loss(terms, self.config.loss.boundary_weight)
         self._pending = (idx, a1.detach(), p1.detach())
         return loss, {"nav": terms["nav"].mean().detach(), "bound": terms["bound"].mean().detach()}
@@ -525,10 +540,12 @@ class Rollout:
         div = mac.divergence(torch.as_tensor(self.u), torch.as_tensor(self.v), self.scene.grid)
         return float(div[:, self.scene.fluid].abs().max())
 
-    def boundary_rms(self) -> float:
-        """Root mean square of the boundary conditions' residuals over the frames after the
-        first (the first is the state at rest, before the boundaries move)."""
-        c = self.scene.conditions(torch.as_tensor(self.u[1:]), torch.as_tensor(self.v[1:]))
+    def boundary_rms(self, mirror: bool = False) -> float:
+        """Root mean square of the boundary conditions' residuals (walls mirrored or not:
+        :func:`~pdekit.problems.mac.boundary_residuals`) over the frames after the first (the
+        first is the state at rest, before the boundaries move)."""
+        u, v = torch.as_tensor(self.u[1:]), torch.as_tensor(self.v[1:])
+        c = self.scene.conditions(u, v, mirror)
         n = sum(int((self.scene.roles[k] != mac.FLUID).sum()) for k in ("u", "v"))
         return float(math.sqrt(sum(float((r**2).sum()) for r in c.values()) / (n * len(c["u"]))))
 
@@ -561,6 +578,7 @@ def rollout(
     ``torchrun``), spread over its processes (:func:`_spread_step`); every process returns the
     whole rollout."""
     spread = dist is not None and dist.enabled
+    scene.check_curl_layout()
     st = model.config.stagger.temporal
     param = next(model.parameters())
     dtype, device = param.dtype, param.device
@@ -617,7 +635,7 @@ class StepperSolution(Solution):
                 "steps": len(r.times) - 1,
                 "dt": self.dt,
                 "max_divergence": r.max_divergence(),
-                "boundary_rms": r.boundary_rms(),
+                "boundary_rms": r.boundary_rms(self.config.loss.mirror_walls),
             }
             self._rollout = r
         return self._rollout

@@ -92,7 +92,7 @@ def test_cavity_scene_roles_and_targets():
     assert int((roles["v"] == mac.FLUID).sum()) == n * (n - 1)
     assert int((roles["u"] == mac.WALL).sum()) == 2 * n  # x = 0 and x = 1
     assert int((roles["u"] == mac.GHOST).sum()) == 2 * (n - 1)  # below the floor, above the lid
-    lid_ghosts = (roles["u"] == mac.GHOST) & (torch.arange(n + 2) == n + 1)[None, :]
+    lid_ghosts = (roles["u"] == mac.GHOST) & (torch.arange(n + 3) == n + 1)[None, :]
     assert torch.all(scene.targets["u"][lid_ghosts] == 2.0)
     assert torch.all(scene.targets["v"] == 0)
 
@@ -145,3 +145,168 @@ def test_bad_scenes_are_refused():
         mac.MacScene(grid, ~solid, torch.zeros(2, *grid.n))
     with pytest.raises(ParameterError, match="shape"):
         mac.MacScene(grid, ~solid, torch.zeros(2, 3, 3))
+
+
+# -- outflow and channels ------------------------------------------------------------------------
+def small_channel(obstacles=(), pad_to=4, profile=None):
+    """A 2 x 0.5 channel on 6 cells across (h = 1/12): 24 x 6 fluid cells, parabolic inflow."""
+    return mac.channel_scene(
+        2.0, 0.5, 6, profile or (lambda y: 6.0 * y * (0.5 - y) / 0.25), obstacles, pad_to=pad_to
+    )
+
+
+def test_channel_scene_layout_and_padding():
+    """Layout dimensions are multiples of pad_to: extra fluid columns at the outlet end, extra
+    solid rows on top; one outflow column and one solid column after it (where a curl wraps);
+    square cells."""
+    scene = small_channel(pad_to=4)
+    nx, ny = scene.grid.n
+    assert (nx, ny) == (28, 12)  # 24 + 3 -> 28 (one extra fluid column); 6 + 3 -> 12 rows
+    hx, hy = scene.grid.spacing
+    assert hx == pytest.approx(hy) == pytest.approx(0.5 / 6)
+    fluid = scene.fluid.numpy()
+    assert fluid[1:-2, 1:7].all() and fluid.sum() == 25 * 6
+    assert scene.outflow.numpy()[-2, 1:7].all() and int(scene.outflow.sum()) == 6
+    assert torch.all(scene.wall_velocity[0, 0, 1:7] > 0)  # the inflow column
+    big = mac.channel_scene(2.2, 0.41, 41, lambda y: 0 * y, pad_to=16)
+    assert big.grid.n == (224, 48)
+    assert np.allclose(big.grid.lo, -0.01) and np.allclose(big.grid.spacing, 0.01)
+    disk = small_channel([Disk((0.5, 0.25), 0.1)])
+    assert int(disk.solid.sum()) - int(scene.solid.sum()) == int(
+        mac.rasterise(Disk((0.5, 0.25), 0.1), disk.grid).sum()
+    )
+
+
+def test_outflow_roles_and_targets():
+    scene = small_channel()
+    roles, targets = scene.roles, scene.targets
+    out_u = roles["u"] == mac.OUTFLOW
+    out_v = roles["v"] == mac.OUTFLOW
+    assert out_u.numpy()[-2, 1:7].all() and int(out_u.sum()) == 6  # the outlet faces
+    assert out_v.numpy()[-2, 2:7].all() and int(out_v.sum()) == 5  # between outflow cells
+    assert torch.equal(scene.outlet["u"], out_u) and not scene.outlet["v"].any()
+    # the walls' corners at the outlet: u ghosts mirroring the outflow samples
+    assert roles["u"][-2, 0] == mac.GHOST and roles["u"][-2, 7] == mac.GHOST
+    # the inlet stays a wall face; the faces after the outlet carry no condition (FREE)
+    assert (roles["u"][1, 1:7] == mac.WALL).all() and (roles["u"][-1, 1:7] == mac.FREE).all()
+    assert (roles["u"][0, 1:7] == mac.INSIDE).all()
+    assert torch.all(targets["u"][out_u] == 0) and torch.all(targets["v"][out_v] == 0)
+    plain = mac.cavity_scene(6)
+    assert not plain.has_outflow and plain.outflow.shape == plain.grid.n
+
+
+def test_outflow_conditions_are_zero_gradient_batched_and_differentiable():
+    """Residual at an outflow sample = value - its upstream neighbour (x - h); roles and
+    targets broadcast against a batch; gradients flow to both samples."""
+    scene = small_channel()
+    gen = torch.Generator().manual_seed(4)
+    u = torch.randn(3, *scene.grid.n, dtype=torch.float64, generator=gen, requires_grad=True)
+    v = torch.randn(3, *scene.grid.n, dtype=torch.float64, generator=gen)
+    roles = {k: r[None] for k, r in scene.roles.items()}
+    targets = {k: t[None] for k, t in scene.targets.items()}
+    res = mac.boundary_residuals(roles, targets, u, v)
+    out_u = scene.roles["u"] == mac.OUTFLOW
+    out_v = scene.roles["v"] == mac.OUTFLOW
+    want_u = (u - torch.roll(u, 1, dims=1))[:, out_u]
+    want_v = (v - torch.roll(v, 1, dims=1))[:, out_v]
+    assert torch.allclose(res["u"][:, out_u], want_u) and torch.allclose(res["v"][:, out_v], want_v)
+    assert torch.equal(res["u"], scene.conditions(u, v)["u"])
+    (res["u"][:, -2, 3] ** 2).sum().backward()
+    g = u.grad.abs().sum(0)
+    assert g[-2, 3] > 0 and g[-3, 3] > 0 and int((g > 0).sum()) == 2
+
+
+def test_impose_with_outflow_and_ghosts_beside_it():
+    scene = small_channel([Disk((0.5, 0.25), 0.1)])
+    gen = torch.Generator().manual_seed(5)
+    rnd = torch.randn(2, *scene.grid.n, dtype=torch.float64, generator=gen)
+    uu, vv = scene.impose(rnd[0], rnd[1])
+    res = scene.conditions(uu, vv)
+    assert max(float(r.abs().max()) for r in res.values()) < 1e-12
+    assert torch.equal(uu[-2, 1:7], uu[-3, 1:7]) and torch.equal(vv[-2, 2:7], vv[-3, 2:7])
+    assert float(uu[-2, 0] + uu[-2, 1]) == pytest.approx(0.0, abs=1e-15)  # corner ghost
+    fluid = scene.roles["u"] == mac.FLUID
+    assert torch.equal(uu[fluid], rnd[0][fluid])
+    # outlet=False keeps the outlet faces and imposes the rest (the corner ghosts) around them
+    kept = uu.clone()
+    kept[-2, 1:7] += 0.25
+    ku, kv = scene.impose(kept, vv, outlet=False)
+    assert torch.equal(ku[-2, 1:7], kept[-2, 1:7])
+    assert float(ku[-2, 0] + ku[-2, 1]) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_outflow_chains_of_several_columns():
+    """Two outflow columns: the second copies the first, which copies the fluid."""
+    scene = small_channel()
+    outflow = scene.outflow.clone()
+    outflow[-3, 1:7] = True
+    solid = scene.solid.clone()
+    solid[-3, 1:7] = True
+    two = mac.MacScene(scene.grid, solid, scene.wall_velocity, outflow=outflow)
+    assert int((two.roles["u"] == mac.OUTFLOW).sum()) == 12 and two._outflow_depth == 2
+    gen = torch.Generator().manual_seed(6)
+    rnd = torch.randn(2, *two.grid.n, dtype=torch.float64, generator=gen)
+    uu, vv = two.impose(rnd[0], rnd[1])
+    assert torch.equal(uu[-2, 1:7], rnd[0][-4, 1:7]) and torch.equal(vv[-2, 3], rnd[1][-4, 3])
+
+
+def test_bad_outflow_is_refused():
+    scene = small_channel()
+    with pytest.raises(ParameterError, match="outflow cells must be solid"):
+        mac.MacScene(scene.grid, scene.solid, scene.wall_velocity, outflow=~scene.solid)
+    low = torch.zeros(scene.grid.n, dtype=torch.bool)
+    low[0, 1:7] = True  # the inlet column: nothing upstream of it along +x
+    with pytest.raises(ParameterError, match="high-x end only"):
+        mac.MacScene(scene.grid, scene.solid, scene.wall_velocity, outflow=low)
+    with pytest.raises(ParameterError, match="shape"):
+        mac.MacScene(scene.grid, scene.solid, scene.wall_velocity, outflow=low[:3])
+
+
+def _curl_misfit(scene, u, v) -> float:
+    """max |curl a - value| over the samples with a condition (all but FREE), for the
+    potential a (one value per node of the periodic layout) fitted by least squares."""
+    nx, ny = scene.grid.n
+    h = float(scene.grid.spacing[0])
+    rows, values = [], []
+    for comp, field in (("u", u), ("v", v)):
+        for i, j in zip(*np.nonzero((scene.roles[comp] != mac.FREE).numpy())):
+            a = np.zeros((nx, ny))
+            if comp == "u":  # u = (a[i, j + 1] - a[i, j]) / h
+                a[i, (j + 1) % ny] += 1 / h
+                a[i, j] -= 1 / h
+            else:  # v = -(a[i + 1, j] - a[i, j]) / h
+                a[(i + 1) % nx, j] -= 1 / h
+                a[i, j] += 1 / h
+            rows.append(a.ravel())
+            values.append(float(field[i, j]))
+    matrix, values = np.array(rows), np.array(values)
+    pot, *_ = np.linalg.lstsq(matrix, values, rcond=None)
+    return float(np.abs(matrix @ pot - values).max())
+
+
+def test_developed_channel_flow_is_a_curl():
+    """The steady channel flow (the parabola at the inlet, developing into the discrete
+    Poiseuille profile, the parabola plus the slip c h^2 / 4 of the ghost mirror) with its scene
+    values is exactly the curl of a periodic potential on the layout (what the neural stepper
+    outputs): least squares over the nodes meets every sample with a condition to round-off
+    (measured 1e-14), the free samples inside solids carrying the flux back around the wrap.
+    Without the solid column after the outlet the outlet's and the inlet's profiles would have
+    to be equal (the outflow column next to the inlet column): misfit 3.7e-3 (measured)."""
+    from pdekit.problems.references.projection import ProjectionSolver, stable_dt
+
+    misfit = {}
+    for layout in ("channel_scene", "no wrap column"):
+        scene = small_channel()
+        if layout == "no wrap column":  # the fluid one column longer, the outflow at the end
+            solid = scene.solid.clone()
+            solid[-2, 1:7] = False
+            outflow = torch.zeros_like(solid)
+            outflow[-1, 1:7] = True
+            scene = mac.MacScene(scene.grid, solid, scene.wall_velocity, outflow=outflow)
+        solver = ProjectionSolver(scene, 0.05, 0.9 * stable_dt(scene, 0.05, 2.0))
+        steady = solver.run_to_steady(tol=1e-10, max_time=50.0)
+        u, v = scene.impose(torch.as_tensor(steady.u), torch.as_tensor(steady.v), outlet=False)
+        res = scene.conditions(u, v)
+        assert max(float(r.abs().max()) for r in res.values()) < 1e-10, layout
+        misfit[layout] = _curl_misfit(scene, u, v)
+    assert misfit["channel_scene"] < 1e-10 and misfit["no wrap column"] > 1e-3, misfit

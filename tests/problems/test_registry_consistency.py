@@ -54,6 +54,8 @@ class Check:
     exclude: Callable[[np.ndarray], np.ndarray] | None = None
     resolution: dict[str, int] | None = None
     bc_t_min: float = 0.0
+    #: the boundary tags whose data are compared (None: all); the reason must say why not all
+    bc_tags: tuple[str, ...] | None = None
 
 
 EXACT = Check(residual=1e-8, reason="closed form in float64 through autograd: round-off")
@@ -68,6 +70,39 @@ def near_lid_corners(radius: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 CHECKS: dict[str, Check] = {
+    "navier_stokes/cavity_transient": Check(
+        residual=0.1,
+        wall_cells=3,
+        t_min=1.0,
+        exclude=near_lid_corners(0.2),
+        reason="2nd-order MAC projection reference on 64 cells, node values every 0.05: "
+        "measured 0.010 / 0.021 (momentum x / y) and 0.047 (continuity: the node average of "
+        "a face-divergence-free field, differenced by 4th-order stencils) for t >= 1, 3 cells "
+        "from the walls and 0.2 from the lid corners (where u jumps and p ~ 1/r); before t = 1 "
+        "the impulsive start is faster than the snapshots resolve.",
+    ),
+    "navier_stokes/cylinder": Check(
+        residual=5.0,
+        ic=0.05,
+        bc=2e-3,
+        bc_tags=("xmin", "ymin", "ymax"),
+        wall_cells=3,
+        exclude=lambda p: (
+            (np.hypot(p[:, 0] - 0.2, p[:, 1] - 0.2) < 0.1) | (p[:, 2] < 0.5) | (p[:, 2] > 1.5)
+        ),
+        reason="a weak check, stated as such: the MAC projection reference at h = 0.01 "
+        "(staircase cylinder of 10 cells), node values every 0.04 s. Measured 2.4 / 1.9 "
+        "(momentum x / y) and 0.87 (continuity) for 0.5 <= t <= 1.5 outside 0.1 of the "
+        "cylinder's centre and 3 cells from the walls, against terms of size u.grad u ~ 45 near "
+        "the walls; before, the impulsive start, and after, the shedding (period 0.345 s, 8.6 "
+        "snapshots) is too coarse in time for the 4th-order stencil (residual ~50). Initial "
+        "data: 0.036 at the inlet corners (the node average of the inflow face and the wall "
+        "ghost); inflow data 8.9e-4 at the inlet nodes (the node average of two face values of "
+        "the parabola, O(h^2)); walls 0. Not compared: the cylinder (a staircase of cells "
+        "in the reference: the harness reads grid faces only) and the outlet (the reference "
+        "has zero gradient between its last two face columns only; the 4th-order one-sided "
+        "derivative across the passing wake reads 3-9).",
+    ),
     "convection_diffusion/burgers": Check(
         residual=2e-5,
         resolution={"x": 1025, "t": 201},
@@ -196,6 +231,8 @@ def test_reference_matches_boundary_conditions(case):
     dom = problem.domain()
     dev = {}
     for bc in bcs:
+        if check.bc_tags is not None and bc.tag not in check.bc_tags:
+            continue
         if isinstance(ref, ExactReference):
             pts, normals = dom.sample_boundary(128, bc.tag, rng=np.random.default_rng(2))
             got = _exact_boundary_values(problem, pts, normals, bc)

@@ -32,6 +32,20 @@ Scheme (non-incremental Chorin projection, explicit in time). One step from u^n:
    discrete divergence (:func:`pdekit.problems.mac.divergence`) of u^(n+1) vanishes on every
    fluid cell to the round-off of the sparse solve (tested).
 
+Outflow (scenes with :attr:`~pdekit.problems.mac.MacScene.outflow` cells, an outlet at the
+high-x end): after the predictor the OUTFLOW samples take the zero-gradient value (copied from
+upstream), then the normal velocities through the outlet plane (:attr:`MacScene.outlet`) of each
+fluid region are shifted by one constant so that the region's net boundary flux is zero, and the
+Poisson equation is solved with them as prescribed normal velocities (homogeneous Neumann for
+phi, as on walls). This is the usual global mass correction of outflow boundaries (Ferziger &
+Peric, "Computational Methods for Fluid Dynamics", scale the outlet velocities by the ratio of
+the fluxes; a shift is used here, which also works from rest, where the outlet flux of the
+first predictor is zero). Step 4 keeps the corrected outlet velocities (the other
+scene values are imposed relative to them), so u^(n+1) is divergence-free on every fluid cell,
+the last column included, and the zero-gradient condition holds for the predictor: after the
+correction it is off by O(dt) (the pressure correction of the last fluid face). A region with
+outlet faces is not subject to the flux check.
+
 The returned pressure is phi (mean zero over each fluid region, 0 in solids). Because every term
 is explicit and F vanishes off the fluid samples, a step from a discretely divergence-free u^n
 is exactly forward Euler or AB2 applied to the projected semi-discrete system u' = P F(u) (P the
@@ -196,6 +210,7 @@ class ProjectionSolver:
             )
         self.scene = scene
         roles = scene.roles
+        self._outlet = scene.outlet["u"].numpy() if scene.has_outflow else None
         self._setup(
             scene.grid,
             scene.fluid.numpy(),
@@ -225,8 +240,24 @@ class ProjectionSolver:
         self.fluid_u = np.asarray(fluid_u, dtype=bool)
         self.fluid_v = np.asarray(fluid_v, dtype=bool)
         self._build_poisson()
+        self._setup_outlet()
         self._check_flux()
         self._history = None
+
+    def _setup_outlet(self) -> None:
+        """The fluid region of every outlet face (through its upstream fluid cell), and the
+        number of outlet faces per region."""
+        outlet = getattr(self, "_outlet", None)
+        self._outlet_regions = np.zeros(self._n_regions, dtype=bool)
+        if outlet is None or not outlet.any():
+            self._outlet = None
+            return
+        idx = -np.ones(self.shape, dtype=np.int64)
+        idx[self.fluid] = np.arange(int(self.fluid.sum()))
+        upstream = _roll(idx, 1, 0)[outlet]  # the fluid cell each outlet face leaves
+        self._outlet_region = self._region[upstream]
+        self._outlet_count = np.bincount(self._outlet_region, minlength=self._n_regions)
+        self._outlet_regions = self._outlet_count > 0
 
     def _build_poisson(self) -> None:
         """Graph Laplacian A (positive semi-definite) of the fluid cells coupled through FLUID
@@ -270,7 +301,7 @@ class ProjectionSolver:
         div = self._divergence(u, v)[self.fluid] * area
         net = np.bincount(self._region, div, minlength=self._n_regions)
         gross = np.bincount(self._region, np.abs(div), minlength=self._n_regions)
-        bad = np.abs(net) > FLUX_RTOL * gross + 1e-14
+        bad = (np.abs(net) > FLUX_RTOL * gross + 1e-14) & ~self._outlet_regions
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise ParameterError(
@@ -281,10 +312,23 @@ class ProjectionSolver:
             )
 
     # -- operators -------------------------------------------------------------------------------
-    def _impose(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scene values at every non-fluid sample (:meth:`MacScene.impose`)."""
-        uu, vv = self.scene.impose(torch.from_numpy(u), torch.from_numpy(v))
+    def _impose(
+        self, u: np.ndarray, v: np.ndarray, outlet: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scene values at every non-fluid sample (:meth:`MacScene.impose`; ``outlet=False``
+        keeps the outlet faces' values)."""
+        uu, vv = self.scene.impose(torch.from_numpy(u), torch.from_numpy(v), outlet=outlet)
         return uu.numpy(), vv.numpy()
+
+    def _balance_outlet(self, u: np.ndarray, v: np.ndarray) -> None:
+        """Shift the outlet faces' u (in place) by one constant per fluid region so that the
+        region's net boundary flux vanishes (module docstring)."""
+        if self._outlet is None:
+            return
+        div = self._divergence(u, v)[self.fluid] * (self.hx * self.hy)
+        net = np.bincount(self._region, div, minlength=self._n_regions)
+        count = np.maximum(self._outlet_count, 1)
+        u[self._outlet] -= (net / (count * self.hy))[self._outlet_region]
 
     def _divergence(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """:func:`pdekit.problems.mac.divergence` in numpy (all cells; meaningful on fluid)."""
@@ -340,8 +384,11 @@ class ProjectionSolver:
                 gu, gv = a * fu + b * pu, a * fv + b * pv
             un = u + dt * gu
             vn = v + dt * gv
+            if self._outlet is not None:
+                un, vn = self._impose(un, vn)  # zero-gradient outflow from the predictor
+                self._balance_outlet(un, vn)
             phi = self._project(un, vn, dt)
-            un, vn = self._impose(un, vn)
+            un, vn = self._impose(un, vn, outlet=False)
         return un, vn, phi, (fu, fv, dt)
 
     # -- public ----------------------------------------------------------------------------------
@@ -486,8 +533,9 @@ class PeriodicProjectionSolver(ProjectionSolver):
         if not isinstance(grid, Grid) or grid.dim != 2 or not all(grid.periodic):
             raise ParameterError(f"grid must be a 2D Grid periodic on both axes; got {grid!r}")
         self.scene = None
+        self._outlet = None
         every = np.ones(grid.n, dtype=bool)
         self._setup(grid, every, every, every, nu, dt, scheme, "periodic box")
 
-    def _impose(self, u, v):
+    def _impose(self, u, v, outlet: bool = True):
         return u, v
