@@ -139,7 +139,7 @@ def main(argv=None) -> dict:
                 sol = pdekit.load(path)
             else:
                 over = {"stagger.spatial": (sx, sy), "stagger.temporal": st,
-                        "train.steps": steps}  # fmt: skip
+                        "train.steps": steps, "retrain": True}  # fmt: skip
                 t0 = time.perf_counter()
                 sol = pdekit.solve(name, solver="neural_stagger", overrides=over, verbose=False,
                                    **params)  # fmt: skip

@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "operators": [],
     "spectral_fno": [],  # after operators: it reads the fno baseline's training time there
     "moe_hard": [],
+    "neural_stagger": [],
 }
 OPTIONAL = {"soak": []}
 

@@ -372,6 +372,43 @@ def moe_hard_table(path: str | Path) -> str:
     return "\n".join(lines)
 
 
+def neural_stagger_table(path: str | Path) -> str:
+    """NeuralStagger configurations beside the base solver and the projection solver
+    (neural_stagger.json)."""
+    d = json.loads(Path(path).read_text())
+    lines = [
+        "| case | configuration (s_x, s_y, s_t) | velocity rel. L2 | centrelines vs Ghia (u, v) "
+        "| boundary rms | rollout | vs base | vs projection | training |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case, rows in d["cases"].items():
+        proj = rows.get("projection")
+        for key, r in rows.items():
+            if key == "projection":
+                continue
+            sx, sy = r["spatial"]
+            ghia = (
+                f"{r['ghia_u_max_dev']:.3f}, {r['ghia_v_max_dev']:.3f}"
+                if "ghia_u_max_dev" in r
+                else "-"
+            )
+            lines.append(
+                f"| {case} | {key} ({sx}, {sy}, {r['temporal']}) | {r['rel_l2']:.3f} | {ghia} "
+                f"| {r['boundary_rms']:.3f} | {r['rollout_s']:.2f} s ({r['steps']} steps) "
+                f"| {r.get('speedup_vs_base', float('nan')):.2f}x "
+                f"| {r.get('speedup_vs_projection', float('nan')):.2f}x "
+                f"| {r['train_s'] / 60:.0f} min |"
+            )
+        if proj:
+            lines.append(
+                f"| {case} | projection solver | reference | - | - | {proj['rollout_s']:.2f} s "
+                f"({proj['steps']} steps) | - | 1x | - |"
+            )
+    lines.append("")
+    lines.append(f"{d['steps']} Adam steps per configuration. Device: {d['device']}.")
+    return "\n".join(lines)
+
+
 def soak_table(path: str | Path) -> str:
     d = json.loads(Path(path).read_text())
     g, c = d["rss_growth"], d["checkpoint_write_stats_s"]
@@ -424,6 +461,7 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "operators": operators_table,
     "spectral_fno": spectral_fno_table,
     "moe_hard": moe_hard_table,
+    "neural_stagger": neural_stagger_table,
 }
 
 
