@@ -68,11 +68,14 @@ class CavityTransient(Problem):
         return SpaceTime(Rectangle((0.0, 0.0), (1.0, 1.0)), TimeDomain(0.0, self.t_end))
 
     def initial_condition(self, x):
-        """At rest, but for the lid y = 1 itself (corners excluded), which moves already (the
-        impulsive start: the boundary data win on the lid)."""
+        """At rest, but for the lid y = 1 itself, which moves already (the impulsive start: the
+        boundary data win on the lid); at its two corners, where the lid meets the walls at
+        rest, the mean of the two, 1/2 (the data jump there)."""
         zero = torch.zeros_like(x[:, 0])
-        lid = (x[:, 1] >= 1.0 - 1e-12) & (x[:, 0] > 1e-12) & (x[:, 0] < 1.0 - 1e-12)
-        return {"u": torch.where(lid, torch.ones_like(zero), zero), "v": zero}
+        on_lid = x[:, 1] >= 1.0 - 1e-12
+        corner = on_lid & ((x[:, 0] <= 1e-12) | (x[:, 0] >= 1.0 - 1e-12))
+        u = torch.where(on_lid, torch.ones_like(zero), zero)
+        return {"u": torch.where(corner, 0.5 * torch.ones_like(zero), u), "v": zero}
 
     def boundary_conditions(self) -> list[BC]:
         def lid(points):
