@@ -12,6 +12,7 @@ from pdekit.geometries import Rectangle, SpaceTime, TimeDomain
 from pdekit.problems import mac
 from pdekit.problems.base import BC, Problem, param
 from pdekit.problems.navier_stokes.equations import UNSTEADY_DERIVATIVES, navier_stokes_2d
+from pdekit.problems.navier_stokes.lid_driven_cavity import cavity_boundary_conditions
 from pdekit.problems.references import GridReference, load_or_compute
 from pdekit.problems.references.projection import ProjectionSolver, stable_dt
 from pdekit.problems.registry import register
@@ -78,17 +79,7 @@ class CavityTransient(Problem):
         return {"u": torch.where(corner, 0.5 * torch.ones_like(zero), u), "v": zero}
 
     def boundary_conditions(self) -> list[BC]:
-        def lid(points):
-            return {"u": torch.ones_like(points[:, 0]), "v": torch.zeros_like(points[:, 0])}
-
-        def wall(points):
-            zero = torch.zeros_like(points[:, 0])
-            return {"u": zero, "v": zero}
-
-        return [
-            BC("dirichlet", ("u", "v"), lid, tag="top"),
-            *(BC("dirichlet", ("u", "v"), wall, tag=t) for t in ("bottom", "left", "right")),
-        ]
+        return cavity_boundary_conditions()
 
     def residual(self, f):
         return navier_stokes_2d(f, 1.0 / self.re, unsteady=True)

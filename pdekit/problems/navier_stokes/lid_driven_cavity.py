@@ -18,6 +18,22 @@ from pdekit.problems.registry import register
 CORNER_RADII = (0.1, 0.2)
 
 
+def cavity_boundary_conditions() -> list[BC]:
+    """u = (1, 0) on the lid (tag ``top``), u = 0 on the other walls of the unit square."""
+
+    def lid(points):
+        return {"u": torch.ones_like(points[:, 0]), "v": torch.zeros_like(points[:, 0])}
+
+    def wall(points):
+        zero = torch.zeros_like(points[:, 0])
+        return {"u": zero, "v": zero}
+
+    return [
+        BC("dirichlet", ("u", "v"), lid, tag="top"),
+        *(BC("dirichlet", ("u", "v"), wall, tag=t) for t in ("bottom", "left", "right")),
+    ]
+
+
 @register("navier_stokes/lid_driven_cavity")
 @dataclass(frozen=True)
 class LidDrivenCavity(Problem):
@@ -53,17 +69,7 @@ class LidDrivenCavity(Problem):
         return Rectangle((0.0, 0.0), (1.0, 1.0))
 
     def boundary_conditions(self) -> list[BC]:
-        def lid(points):
-            return {"u": torch.ones_like(points[:, 0]), "v": torch.zeros_like(points[:, 0])}
-
-        def wall(points):
-            zero = torch.zeros_like(points[:, 0])
-            return {"u": zero, "v": zero}
-
-        return [
-            BC("dirichlet", ("u", "v"), lid, tag="top"),
-            *(BC("dirichlet", ("u", "v"), wall, tag=t) for t in ("bottom", "left", "right")),
-        ]
+        return cavity_boundary_conditions()
 
     def residual(self, f):
         return navier_stokes_2d(f, 1.0 / self.re, unsteady=False)
