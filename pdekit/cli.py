@@ -154,14 +154,17 @@ def _write_outputs(sol, out: Path, run: dict | None = None) -> dict:
         paths["metrics"] = csv
     if (board := write_tensorboard(history, out / "tensorboard")) is not None:
         paths["tensorboard"] = board
-    errors = None
+    errors, quantities = None, {}
     try:
         errors = sol.errors()
         record = {**errors, "run": _run_record(sol, run)}  # the metrics, and what ran
+        quantities = sol.quantities()
+        if quantities:
+            record["quantities"] = quantities
         (out / "errors.json").write_text(json.dumps(record, indent=2))
     except NotImplementedError:
         pass
-    return {"paths": paths, "errors": errors}
+    return {"paths": paths, "errors": errors, "quantities": quantities}
 
 
 def _report(sol, result: dict) -> None:
@@ -173,6 +176,11 @@ def _report(sol, result: dict) -> None:
         print(
             f"{sol.problem.name} [{sol.solver}, {sol.step} steps]: "
             f"rel_l2 = {errors['rel_l2']:.4e}  max_abs = {errors['max_abs']:.3e}  {per_field}"
+        )
+    for name, q in (result.get("quantities") or {}).items():
+        print(
+            f"  {name} = {q['value']:.6g}  (reference {q['reference']:.6g}, relative error "
+            f"{q['rel_error']:.2e})"
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pdekit.checkpoints import Checkpoint, save_checkpoint
+from pdekit.errors import ParameterError
 from pdekit.geometries.grid import TensorGrid
 from pdekit.metrics import field_errors, match_gauge
 from pdekit.problems.base import Problem
@@ -137,7 +138,43 @@ class Solution:
         grid = grid or self.problem.evaluation_grid()
         pts = grid.points()
         ref = self.problem.reference()(pts)
+        defined = np.logical_and.reduce([np.isfinite(np.asarray(v)) for v in ref.values()])
+        if not defined.all():  # outside a mesh domain (inside a hole): no reference there
+            pts = pts[defined]
+            ref = {k: np.asarray(v)[defined] for k, v in ref.items()}
         return field_errors(self.gauged(self(pts), ref, pts), ref)
+
+    # -- quantities of interest ------------------------------------------------------------------
+    def quantities(self) -> dict[str, dict[str, float]]:
+        """The problem's quantities of interest (drag, lift, pressure difference, ...) of this
+        solution beside the reference's: ``{name: {"value", "reference", "rel_error"}}``;
+        empty for problems that define none (:meth:`Problem.quantities`)."""
+        values = self.problem.quantities(self)
+        if not values:
+            return {}
+        ref = self.problem.reference_quantities()
+        out = {}
+        for name, value in values.items():
+            r = float(ref[name])
+            out[name] = {
+                "value": float(value),
+                "reference": r,
+                "rel_error": abs(float(value) - r) / max(abs(r), 1e-300),
+            }
+        return out
+
+    def forces(self, tag: str, **options) -> dict[str, float]:
+        """Forces of the flow on the boundary part ``tag`` (drag and lift coefficients and
+        the force components), as the problem defines them (:meth:`Problem.forces`)."""
+        return self.problem.forces(self, tag, **options)
+
+    def pressure_difference(self, a, b) -> float:
+        """``p(a) - p(b)`` at two points (each a sequence of len(coordinates) numbers)."""
+        if "p" not in self.problem.fields:
+            raise ParameterError(f"{self.problem.name} has no pressure field 'p'")
+        pts = np.array([a, b], dtype=float)
+        p = self(pts)["p"]
+        return float(p[0] - p[1])
 
     def gauged(self, pred, ref, points: np.ndarray) -> dict[str, np.ndarray]:
         """``pred`` at grid ``points`` with its gauge fields shifted to ``ref``'s constant."""

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from pdekit.core.fields import Fields
-from pdekit.errors import ParameterError
+from pdekit.errors import MeshError, ParameterError
 from pdekit.geometries.grid import TensorGrid, uniform_axis
+from pdekit.geometries.mesh import MeshGeometry, cached_mesh, require_dim, require_tags
 from pdekit.geometries.spacetime import SpaceTime
 
 ValueFn = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
@@ -80,7 +81,7 @@ def _bound(value: float) -> str:
     return f"{value:g}"
 
 
-BC_KINDS = ("dirichlet", "neumann", "robin")
+BC_KINDS = ("dirichlet", "neumann", "robin", "traction")
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,22 @@ class BC:
 
     kind:
         ``"dirichlet"`` (field = value), ``"neumann"`` (outward normal derivative = value) or
-        ``"robin"`` (``a * field + b * outward normal derivative = value``). Periodic
-        directions are a property of the geometry, not a BC.
+        ``"robin"`` (``a * field + b * outward normal derivative = value``), or
+        ``"traction"``, a condition on a velocity and its pressure: ``b * du_i/dn - p n_i =
+        value_i`` for the velocity components ``fields`` (one per spatial coordinate, in
+        order) and the pressure field ``pressure`` (with value 0 and b = nu, the "do-nothing"
+        outflow of incompressible flow). Periodic directions are a property of the geometry,
+        not a BC.
     fields:
         The fields constrained.
     value:
         Function of points (n, len(coordinates)), torch, returning ``{field: tensor (n,)}``.
     a, b:
         The Robin coefficients: numbers, or functions of points (n, len(coordinates)) returning
-        a tensor (n,). Used by kind ``"robin"`` only (Dirichlet is a = 1, b = 0; Neumann a = 0,
-        b = 1).
+        a tensor (n,). Used by kind ``"robin"`` (Dirichlet is a = 1, b = 0; Neumann a = 0,
+        b = 1); ``"traction"`` uses ``b`` (the viscosity).
+    pressure:
+        The pressure field of a ``"traction"`` condition (None for the other kinds).
     """
 
     kind: str
@@ -107,11 +114,17 @@ class BC:
     tag: str | None = None
     a: float | Callable[[torch.Tensor], torch.Tensor] = 1.0
     b: float | Callable[[torch.Tensor], torch.Tensor] = 0.0
+    pressure: str | None = None
 
     def __post_init__(self):
         if self.kind not in BC_KINDS:
             raise ParameterError(f"BC kind must be one of {list(BC_KINDS)}; got {self.kind!r}")
-        if self.kind == "robin":
+        if (self.kind == "traction") != (self.pressure is not None):
+            raise ParameterError(
+                "a 'traction' BC needs its pressure field (pressure=...), and only it takes one; "
+                f"got kind {self.kind!r} with pressure {self.pressure!r}"
+            )
+        if self.kind in ("robin", "traction"):
             for name in ("a", "b"):
                 c = getattr(self, name)
                 if not callable(c) and not (isinstance(c, int | float) and math.isfinite(c)):
@@ -123,7 +136,9 @@ class BC:
     def coefficients(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The Robin coefficients (a, b) at ``points`` (n, ncoords) as tensors (n,); for the
         other kinds the (a, b) that the kind means: Dirichlet (1, 0), Neumann (0, 1)."""
-        a, b = {"dirichlet": (1.0, 0.0), "neumann": (0.0, 1.0)}.get(self.kind, (self.a, self.b))
+        a, b = {"dirichlet": (1.0, 0.0), "neumann": (0.0, 1.0), "traction": (0.0, self.b)}.get(
+            self.kind, (self.a, self.b)
+        )
         out = []
         for c in (a, b):
             v = c(points) if callable(c) else c
@@ -189,6 +204,9 @@ class Problem:
     #: such as the pressure with periodic or all-velocity boundaries: errors and written error
     #: arrays compare them after shifting the prediction to the reference's mean over the grid
     gauge_fields: ClassVar[tuple[str, ...]] = ()
+    #: boundary tags the problem's conditions name: a mesh given by the user (a problem's
+    #: ``mesh`` parameter, read by :meth:`user_mesh`) must have each of them
+    required_tags: ClassVar[tuple[str, ...]] = ()
 
     # -- parameters ----------------------------------------------------------------------------
     def __post_init__(self):
@@ -229,6 +247,31 @@ class Problem:
     def domain(self):
         """The domain: a spatial Geometry, or a SpaceTime for time-dependent problems."""
         raise NotImplementedError
+
+    def user_mesh(self, path: str, dim: int) -> MeshGeometry:
+        """The mesh file ``path`` given as the problem's ``mesh`` parameter, as its domain.
+
+        Read once per version of the file (:func:`~pdekit.geometries.mesh.cached_mesh`:
+        ``domain()`` is called often) and checked whole before it is used: any format meshio
+        reads, ``dim``-dimensional, with every tag of :attr:`required_tags`. Problems call it
+        from ``domain()`` and call ``domain()`` in ``__post_init__``, so a bad mesh is refused
+        when the problem is made, never half-way through a solve.
+
+        Raises
+        ------
+        ParameterError
+            naming the parameter, chained from the MeshError that says what is wrong: a file
+            that is missing or unreadable, a corrupt mesh (degenerate or inverted cells, ...),
+            the other dimension (both named), missing boundary tags (missing and present named).
+        """
+        what = self.name or type(self).__name__
+        try:
+            mesh = cached_mesh(path)
+            require_dim(mesh, dim, what)
+            require_tags(mesh, self.required_tags, what)
+        except MeshError as exc:
+            raise ParameterError(f"parameter 'mesh' of {what}: {exc}") from exc
+        return mesh
 
     def initial_condition(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Fields at t0 at spatial points x (n, spatial dim)."""
@@ -282,6 +325,21 @@ class Problem:
         if self.has_exact():
             return ExactReference(self)
         raise NotImplementedError(f"{self.name} has no reference solution")
+
+    # -- quantities of interest -------------------------------------------------------------------
+    def quantities(self, solution) -> dict[str, float]:
+        """Named scalar quantities of interest (drag, lift, a pressure difference) of any
+        solution (a callable on points like the reference); empty (the default) when the
+        problem defines none. :meth:`reference_quantities` gives the reference's."""
+        return {}
+
+    def reference_quantities(self) -> dict[str, float]:
+        """:meth:`quantities` of the reference (for problems that define quantities)."""
+        return self.quantities(self.reference())
+
+    def forces(self, solution, tag: str, **options) -> dict[str, float]:
+        """The force of a flow on the boundary part ``tag``, where the problem defines one."""
+        raise NotImplementedError(f"{self.name} defines no forces on its boundary")
 
     # -- grid learners: state, derived fields and the batched reference solver -------------------
     #: the fields a grid learner predicts (its state); :meth:`complete` derives the others.

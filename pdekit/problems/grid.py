@@ -141,6 +141,12 @@ def bcs_by_side(problem, grid: Grid, field: str) -> dict[tuple[int, int], Any]:
     for bc in problem.boundary_conditions():
         if field not in bc.fields:
             continue
+        if bc.kind == "traction":
+            raise ParameterError(
+                f"{problem.name}: a 'traction' boundary condition (on {bc.tag or 'the boundary'}) "
+                "couples velocity and pressure and has no grid form here; grid engines take "
+                "Dirichlet, Neumann and Robin conditions"
+            )
         if bc.tag is not None:
             ends = [space.facet(bc.tag)]
         else:

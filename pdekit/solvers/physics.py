@@ -436,7 +436,8 @@ class PhysicsLoss:
     def boundary_misfit(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Pointwise misfit of every boundary condition: ``u - g`` (Dirichlet), ``du/dn - g``
         (Neumann), ``a u + b du/dn - g`` (Robin, a and b from
-        :meth:`~pdekit.problems.base.BC.coefficients`), n the outward normal."""
+        :meth:`~pdekit.problems.base.BC.coefficients`), ``b du_i/dn - p n_i - g_i``
+        (traction), n the outward normal."""
         out: dict[str, torch.Tensor] = {}
         coords = self.problem.coordinates
         for i, (bc, (pts, normals)) in enumerate(zip(self.bcs, batch.boundary)):
@@ -450,8 +451,17 @@ class PhysicsLoss:
             pts_g = pts.detach().requires_grad_(True)
             vals = network_values(model, pts_g, self.problem)
             f = AutogradFields(pts_g, vals, coords)
-            if bc.kind == "robin":
+            if bc.kind in ("robin", "traction"):
                 a, b = bc.coefficients(pts)
+            if bc.kind == "traction":
+                for j, k in enumerate(bc.fields):
+                    dn = sum(
+                        f.d(k, (c,)) * normals[:, m]
+                        for m, c in enumerate(coords[: normals.shape[1]])
+                    )
+                    lhs = b.to(dn.dtype) * dn - vals[bc.pressure] * normals[:, j].to(dn.dtype)
+                    out[f"{tag}{i}/{k}"] = lhs - target[k].to(lhs.dtype)
+                continue
             for k in bc.fields:
                 dn = sum(
                     f.d(k, (c,)) * normals[:, j] for j, c in enumerate(coords[: normals.shape[1]])
