@@ -103,6 +103,21 @@ CHECKS: dict[str, Check] = {
         "has zero gradient between its last two face columns only; the 4th-order one-sided "
         "derivative across the passing wake reads 3-9).",
     ),
+    "navier_stokes/cylinder_steady": Check(
+        residual=0.03,
+        bc=1e-12,
+        bc_tags=("inlet", "walls"),
+        wall_cells=3,
+        exclude=lambda p: np.hypot(p[:, 0] - 0.2, p[:, 1] - 0.2) < 0.1,
+        reason="the Taylor-Hood reference (P2 velocity, P1 pressure, piecewise: its second "
+        "derivatives jump between triangles) read on the 221 x 42 evaluation grid by the "
+        "4th-order stencils, outside 0.1 of the cylinder's centre (the reference is NaN inside "
+        "the cylinder) and 3 cells from the walls. Measured 0.0091 / 0.0086 (momentum x / y) "
+        "and 0.015 (continuity) against u.grad u ~ U^2 / D = 0.4 near the cylinder. Inlet and "
+        "walls: the parabola and zero are exact in P2 (round-off). Not compared: the cylinder "
+        "(not a grid face) and the do-nothing outlet, a traction condition the harness has no "
+        "form for (test_cylinder_steady.py checks it: its mean is 7e-7 of the pressure drop).",
+    ),
     "convection_diffusion/burgers": Check(
         residual=2e-5,
         resolution={"x": 1025, "t": 201},
