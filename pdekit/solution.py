@@ -130,16 +130,19 @@ class Solution:
     def errors(self, grid: TensorGrid | None = None) -> dict[str, float]:
         """rel_l2, max_abs and nrmse against the problem's reference, joint and per field.
 
-        Evaluated on ``grid`` (default: the problem's evaluation grid). Fields the problem
-        fixes only up to a constant (``problem.gauge_fields``, e.g. the pressure on a periodic
-        box) are compared after shifting the prediction, at each time, to the reference's mean
-        over the grid (:func:`pdekit.metrics.match_gauge`).
+        Evaluated on ``grid`` (default: the problem's evaluation grid), at its points inside
+        the domain where the domain is a mesh (points in its holes are left out), and where the
+        reference is defined (not NaN). Fields the problem fixes only up to a constant
+        (``problem.gauge_fields``, e.g. the pressure on a periodic box) are compared after
+        shifting the prediction, at each time, to the reference's mean over the grid
+        (:func:`pdekit.metrics.match_gauge`).
         """
         grid = grid or self.problem.evaluation_grid()
         pts = grid.points()
         ref = self.problem.reference()(pts)
         defined = np.logical_and.reduce([np.isfinite(np.asarray(v)) for v in ref.values()])
-        if not defined.all():  # outside a mesh domain (inside a hole): no reference there
+        defined &= _in_mesh(self.problem, pts)
+        if not defined.all():  # outside a mesh domain (in a hole): not part of the problem
             pts = pts[defined]
             ref = {k: np.asarray(v)[defined] for k, v in ref.items()}
         return field_errors(self.gauged(self(pts), ref, pts), ref)
@@ -228,3 +231,15 @@ class Solution:
 
     def __repr__(self) -> str:
         return f"Solution(problem={self.problem.name!r}, solver={self.solver!r}, step={self.step})"
+
+
+def _in_mesh(problem: Problem, points: np.ndarray) -> np.ndarray:
+    """Bool (n,): the points whose spatial part lies in the problem's mesh domain (all True
+    for other domains)."""
+    from pdekit.geometries.mesh import MeshGeometry
+
+    domain = problem.domain()
+    space = getattr(domain, "space", domain)
+    if not isinstance(space, MeshGeometry):
+        return np.ones(len(points), dtype=bool)
+    return np.asarray(space.contains(np.asarray(points)[:, : space.dim]), dtype=bool)

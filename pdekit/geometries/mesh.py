@@ -17,6 +17,7 @@ warped hexahedron is represented by its six tetrahedra.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -58,7 +59,8 @@ class MeshGeometry:
     ------
     MeshError
         naming ``source`` and the problem: unsupported cells, indices out of range, non-finite
-        coordinates, cells of zero volume, non-manifold faces, tagged facets that are not faces.
+        coordinates, cells of zero volume, inverted cells (a signed volume opposite to the
+        other cells'), non-manifold faces, tagged facets that are not faces.
     """
 
     def __init__(
@@ -170,7 +172,8 @@ class MeshGeometry:
         self.n_cells = offset
         self.simplices = np.concatenate(parts)
         self.simplex_cell = np.concatenate(parents)
-        self.simplex_volume = simplex.volumes(self.points, self.simplices)
+        signed = simplex.signed_volumes(self.points, self.simplices)
+        self.simplex_volume = np.abs(signed)
         used = self.points[np.unique(self.simplices)]
         self._bounds = np.stack([used.min(axis=0), used.max(axis=0)])
         scale = float(np.max(self._bounds[1] - self._bounds[0]))
@@ -188,9 +191,28 @@ class MeshGeometry:
                 f"mesh {self.source!r}: {bad.size} cells of zero volume (degenerate), "
                 f"first cell indices: {bad[:5].tolist()}"
             )
+        self._check_orientation(signed)
         self.cell_volume = np.bincount(
             self.simplex_cell, weights=self.simplex_volume, minlength=self.n_cells
         )
+
+    def _check_orientation(self, signed: np.ndarray) -> None:
+        """Refuse inverted cells: simplices whose signed volume (VTK node order) has the sign
+        opposite to the mesh's, which is the sign of the total. A folded or tangled mesh (a node
+        moved across a face), a cell numbered the wrong way round, or a twisted hexahedron has
+        some; a mesh numbered consistently the other way (every triangle clockwise, as gmsh
+        writes a surface whose normal points to -z; a mirrored 3D mesh) has none and is
+        accepted, since volumes, sampling and outward normals do not depend on the sign."""
+        orientation = 1.0 if signed.sum() >= 0 else -1.0
+        flipped = orientation * signed < 0
+        if np.any(flipped):
+            bad = np.unique(self.simplex_cell[flipped])
+            raise MeshError(
+                f"mesh {self.source!r}: {bad.size} of {self.n_cells} cells are inverted "
+                "(signed volume in VTK node order opposite to the other cells': a folded or "
+                f"tangled mesh, or cells numbered the wrong way round), first cell indices: "
+                f"{bad[:5].tolist()}"
+            )
 
     def _build_boundary(self, boundary):
         centroids = self._cell_centroids()
@@ -419,3 +441,55 @@ def _merge_blocks(blocks):
 def _check_count(n):
     if int(n) != n or n < 0:
         raise ParameterError(f"number of points must be an integer >= 0; got {n}")
+
+
+# -- meshes named by the user: cached reads and what a problem requires of them -------------------
+@functools.lru_cache(maxsize=16)
+def _read_once(source: str, real: str, mtime_ns: int, size: int) -> MeshGeometry:
+    return MeshGeometry.from_file(source)
+
+
+def cached_mesh(path: str | os.PathLike) -> MeshGeometry:
+    """:meth:`MeshGeometry.from_file`, read once per version of the file.
+
+    Problems with a ``mesh`` parameter are frozen dataclasses that build their domain on every
+    call of ``domain()``; the mesh is cached on its path as given, its resolved path, its
+    modification time and its size, so an edited file is read again. Every caller gets the same
+    MeshGeometry: treat it as read-only. A file that cannot be read raises MeshError each time.
+    """
+    source = os.fspath(path)
+    try:
+        stat = os.stat(source)
+        real = os.path.realpath(source)
+    except (OSError, ValueError):  # missing, or no usable path: from_file's MeshError says which
+        return MeshGeometry.from_file(source)
+    return _read_once(source, real, stat.st_mtime_ns, stat.st_size)
+
+
+def require_dim(geometry, dim: int, what: str) -> None:
+    """Raise MeshError unless ``geometry`` is ``dim``-dimensional; names both dimensions.
+
+    ``what`` names who needs it (``"navier_stokes/beltrami"``).
+    """
+    if geometry.dim != dim:
+        source = getattr(geometry, "source", repr(geometry))
+        raise MeshError(f"mesh {source!r} is {geometry.dim}D; {what} needs a {dim}D mesh")
+
+
+def require_tags(geometry, tags: Sequence[str], what: str) -> None:
+    """Raise MeshError unless ``geometry`` has every boundary tag in ``tags``.
+
+    The message names the missing tags and those present, e.g. for a mesh without physical
+    groups: ``mesh 'channel.msh' lacks the boundary tags inlet, cylinder that
+    navier_stokes/cylinder needs; it has: none (no boundary facets are tagged)``.
+    """
+    present = tuple(geometry.boundary_tags)
+    missing = [t for t in tags if t not in present]
+    if missing:
+        source = getattr(geometry, "source", repr(geometry))
+        noun = "tag" if len(missing) == 1 else "tags"
+        has = ", ".join(present) or "none (no boundary facets are tagged)"
+        raise MeshError(
+            f"mesh {source!r} lacks the boundary {noun} {', '.join(missing)} that {what} needs; "
+            f"it has: {has}"
+        )

@@ -79,9 +79,11 @@ def mesh_domain(domain, h: float | None = None) -> MeshGeometry:
     simplices = Delaunay(nodes).simplices
     centroid = nodes[simplices].mean(axis=1)
     vert = nodes[simplices]
-    vol = np.abs(np.linalg.det(vert[:, 1:] - vert[:, :1])) / math.factorial(dim)
-    keep = (domain.signed_distance(centroid) < -1e-9 * diameter) & (vol > 1e-9 * h**dim)
+    signed = np.linalg.det(vert[:, 1:] - vert[:, :1]) / math.factorial(dim)
+    keep = (domain.signed_distance(centroid) < -1e-9 * diameter) & (np.abs(signed) > 1e-9 * h**dim)
     simplices = simplices[keep]
+    flip = signed[keep] < 0  # Qhull's simplices come either way round: VTK order, positive
+    simplices[flip, :2] = simplices[flip][:, [1, 0]]
     used, simplices = np.unique(simplices, return_inverse=True)
     nodes, simplices = nodes[used], simplices.reshape(-1, dim + 1)
     cells = [(_SIMPLEX[dim], simplices)]

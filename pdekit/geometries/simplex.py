@@ -67,12 +67,19 @@ def faces(cell_type: str, cells: np.ndarray) -> dict[str, tuple[np.ndarray, np.n
     return out
 
 
-def volumes(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
-    """Measure (length, area, volume) of full-dimensional simplices: |det T| / d!."""
+def signed_volumes(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
+    """Signed measure of full-dimensional simplices, det T / d! with T the edges from vertex 0:
+    positive for VTK's node order (a counter-clockwise triangle; a tetrahedron whose vertex 3
+    lies on the side of triangle 0-1-2 that its right-hand normal points to)."""
     vert = points[simplices]
     edges = vert[:, 1:] - vert[:, :1]
     d = edges.shape[1]
-    return np.abs(np.linalg.det(edges)) / math.factorial(d)
+    return np.linalg.det(edges) / math.factorial(d)
+
+
+def volumes(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
+    """Measure (length, area, volume) of full-dimensional simplices: |det T| / d!."""
+    return np.abs(signed_volumes(points, simplices))
 
 
 def facet_measures(points: np.ndarray, facets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

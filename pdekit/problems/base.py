@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -228,12 +229,14 @@ class Problem:
         rows = []
         for f in dataclasses.fields(cls):
             meta = f.metadata.get("pdekit", {})
+            tname = f.type if isinstance(f.type, str) else f.type.__name__
+            free_text = tname == "str" and meta.get("choices") is None
             rows.append(
                 {
                     "name": f.name,
-                    "type": f.type if isinstance(f.type, str) else f.type.__name__,
+                    "type": tname,
                     "default": f.default,
-                    "range": describe_range(meta),
+                    "range": "any string" if free_text else describe_range(meta),
                     "doc": meta.get("doc", ""),
                 }
             )
@@ -542,6 +545,10 @@ def _coerce(problem: Problem, f: dataclasses.Field, value: Any) -> Any:
         value = int(value)
     elif want is bool and not isinstance(value, bool):
         raise ParameterError(f"{label} must be true or false; got {value!r}")
+    elif want is str and isinstance(value, os.PathLike):
+        value = os.fspath(value)  # a path parameter given as a pathlib.Path
+        if not isinstance(value, str):
+            raise ParameterError(f"{label} must be a string; got the bytes path {value!r}")
     elif want is str and not isinstance(value, str):
         raise ParameterError(f"{label} must be a string; got {value!r}")
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -10,7 +11,7 @@ from scipy.stats import chi2
 
 from pdekit.errors import MeshError, ParameterError, UnknownNameError
 from pdekit.geometries import Geometry
-from pdekit.geometries.mesh import MeshGeometry
+from pdekit.geometries.mesh import MeshGeometry, cached_mesh, require_dim, require_tags
 from pdekit.geometries.simplex import uniform_barycentric
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
@@ -388,3 +389,85 @@ def test_bad_arguments(channel):
         channel.interpolate(np.zeros(3), np.zeros((1, 2)))
     with pytest.raises(ParameterError, match="integer >= 0"):
         channel.sample_interior(-1)
+
+
+# -- inverted cells ---------------------------------------------------------------------------
+def test_an_inverted_tetrahedron_is_refused_with_its_index():
+    """One tetrahedron of the gmsh box numbered the wrong way round (two nodes swapped: a
+    negative signed volume in VTK order, where the other 725 are positive)."""
+    import meshio
+
+    src = meshio.read(DATA / "box_tet.msh")
+    tets = next(b.data for b in src.cells if b.type == "tetra").copy()
+    tets[17] = tets[17][[1, 0, 2, 3]]
+    with pytest.raises(MeshError, match=r"1 of 726 cells are inverted.*first cell indices: \[17\]"):
+        MeshGeometry(src.points, [("tetra", tets)], source="box")
+
+
+def test_an_inverted_hexahedron_is_refused_with_its_index():
+    points, ctype, cells, _, _ = structured((5, 3, 4), 3, (2.0, 1.0, 0.5))
+    cells[7] = cells[7][[4, 5, 6, 7, 0, 1, 2, 3]]  # top and bottom swapped: a mirrored cell
+    with pytest.raises(MeshError, match=r"1 of 60 cells are inverted.*\[7\]"):
+        MeshGeometry(points, [(ctype, cells)])
+
+
+def test_a_folded_mesh_is_refused(tmp_path):
+    """A node moved across the opposite edge of its triangles folds the mesh: the cells stay
+    connected face to face (no topological check sees it), but overlap."""
+    import meshio
+
+    points, _, quads, _, _ = structured((4, 4), 2, (1.0, 1.0))
+    tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    centre = 12  # node (0.5, 0.5), shared by 8 triangles
+    assert np.allclose(points[centre], [0.5, 0.5])
+    points[centre] = [0.5, 0.8]  # beyond the nodes at y = 0.75 above it
+    path = tmp_path / "folded.vtu"
+    meshio.write(path, meshio.Mesh(points, [("triangle", tris)]))
+    with pytest.raises(MeshError, match=r"cells are inverted") as err:
+        MeshGeometry.from_file(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_mesh_numbered_clockwise_throughout_is_accepted(channel):
+    """gmsh numbers a surface whose normal points to -z clockwise: consistent, not inverted."""
+    cw = [(t, c[:, ::-1]) for t, c in channel.cells]
+    g = MeshGeometry(channel.points, cw)
+    assert g.volume() == pytest.approx(channel.volume(), rel=1e-14)
+    p, n = g.sample_boundary(2000, rng=0)
+    eps = 1e-6
+    assert not g.contains(p + eps * n).any() and g.contains(p - eps * n).all()
+
+
+# -- what a problem requires of a mesh -------------------------------------------------------
+def test_require_tags_names_the_missing_and_present_tags(channel, box):
+    require_tags(channel, ("inlet", "cylinder"), "the test")
+    with pytest.raises(MeshError) as err:
+        require_tags(channel, ("inlet", "walls", "obstacle"), "navier_stokes/cylinder")
+    message = str(err.value)
+    assert "lacks the boundary tags walls, obstacle that navier_stokes/cylinder needs" in message
+    assert "it has: inlet, outlet, wall, cylinder" in message and "channel_hole.msh" in message
+    untagged = MeshGeometry(box.points, box.cells)
+    with pytest.raises(MeshError, match="lacks the boundary tag inlet .*it has: none"):
+        require_tags(untagged, ("inlet",), "x")
+
+
+def test_require_dim_names_both_dimensions(channel, box):
+    require_dim(box, 3, "x")
+    with pytest.raises(MeshError, match=r"hole.msh' is 2D; navier_stokes/beltrami needs a 3D"):
+        require_dim(channel, 3, "navier_stokes/beltrami")
+
+
+def test_cached_mesh_reads_a_file_once_per_version(tmp_path):
+    import shutil
+
+    path = tmp_path / "box.msh"
+    shutil.copy(DATA / "box_tet.msh", path)
+    first = cached_mesh(path)
+    assert cached_mesh(str(path)) is first
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the file changed
+    again = cached_mesh(path)
+    assert again is not first and again.volume() == pytest.approx(first.volume(), rel=1e-15)
+    path.unlink()
+    with pytest.raises(MeshError, match="no such file"):
+        cached_mesh(path)

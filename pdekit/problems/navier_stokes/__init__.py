@@ -1,8 +1,10 @@
-"""Incompressible Navier-Stokes family: Kovasznay, Taylor-Green, lid-driven cavity, ..."""
+"""Incompressible Navier-Stokes family: Kovasznay, Taylor-Green, lid-driven cavity, Beltrami, ..."""
 
 from pdekit.problems.navier_stokes import (  # noqa: F401
+    beltrami,
     cavity_transient,
     cylinder,
+    cylinder_steady,
     kolmogorov,
     kovasznay,
     lid_driven_cavity,
