@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "spectral_fno": [],  # after operators: it reads the fno baseline's training time there
     "moe_hard": [],
     "neural_stagger": [],
+    "cylinder": [],
 }
 OPTIONAL = {"soak": []}
 

@@ -409,6 +409,64 @@ def neural_stagger_table(path: str | Path) -> str:
     return "\n".join(lines)
 
 
+def cylinder_table(path: str | Path) -> str:
+    """The DFG cylinder: the finite-element reference under refinement, PINNs at one budget, the
+    periodic case and Beltrami on a mesh (cylinder.json)."""
+    d = json.loads(Path(path).read_text())
+    cases = d["cases"]
+    lines = []
+    if "dfg_2d1" in cases:
+        c = cases["dfg_2d1"]
+        pub = c["published"]
+        lines += [
+            "DFG 2D-1 (Re = 20): the Taylor-Hood reference by refinement, and the solvers "
+            f"({d['budget_s']:.0f} s each). Relative errors against John & Matthies in brackets.",
+            "",
+            "| run | unknowns / steps | c_D | c_L | dp | field rel. L2 | seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in c.get("levels", []):
+            lines.append(
+                f"| Taylor-Hood, mesh refined {r['level']}x | {r['unknowns']} | {r['cd']:.6f} "
+                f"({r['cd_rel_error']:.1e}) | {r['cl']:.6f} ({r['cl_rel_error']:.1e}) | "
+                f"{r['dp']:.6f} ({r['dp_rel_error']:.1e}) | - | {r['seconds']:.1f} |"
+            )
+        for solver in ("pinn", "deepxde"):
+            r = c.get(solver)
+            if r is None:
+                continue
+            lines.append(
+                f"| `{solver}` | {r['steps']} steps | {r['cd']:.4f} ({r['cd_rel_error']:.1e}) | "
+                f"{r['cl']:.4f} ({r['cl_rel_error']:.1e}) | {r['dp']:.4f} "
+                f"({r['dp_rel_error']:.1e}) | {r['rel_l2']:.3f} | {r['wall_s']:.0f} |"
+            )
+        lines.append(f"| John & Matthies (2001) | | {pub['cd']} | {pub['cl']} | {pub['dp']} | | |")
+        lines.append("")
+    if "dfg_2d2" in cases:
+        r = cases["dfg_2d2"]["reference"]
+        pub = r["published"]
+        lines += [
+            "DFG 2D-2 (Re = 100, periodic): the Taylor-Hood flow by BDF2 from rest.",
+            "",
+            "| run | unknowns | dt | c_D max | c_L max | St | seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| Taylor-Hood, mesh refined {r['level']}x | {r['unknowns']} | {r['dt']} | "
+            f"{r['cd_max']:.4f} | {r['cl_max']:.4f} | {r['st']:.4f} | {r['seconds']:.0f} |",
+            f"| Schafer & Turek (1996) | | | {pub['cd_max'][0]}-{pub['cd_max'][1]} | "
+            f"{pub['cl_max'][0]}-{pub['cl_max'][1]} | {pub['st'][0]}-{pub['st'][1]} | |",
+            "",
+        ]
+    if "beltrami_mesh" in cases:
+        r = cases["beltrami_mesh"]["pinn"]
+        lines.append(
+            f"Beltrami on the shipped tetrahedral mesh with a hole: `pinn` rel. L2 "
+            f"{r['rel_l2']:.3e} after {r['steps']} steps ({r['wall_s']:.0f} s)."
+        )
+        lines.append("")
+    lines.append(f"Device: {d['device']}; {d.get('load', '')}.")
+    return "\n".join(lines)
+
+
 def soak_table(path: str | Path) -> str:
     d = json.loads(Path(path).read_text())
     g, c = d["rss_growth"], d["checkpoint_write_stats_s"]
@@ -462,6 +520,7 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "spectral_fno": spectral_fno_table,
     "moe_hard": moe_hard_table,
     "neural_stagger": neural_stagger_table,
+    "cylinder": cylinder_table,
 }
 
 
