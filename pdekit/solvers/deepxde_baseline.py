@@ -3,14 +3,30 @@
 The problem's residual (written once against pdekit's fields accessor) is evaluated with
 DeepXDE's derivative machinery (``dde.grad.jacobian`` / ``dde.grad.hessian``) inside a DeepXDE
 ``pde(x, y)`` function; geometry, initial and boundary conditions become ``dde.geometry``,
-``dde.icbc.IC``, ``DirichletBC``, ``NeumannBC``, ``RobinBC`` and ``PeriodicBC``; the network is
-``dde.nn.FNN``; training is ``dde.Model.compile/train`` with the same learning-rate schedule,
-collocation counts and loss weights as pdekit's ``pinn``, so the two are directly comparable.
+``dde.icbc.IC``, ``DirichletBC``, ``NeumannBC``, ``RobinBC``, ``PeriodicBC`` and, for a
+``"traction"`` condition ``b du_i/dn - p n_i = g_i``, one ``OperatorBC`` per component
+(:func:`traction_residual`); the network is ``dde.nn.FNN``; training is
+``dde.Model.compile/train`` with the same learning-rate schedule, collocation counts and loss
+weights as pdekit's ``pinn``, so the two are directly comparable.
 Periodic axes are enforced DeepXDE's way, by ``PeriodicBC`` losses on values and first
 derivatives (``network.periodic_harmonics`` is not used). DeepXDE redraws only the residual
 points when resampling (its ``PDEPointResampler`` needs a fixed number of boundary points);
 initial and boundary points are drawn once. Errors come from the same
 ``Solution.errors()``.
+
+Mesh domains (:class:`~pdekit.geometries.mesh.MeshGeometry`, 2D or 3D, steady or under a
+``SpaceTime``) become a DeepXDE geometry of our own (:func:`mesh_geometry`): interior points
+are drawn from the mesh (uniform by volume, ``sampling.method``) at every draw, so DeepXDE's
+resampler redraws them as it does on a box; the boundary points are drawn once, as on a box,
+``sampling.n_boundary // len(bcs)`` per boundary condition on that condition's tag (pinn's
+split; on a box DeepXDE draws ``n_boundary`` over the whole boundary and each condition keeps
+those on its side), with the mesh's outward normals, and each condition applies at its own
+points only (looked up in a KD-tree). Deviations from pinn: those boundary points are fixed for
+the whole run (pinn redraws them every step), and, as on a box, DeepXDE also evaluates the
+residual at the boundary points. DeepXDE's own ``PointCloud`` is not used: it would keep the
+interior points fixed too, and its ``boundary_normal`` (DeepXDE 1.15) returns the normals in
+the order of its own points, not of the points asked about, which its shuffled boundary draw
+then mismatches.
 
 ``train.lbfgs_steps`` and ``train.time_budget_s`` mean what they mean for pdekit's Trainer:
 that many L-BFGS iterations after Adam (see :func:`_lbfgs_options` for the DeepXDE bug this works
@@ -24,6 +40,7 @@ pdekit does not own. Checkpoints still save and load the trained network.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
@@ -33,10 +50,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from pdekit.core.allocator import retain_freed_memory
 from pdekit.core.fields import Fields, parse_spec
 from pdekit.errors import ParameterError
+from pdekit.geometries.mesh import MeshGeometry
 from pdekit.geometries.primitives import Hyperrectangle
 from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import Problem
@@ -247,7 +266,159 @@ def _condition(dde, geom, bc, key: str, component: int, on_boundary, as_np):
     return dde.icbc.RobinBC(geom, du_dn, on_boundary, component=component)
 
 
-def _spatial(problem: Problem) -> tuple[Hyperrectangle, SpaceTime | None]:
+def traction_residual(dde, geom, bc, component: int, fields, n_space: int):
+    """The function of a DeepXDE ``OperatorBC`` for component ``component`` of a traction
+    condition ``bc``: ``func(inputs, outputs, X)`` returns, at every row,
+
+        b du_i/dn - p n_i - g_i,    du_i/dn = sum_m du_i/dx_m n_m,
+
+    u_i the field ``bc.fields[component]``, p the field ``bc.pressure``, b and g_i the
+    condition's coefficient and value at the points, n the outward normal ``geom.boundary_normal``
+    gives at them (its first ``n_space`` components: a ``GeometryXTime`` appends a zero for time;
+    rows off the boundary get whatever the geometry answers there, and DeepXDE keeps only the
+    condition's rows). ``fields``: the problem's fields, in the network's output order. The
+    normals, b and g are computed once per array ``X`` (DeepXDE passes the same training array
+    at every step until it resamples).
+    """
+    key = bc.fields[component]
+    c_u, c_p = fields.index(key), fields.index(bc.pressure)
+    cache: dict = {}
+
+    def at(X, like: torch.Tensor):
+        if cache.get("X") is not X or cache.get("like") != (like.dtype, like.device):
+            x = np.asarray(X)
+            pts = torch.as_tensor(x, dtype=torch.float64, device="cpu")
+            normal = np.asarray(geom.boundary_normal(x), dtype=np.float64)[:, :n_space]
+            with torch.no_grad():
+                _, b = bc.coefficients(pts)
+                g = bc.value(pts)[key]
+            values = tuple(torch.as_tensor(v).reshape(len(x), -1).to(like) for v in (normal, b, g))
+            cache.update(X=X, like=(like.dtype, like.device), values=values)
+        return cache["values"]
+
+    def residual(inputs, outputs, X):
+        n, b, g = at(X, outputs)
+        du = dde.grad.jacobian(outputs, inputs, i=c_u, j=None)[:, :n_space]
+        du_dn = (du * n).sum(dim=1, keepdim=True)
+        return b * du_dn - outputs[:, c_p : c_p + 1] * n[:, component : component + 1] - g
+
+    return residual
+
+
+#: a point DeepXDE asks about is one of a mesh geometry's boundary points when it lies within
+#: this fraction of the mesh's size of it (the points DeepXDE hands back are the geometry's own,
+#: already rounded to DeepXDE's float type: the distance is 0; a fresh interior point falls
+#: this close to one of a few hundred boundary points with probability ~1e-11)
+MATCH_TOLERANCE = 1e-7
+
+
+class BoundaryPoints:
+    """A fixed set of boundary points with their outward normals, found again by position.
+
+    DeepXDE asks geometries and conditions about points by their coordinates only (its
+    ``on_boundary(x)``, ``boundary_normal(x)``), in any order; :meth:`index` finds each point's
+    row in the set with a KD-tree.
+    """
+
+    def __init__(self, points: np.ndarray, normals: np.ndarray, tol: float):
+        self.points = np.asarray(points, dtype=np.float64)
+        self.normals = np.asarray(normals, dtype=np.float64)
+        self.tol = float(tol)
+        self._tree = cKDTree(self.points) if len(self.points) else None
+
+    def index(self, x) -> np.ndarray:
+        """Row of each point of ``x`` (n, dim) in the set; -1 where none is within ``tol``."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.points.shape[1])
+        if self._tree is None:
+            return np.full(len(x), -1)
+        dist, row = self._tree.query(x, distance_upper_bound=self.tol)
+        return np.where(np.isfinite(dist), row, -1)
+
+    def contains(self, x) -> np.ndarray:
+        return self.index(x) >= 0
+
+    def normal(self, x) -> np.ndarray:
+        """The outward normal at each point of ``x`` in the set (zero at the others)."""
+        row = self.index(x)
+        out = np.zeros((len(row), self.points.shape[1]))
+        out[row >= 0] = self.normals[row[row >= 0]]
+        return out
+
+
+@functools.cache
+def _mesh_geometry_class(dde):
+    """The DeepXDE geometry class of :func:`mesh_geometry` (DeepXDE is imported lazily)."""
+
+    class PdekitDomain(dde.geometry.Geometry):
+        """A pdekit domain as a DeepXDE geometry: fresh interior points from
+        ``domain.sample_interior`` at every draw, a fixed set of boundary points with normals
+        (``boundary``, the union of ``condition_points``, one set per boundary condition)."""
+
+        def __init__(self, domain, condition_points: list[BoundaryPoints], tol, method, rng):
+            self.real = dde.config.real(np)
+            lo, hi = np.asarray(domain.bounds, dtype=self.real)
+            super().__init__(domain.dim, (lo, hi), float(np.linalg.norm(hi - lo)))
+            self.domain, self.method, self.rng = domain, method, rng
+            self.condition_points = condition_points
+            none = np.zeros((0, domain.dim))
+            parts = condition_points or [BoundaryPoints(none, none, tol)]
+            self.boundary = BoundaryPoints(
+                np.concatenate([p.points for p in parts]),
+                np.concatenate([p.normals for p in parts]),
+                tol,
+            )
+
+        def inside(self, x):
+            return self.domain.contains(np.asarray(x, dtype=np.float64))
+
+        def on_boundary(self, x):
+            return self.boundary.contains(x)
+
+        def boundary_normal(self, x):
+            return self.boundary.normal(x).astype(self.real)
+
+        def random_points(self, n, random="pseudo"):
+            # pdekit's sampler (sampling.method), not DeepXDE's ``random``: as pinn draws
+            return self.domain.sample_interior(n, self.rng, self.method).astype(self.real)
+
+        def random_boundary_points(self, n, random="pseudo"):
+            if n != len(self.boundary.points):
+                raise ValueError(
+                    f"this geometry holds {len(self.boundary.points)} fixed boundary points; "
+                    f"DeepXDE asked for {n}"
+                )
+            return self.boundary.points.astype(self.real)
+
+    return PdekitDomain
+
+
+def mesh_geometry(dde, domain, bcs, n_boundary: int, method: str, rng: np.random.Generator):
+    """``domain`` (a :class:`~pdekit.geometries.mesh.MeshGeometry`) as a DeepXDE geometry,
+    and each boundary condition's points.
+
+    ``n_boundary // len(bcs)`` points (at least one) are drawn on each condition's tag
+    (``domain.sample_boundary``, uniform by area, with outward normals; all of the boundary for
+    tag None), as pinn splits them, none if ``n_boundary`` is 0; they are rounded to DeepXDE's
+    float type, so the points DeepXDE hands back are found again exactly. Interior points come
+    from ``domain.sample_interior(n, rng, method)`` whenever DeepXDE draws.
+
+    Returns
+    -------
+    The DeepXDE geometry; its boundary is the union of the conditions' points, and its
+    ``condition_points`` holds one :class:`BoundaryPoints` per condition of ``bcs``, in order.
+    """
+    real = dde.config.real(np)
+    per_bc = max(1, n_boundary // len(bcs)) if bcs and n_boundary > 0 else 0
+    bounds = np.asarray(domain.bounds, dtype=np.float64)
+    tol = MATCH_TOLERANCE * max(float(np.linalg.norm(bounds[1] - bounds[0])), np.abs(bounds).max())
+    parts = []
+    for bc in bcs:
+        pts, normals = domain.sample_boundary(per_bc, bc.tag, rng, method)
+        parts.append(BoundaryPoints(pts.astype(real), normals, tol))
+    return _mesh_geometry_class(dde)(domain, parts, tol, method, rng)
+
+
+def _spatial(problem: Problem) -> tuple[Hyperrectangle | MeshGeometry, SpaceTime | None]:
     dom = problem.domain()
     if isinstance(dom, SpaceTime):
         return dom.space, dom
@@ -264,8 +435,21 @@ class DeepXDEBaseline(Solver):
 
     def supports(self, problem: Problem) -> str | None:
         space, _ = _spatial(problem)
-        if not isinstance(space, Hyperrectangle) or space.dim > 3:
-            return "the DeepXDE baseline handles intervals, rectangles and boxes only"
+        box = isinstance(space, Hyperrectangle) and space.dim <= 3
+        if not (box or isinstance(space, MeshGeometry)):
+            return (
+                "the DeepXDE baseline handles intervals, rectangles, boxes and meshes "
+                f"(MeshGeometry) only; got {type(space).__name__}"
+            )
+        for bc in problem.boundary_conditions():
+            if bc.kind == "traction" and (
+                len(bc.fields) != space.dim or bc.pressure not in problem.fields
+            ):
+                return (
+                    f"a traction condition (on {bc.tag or 'the boundary'}) needs one velocity "
+                    f"field per spatial coordinate ({space.dim}) and a pressure among the "
+                    f"fields; got {bc.fields} and {bc.pressure!r}"
+                )
         orders = [
             len(parse_spec(s, problem.coordinates)) for v in problem.derivatives.values() for s in v
         ]
@@ -274,18 +458,29 @@ class DeepXDEBaseline(Solver):
         return None
 
     # -- building ------------------------------------------------------------------------------
-    def _geometry(self, dde, problem):
+    def _geometry(self, dde, problem, sampling: SamplingConfig | None = None, seed: int = 0):
+        """The DeepXDE geometry (a ``GeometryXTime`` for time-dependent problems); on a mesh
+        the boundary points are drawn here (:func:`mesh_geometry`), ``sampling`` saying how
+        many and how, ``seed`` seeding them and every interior draw."""
         space, st = _spatial(problem)
-        lo, hi = space.lo, space.hi
-        if space.dim == 1:
-            g = dde.geometry.Interval(lo[0], hi[0])
-        elif space.dim == 2:
-            g = dde.geometry.Rectangle(lo, hi)
+        if isinstance(space, MeshGeometry):
+            s = sampling or SamplingConfig()
+            bcs, rng = problem.boundary_conditions(), np.random.default_rng(seed)
+            g = mesh_geometry(dde, space, bcs, s.n_boundary, s.method, rng)
         else:
-            g = dde.geometry.Cuboid(lo, hi)
+            g = self._box(dde, space)
         if st is None:
             return g
         return dde.geometry.GeometryXTime(g, dde.geometry.TimeDomain(st.time.t0, st.time.t1))
+
+    @staticmethod
+    def _box(dde, space):
+        lo, hi = space.lo, space.hi
+        if space.dim == 1:
+            return dde.geometry.Interval(lo[0], hi[0])
+        if space.dim == 2:
+            return dde.geometry.Rectangle(lo, hi)
+        return dde.geometry.Cuboid(lo, hi)
 
     def _conditions(self, dde, problem, geom, *, initial: bool, boundary: bool):
         """DeepXDE's initial conditions and boundary conditions (periodic ones included), as
@@ -317,8 +512,14 @@ class DeepXDEBaseline(Solver):
                 )
         if not boundary:
             return ics, bcs
-        for bc in problem.boundary_conditions():
-            if bc.tag is None:
+        spatial_geom = geom.geometry if st is not None else geom
+        for i, bc in enumerate(problem.boundary_conditions()):
+            if isinstance(space, MeshGeometry):  # the condition's own points, by position
+                own = spatial_geom.condition_points[i]
+
+                def on_b(x, on_boundary, own=own, dim=space.dim):
+                    return on_boundary and bool(own.contains(x[:dim])[0])
+            elif bc.tag is None:
 
                 def on_b(x, on_boundary):
                     return on_boundary
@@ -329,6 +530,11 @@ class DeepXDEBaseline(Solver):
                 def on_b(x, on_boundary, axis=axis, bound=bound):
                     return on_boundary and np.isclose(x[axis], bound)
 
+            if bc.kind == "traction":
+                for j in range(len(bc.fields)):
+                    func = traction_residual(dde, geom, bc, j, fields, space.dim)
+                    bcs.append(dde.icbc.OperatorBC(geom, func, on_b))
+                continue
             for k in bc.fields:
                 bcs.append(_condition(dde, geom, bc, k, fields.index(k), on_b, as_np))
         for axis, per in enumerate(space.periodic):
@@ -374,8 +580,12 @@ class DeepXDEBaseline(Solver):
         dde.config.set_random_seed(run.seed)
         with contextlib.redirect_stdout(io.StringIO()):  # "Set the default float type to ..."
             dde.config.set_default_float(config.train.dtype)
-        geom = self._geometry(dde, problem)
         s, w, t = config.sampling, config.weights, config.train
+        geom = self._geometry(dde, problem, s, run.seed)
+        spatial_geom = getattr(geom, "geometry", geom)
+        # on a mesh, the fixed boundary points the geometry drew (pinn's split over the BCs)
+        mesh = isinstance(spatial_geom, _mesh_geometry_class(dde))
+        n_boundary = len(spatial_geom.boundary.points) if mesh else s.n_boundary
         ics, bcs = self._conditions(
             dde, problem, geom, initial=s.n_initial > 0, boundary=s.n_boundary > 0
         )
@@ -394,7 +604,7 @@ class DeepXDEBaseline(Solver):
                 pde,
                 conds,
                 num_domain=s.n_interior,
-                num_boundary=s.n_boundary if bcs else 0,
+                num_boundary=n_boundary if bcs else 0,
                 num_initial=s.n_initial if ics else 0,
                 train_distribution=dist,
             )
@@ -404,7 +614,7 @@ class DeepXDEBaseline(Solver):
                 pde,
                 conds,
                 num_domain=s.n_interior,
-                num_boundary=s.n_boundary if bcs else 0,
+                num_boundary=n_boundary if bcs else 0,
                 train_distribution=dist,
             )
         net = self._net(dde, problem, config)
