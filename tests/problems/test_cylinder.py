@@ -51,10 +51,11 @@ def test_problem_definition():
     pts = np.array([[0.2, 0.2, 1.0], [0.2, 0.26, 1.0], [2.2, 0.41, 2.0], [0.24, 0.2, 0.0]])
     assert dom.contains(pts).tolist() == [False, True, True, False]
     tags = {bc.tag: bc for bc in problem.boundary_conditions()}
-    assert set(tags) == {"xmin", "ymin", "ymax", "cylinder", "xmax"}
-    assert tags["xmax"].kind == "neumann" and tags["cylinder"].kind == "dirichlet"
+    assert set(tags) == {"inlet", "walls", "cylinder", "outlet"}
+    assert set(dom.space.boundary_tags) == set(tags)  # the shipped DFG mesh's tags
+    assert tags["outlet"].kind == "neumann" and tags["cylinder"].kind == "dirichlet"
     y = torch.tensor([[0.0, 0.205, 0.0]], dtype=torch.float64)
-    assert float(tags["xmin"].value(y)["u"]) == pytest.approx(1.5)
+    assert float(tags["inlet"].value(y)["u"]) == pytest.approx(1.5)
     assert problem.gauge_fields == ("p",) and problem.time_dependent
 
 

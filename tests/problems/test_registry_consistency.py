@@ -85,7 +85,7 @@ CHECKS: dict[str, Check] = {
         residual=5.0,
         ic=0.05,
         bc=2e-3,
-        bc_tags=("xmin", "ymin", "ymax"),
+        bc_tags=("inlet", "walls"),
         wall_cells=3,
         exclude=lambda p: (
             (np.hypot(p[:, 0] - 0.2, p[:, 1] - 0.2) < 0.1) | (p[:, 2] < 0.5) | (p[:, 2] > 1.5)

@@ -22,6 +22,7 @@ from pdekit.problems.mac_forces import (
     strouhal,
     upward_crossings,
 )
+from pdekit.problems.navier_stokes.cylinder_steady import dfg_geometry
 from pdekit.problems.navier_stokes.equations import UNSTEADY_DERIVATIVES, navier_stokes_2d
 from pdekit.problems.references import GridReference, load_or_compute
 from pdekit.problems.references.projection import ProjectionSolver, stable_dt
@@ -59,14 +60,16 @@ class Cylinder(Problem):
 
     on [0, 2.2] x [0, 0.41] minus the disk of diameter D = 0.1 centred at (0.2, 0.2), with
     nu = U D / re (U = 1 the mean inflow). Inflow u = 4 U_m y (0.41 - y) / 0.41^2, v = 0 at
-    x = 0 (U_m = 1.5); no-slip on the walls y = 0, 0.41 and on the cylinder (tag
-    ``"cylinder"``); at the outlet x = 2.2 zero normal derivatives du/dx = dv/dx = 0
+    x = 0 (U_m = 1.5); no-slip on the walls y = 0, 0.41 and on the cylinder; at the outlet
+    x = 2.2 zero normal derivatives du/dx = dv/dx = 0
     (Neumann; the benchmark's "do-nothing" condition nu du/dn - p n = 0 couples u and p and
     is not a condition of one field, so it is replaced by the zero-gradient outflow that the
     MAC scene and the projection reference use); at rest at t = 0. At re = 100 the wake sheds
     vortices periodically: published c_D max 3.22-3.24, c_L max 0.99-1.01, St = D f / U
     0.295-0.305 (tests/data/dfg_2d2_schafer_turek_1996.json). The pressure is fixed only up
-    to a constant (``gauge_fields``).
+    to a constant (``gauge_fields``). The domain is the shipped gmsh mesh of the channel
+    (tags ``inlet``, ``outlet``, ``walls``, ``cylinder``), shared with
+    ``navier_stokes/cylinder_steady`` (test case 2D-1, with a finite-element reference).
 
     Grid time steppers read :meth:`mac_scene` (the channel on a MAC layout padded to multiples
     of 16, :func:`~pdekit.problems.mac.channel_scene`), and :meth:`quantities` turns MAC
@@ -102,8 +105,9 @@ class Cylinder(Problem):
         return Disk(CENTRE, DIAMETER / 2, tag="cylinder")
 
     def domain(self) -> SpaceTime:
-        space = Rectangle((0.0, 0.0), (LENGTH, HEIGHT)) - self.disk()
-        return SpaceTime(space, TimeDomain(0.0, self.t_end))
+        """The shipped DFG mesh (:mod:`pdekit.meshes.dfg_cylinder`, tags ``inlet``,
+        ``outlet``, ``walls``, ``cylinder``) over [0, t_end]."""
+        return SpaceTime(dfg_geometry(), TimeDomain(0.0, self.t_end))
 
     def initial_condition(self, x):
         """At rest, but for the inlet x = 0, which holds the inflow already (the impulsive
@@ -126,9 +130,9 @@ class Cylinder(Problem):
             return {"u": zero, "v": zero}
 
         return [
-            BC("dirichlet", ("u", "v"), entry, tag="xmin"),
-            *(BC("dirichlet", ("u", "v"), wall, tag=t) for t in ("ymin", "ymax", "cylinder")),
-            BC("neumann", ("u", "v"), outflow, tag="xmax"),
+            BC("dirichlet", ("u", "v"), entry, tag="inlet"),
+            *(BC("dirichlet", ("u", "v"), wall, tag=t) for t in ("walls", "cylinder")),
+            BC("neumann", ("u", "v"), outflow, tag="outlet"),
         ]
 
     def residual(self, f):

@@ -164,16 +164,7 @@ class TaylorHood:
         # Dirichlet dofs and their values
         fixed, values = [], np.zeros(self.nu_dofs)
         for name, g in self.dirichlet.items():
-            facets = self.mesh.boundaries[name]
-            dofs = self.ubasis.get_dofs(facets)
-            for comp, label in enumerate(("u^1", "u^2")):
-                idx = dofs.nodal[label] if not dofs.facet else None
-                idx = np.concatenate(
-                    [
-                        dofs.nodal.get(label, np.zeros(0, int)),
-                        dofs.facet.get(label, np.zeros(0, int)),
-                    ]
-                )
+            for comp, idx in enumerate(self.part_dofs(name)):
                 xy = self.ubasis.doflocs[:, idx]
                 values[idx] = np.asarray(g(xy[0], xy[1])[comp], dtype=float) * np.ones(idx.size)
                 fixed.append(idx)
@@ -181,6 +172,16 @@ class TaylorHood:
         self.values = values
         outflow = [p for p in self.parts if p not in self.dirichlet]
         self.gauge = not outflow  # all-velocity boundary: fix the pressure's mean
+
+    def part_dofs(self, part: str) -> list[np.ndarray]:
+        """The velocity degrees of freedom on the boundary part ``part``: [x-component,
+        y-component] (vertex and edge dofs)."""
+        found = self.ubasis.get_dofs(self.mesh.boundaries[part])
+        empty = np.zeros(0, dtype=int)
+        return [
+            np.concatenate([found.nodal.get(k, empty), found.facet.get(k, empty)])
+            for k in ("u^1", "u^2")
+        ]
 
     def _convection(self, u0):
         """The Newton Jacobian's convective part and the convective residual at ``u0``."""
@@ -300,15 +301,7 @@ class TaylorHood:
         u_old = x[: self.nu_dofs].copy()
         steps = int(round(t_end / dt))
         times, fx, fy = [], [], []
-        dofs = None
-        if part is not None:
-            found = self.ubasis.get_dofs(self.mesh.boundaries[part])
-            dofs = [
-                np.concatenate(
-                    [found.nodal.get(k, np.zeros(0, int)), found.facet.get(k, np.zeros(0, int))]
-                )
-                for k in ("u^1", "u^2")
-            ]
+        dofs = None if part is None else self.part_dofs(part)
         for k in range(1, steps + 1):
             u_now = x[: self.nu_dofs].copy()
             if k == 1:
@@ -358,14 +351,7 @@ class TaylorHood:
         if part not in self.parts:
             raise ParameterError(f"unknown boundary part {part!r}; parts: {list(self.parts)}")
         r = self.residual_vector(np.asarray(state.x), nu)[: self.nu_dofs]
-        dofs = self.ubasis.get_dofs(self.mesh.boundaries[part])
-        out = []
-        for label in ("u^1", "u^2"):
-            idx = np.concatenate(
-                [dofs.nodal.get(label, np.zeros(0, int)), dofs.facet.get(label, np.zeros(0, int))]
-            )
-            out.append(-float(r[idx].sum()))
-        return np.array(out)
+        return np.array([-float(r[idx].sum()) for idx in self.part_dofs(part)])
 
     def boundary_forces(self, state: FlowState, part: str) -> np.ndarray:
         """The force on ``part`` by the boundary integral of the stress
