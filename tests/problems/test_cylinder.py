@@ -261,3 +261,22 @@ def test_dfg_2d2_shedding_on_h_0005(published):
     assert q["strouhal"] == pytest.approx(0.2974, abs=0.002)
     assert q["c_d_max"] == pytest.approx(3.361, abs=0.01)
     assert q["c_l_max"] == pytest.approx(1.017, abs=0.01)
+
+
+@pytest.mark.parametrize("solver", ["pinn", "causal_pinn", "deepxde"])
+def test_pointwise_solvers_run_in_time_on_the_mesh(solver):
+    """A smoke test, not an accuracy check: the shedding problem on the shipped mesh (space-time
+    sampling by cell area and boundary tag) trains a few steps with each pointwise solver and
+    its solution is scored inside the mesh (the points in the cylinder left out)."""
+    import pdekit
+
+    config = {
+        "train": {"steps": 5},
+        "sampling": {"n_interior": 64, "n_boundary": 32, "n_initial": 32},
+    }
+    sol = pdekit.solve(
+        "navier_stokes/cylinder", solver=solver, config=config, verbose=False, t_end=0.25
+    )
+    assert sol.step == 5
+    errors = sol.errors()
+    assert np.isfinite(errors["rel_l2"])
