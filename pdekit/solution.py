@@ -131,8 +131,9 @@ class Solution:
         """rel_l2, max_abs and nrmse against the problem's reference, joint and per field.
 
         Evaluated on ``grid`` (default: the problem's evaluation grid), at its points inside
-        the domain where the domain is a mesh (points in its holes are left out), and where the
-        reference is defined (not NaN). Fields the problem fixes only up to a constant
+        the domain where the domain is a mesh (points in its holes are left out; a reference
+        that is not finite at a point in the domain is an error). Fields the problem fixes only
+        up to a constant
         (``problem.gauge_fields``, e.g. the pressure on a periodic box) are compared after
         shifting the prediction, at each time, to the reference's mean over the grid
         (:func:`pdekit.metrics.match_gauge`).
@@ -140,11 +141,16 @@ class Solution:
         grid = grid or self.problem.evaluation_grid()
         pts = grid.points()
         ref = self.problem.reference()(pts)
-        defined = np.logical_and.reduce([np.isfinite(np.asarray(v)) for v in ref.values()])
-        defined &= _in_mesh(self.problem, pts)
-        if not defined.all():  # outside a mesh domain (in a hole): not part of the problem
-            pts = pts[defined]
-            ref = {k: np.asarray(v)[defined] for k, v in ref.items()}
+        inside = _in_mesh(self.problem, pts)
+        if not inside.all():  # outside a mesh domain (in a hole): not part of the problem
+            pts = pts[inside]
+            ref = {k: np.asarray(v)[inside] for k, v in ref.items()}
+        bad = ~np.logical_and.reduce([np.isfinite(np.asarray(v)) for v in ref.values()])
+        if bad.any():
+            raise ValueError(
+                f"the reference of {self.problem.name} is not finite at {int(bad.sum())} of "
+                f"{len(pts)} evaluation points in the domain, first {pts[bad][0].tolist()}"
+            )
         return field_errors(self.gauged(self(pts), ref, pts), ref)
 
     # -- quantities of interest ------------------------------------------------------------------

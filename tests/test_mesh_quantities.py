@@ -94,3 +94,14 @@ def test_cli_reports_quantities(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "c_d = " in printed and "reference 5.579" in printed
     assert (out / "solution.pvd").exists()
+
+
+def test_cli_writes_errors_for_a_problem_without_quantities(tmp_path):
+    """The shedding cylinder defines no solution quantities (its trajectory quantities take MAC
+    arrays): `pdekit solve` still writes errors.json, without a quantities entry."""
+    out = tmp_path / "run"
+    args = ["solve", "navier_stokes/cylinder", "--steps", "2", "--set", "t_end=0.25"]
+    args += ["--config", "sampling.n_interior=64", "--config", "sampling.n_boundary=32"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "errors.json").read_text())
+    assert np.isfinite(record["rel_l2"]) and "quantities" not in record

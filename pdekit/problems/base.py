@@ -130,9 +130,13 @@ class BC:
                 c = getattr(self, name)
                 if not callable(c) and not (isinstance(c, int | float) and math.isfinite(c)):
                     raise ParameterError(
-                        f"Robin coefficient {name!r} must be a finite number or a function of "
-                        f"points; got {c!r}"
+                        f"{self.kind.capitalize()} coefficient {name!r} must be a finite number "
+                        f"or a function of points; got {c!r}"
                     )
+        if self.kind == "traction" and not callable(self.b) and float(self.b) == 0.0:
+            raise ParameterError(
+                "a 'traction' BC needs its viscosity b (b du/dn - p n = value); got b = 0"
+            )
 
     def coefficients(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The Robin coefficients (a, b) at ``points`` (n, ncoords) as tensors (n,); for the

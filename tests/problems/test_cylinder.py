@@ -204,16 +204,16 @@ def test_quantities_of_a_run_match_the_reference_forces(short_problem):
     problem, scene, run = short_problem
     ref = problem.reference_quantities()
     np.testing.assert_allclose(ref["t"], run.t, rtol=0, atol=1e-12)
-    stair = problem.quantities(run.u, run.v, run.p, run.t, scene, method="staircase")
+    stair = problem.trajectory_quantities(run.u, run.v, run.p, run.t, scene, method="staircase")
     np.testing.assert_allclose(stair["c_d"], ref["c_d_staircase"], rtol=1e-10)
     np.testing.assert_allclose(stair["c_l"], ref["c_l_staircase"], rtol=1e-10, atol=1e-12)
-    cv = problem.quantities(run.u, run.v, run.p, run.t, scene)
+    cv = problem.trajectory_quantities(run.u, run.v, run.p, run.t, scene)
     np.testing.assert_allclose(cv["c_d"], ref["c_d"], rtol=1e-10)
     assert math.isnan(cv["strouhal"])  # no shedding yet
     late = run.t > 0.15
     assert np.allclose(cv["c_d"][late], stair["c_d"][late], rtol=0.1)
     with pytest.raises(ParameterError, match="shape"):
-        problem.quantities(run.u[:, :5], run.v, run.p, run.t, scene)
+        problem.trajectory_quantities(run.u[:, :5], run.v, run.p, run.t, scene)
 
 
 def test_reference_starts_at_rest_and_meets_the_inflow(short_problem):

@@ -84,6 +84,16 @@ def test_force_integrals_of_a_known_flow(problem):
         assert np.allclose(got, want, rtol=tol, atol=0), (method, got, want)
 
 
+def test_wall_force_by_both_integrals(problem):
+    """The force on the walls (a part that meets the inlet at two corners, whose dofs the test
+    function must leave out) by the volume and the boundary integral agree (measured 0.14 %;
+    with the corner dofs in, the volume integral was 2.3 % off)."""
+    ref = problem.reference()
+    volume = problem.forces(ref, "walls")["f_x"]
+    boundary = problem.forces(ref, "walls", method="boundary")["f_x"]
+    assert volume == pytest.approx(boundary, rel=5e-3)
+
+
 def test_quantities_of_the_reference_round_trip(problem, levels):
     """A solution's quantities are those of its P2/P1 interpolant: the reference itself,
     evaluated at points and interpolated again, gives back its own c_D, c_L, dp."""

@@ -85,6 +85,8 @@ def test_traction_needs_its_pressure_field():
         BC("traction", ("u", "v"), lambda p: {}, tag="xmax", b=NU)
     with pytest.raises(ParameterError, match="pressure"):
         BC("dirichlet", ("u",), lambda p: {}, pressure="p")
+    with pytest.raises(ParameterError, match="viscosity b"):
+        BC("traction", ("u", "v"), lambda p: {}, tag="xmax", pressure="p")
 
 
 def test_grid_engines_refuse_a_traction_condition():

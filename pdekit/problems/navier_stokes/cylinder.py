@@ -38,7 +38,7 @@ U_MEAN = 2.0 * U_MAX / 3.0
 TRAINING_INFLOW_RANGE = (0.5, 1.5)
 #: cells of the stepper's layout kept clear between a training obstacle and the walls/inlet
 _CLEARANCE = 0.05
-#: periods of the shedding over which :meth:`Cylinder.quantities` takes maxima and St
+#: periods of the shedding over which :meth:`Cylinder.trajectory_quantities` takes maxima and St
 PERIODS = 5
 
 
@@ -72,7 +72,7 @@ class Cylinder(Problem):
     ``navier_stokes/cylinder_steady`` (test case 2D-1, with a finite-element reference).
 
     Grid time steppers read :meth:`mac_scene` (the channel on a MAC layout padded to multiples
-    of 16, :func:`~pdekit.problems.mac.channel_scene`), and :meth:`quantities` turns MAC
+    of 16, :func:`~pdekit.problems.mac.channel_scene`), and :meth:`trajectory_quantities` turns MAC
     trajectories into drag and lift coefficients and the Strouhal number.
     """
 
@@ -163,7 +163,7 @@ class Cylinder(Problem):
         """Bool (H, W): the solid cells of the cylinder in ``scene`` (its rasterisation)."""
         return mac.rasterise(self.disk(), scene.grid) & scene.solid.numpy()
 
-    def quantities(
+    def trajectory_quantities(
         self, u, v, p, times, scene: mac.MacScene | None = None, method: str = "cv"
     ) -> dict:
         """Drag and lift coefficients and the Strouhal number of a MAC trajectory ``u``, ``v``,
@@ -218,7 +218,7 @@ class Cylinder(Problem):
         return _reference(self)
 
     def reference_quantities(self) -> dict:
-        """:meth:`quantities` of the reference run, from its forces at every solver step
+        """:meth:`trajectory_quantities` of the reference run, from its forces at every step
         (cached with the reference): c_D, c_L series (control volume, and ``"c_d_staircase"``,
         ``"c_l_staircase"``), maxima and St over the last periods."""
         arrays = _arrays(self)

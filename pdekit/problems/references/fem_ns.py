@@ -183,6 +183,16 @@ class TaylorHood:
             for k in ("u^1", "u^2")
         ]
 
+    def force_dofs(self, part: str) -> list[np.ndarray]:
+        """:meth:`part_dofs` of ``part`` less those shared with another Dirichlet part (the
+        corners where a wall meets the inlet): the support of the force's test function, which
+        must vanish on the rest of the Dirichlet boundary."""
+        own = self.part_dofs(part)
+        for name in self.dirichlet:
+            if name != part:
+                own = [np.setdiff1d(a, b) for a, b in zip(own, self.part_dofs(name))]
+        return own
+
     def _convection(self, u0):
         """The Newton Jacobian's convective part and the convective residual at ``u0``."""
         skfem = _skfem()
@@ -263,7 +273,7 @@ class TaylorHood:
             if step > 0 and size <= tol * scale:
                 return step + 1, size / scale
         raise RuntimeError(
-            f"Newton's method did not converge in {max_steps} steps at nu = {nu:g} (last "
+            f"Newton's method did not converge in {max_steps + 1} steps at nu = {nu:g} (last "
             f"relative update {size / scale:.2e}); use a continuation in nu"
         )
 
@@ -283,7 +293,9 @@ class TaylorHood:
             (3 u^(n+1) - 4 u^n + u^(n-1)) / (2 dt) + (u* . grad) u^(n+1) + grad p^(n+1)
                 - nu lap u^(n+1) = 0,   div u^(n+1) = 0.
 
-        Returns ``{"t", "f_x", "f_y"}``: the force on ``part`` at every step (the volume
+        The number of steps is ``t_end / dt`` rounded to the nearest integer (the last time is
+        that many steps of ``dt``). Returns ``{"t", "f_x", "f_y"}``: the force on ``part`` at
+        every step (the volume
         integral of :meth:`forces` with the BDF2 time derivative in the residual), empty
         without ``part``. ``callback(t, state)`` sees every step."""
         if not (dt > 0 and t_end > 0):
@@ -301,7 +313,7 @@ class TaylorHood:
         u_old = x[: self.nu_dofs].copy()
         steps = int(round(t_end / dt))
         times, fx, fy = [], [], []
-        dofs = None if part is None else self.part_dofs(part)
+        dofs = None if part is None else self.force_dofs(part)
         for k in range(1, steps + 1):
             u_now = x[: self.nu_dofs].copy()
             if k == 1:
@@ -346,12 +358,13 @@ class TaylorHood:
     def forces(self, state: FlowState, part: str, nu: float | None = None) -> np.ndarray:
         """The force (F_x, F_y) of the fluid on the boundary part ``part`` (per unit depth):
         minus the residual of the momentum equations tested with the unit vectors on the
-        velocity dofs of ``part`` (and zero elsewhere). Exact for the discrete solution of the
+        velocity dofs of ``part`` (and zero elsewhere, also on the dofs it shares with another
+        Dirichlet part: :meth:`force_dofs`). Exact for the discrete solution of the
         weak form; converges at the order of the velocity's H1 error squared."""
         if part not in self.parts:
             raise ParameterError(f"unknown boundary part {part!r}; parts: {list(self.parts)}")
         r = self.residual_vector(np.asarray(state.x), nu)[: self.nu_dofs]
-        return np.array([-float(r[idx].sum()) for idx in self.part_dofs(part)])
+        return np.array([-float(r[idx].sum()) for idx in self.force_dofs(part)])
 
     def boundary_forces(self, state: FlowState, part: str) -> np.ndarray:
         """The force on ``part`` by the boundary integral of the stress
@@ -412,7 +425,11 @@ class TaylorHood:
                 f"{pts[np.flatnonzero(missing)[0]].tolist()}"
             )
         cell = np.where(missing, 0, index)
-        lam = _isoparametric(pts, np.asarray(bary, dtype=float), self._scalar_dofs()[3], p2[cell])
+        lam = np.asarray(bary, dtype=float).copy()
+        inside = ~missing
+        lam[inside] = _isoparametric(
+            pts[inside], lam[inside], self._scalar_dofs()[3], p2[cell[inside]]
+        )
         shape = _p2(lam)
         x = np.asarray(state.x)
         uv, pv = x[: self.nu_dofs], x[self.nu_dofs : self.nu_dofs + self.np_dofs]
@@ -459,6 +476,8 @@ def _isoparametric(points, lam, doflocs, dofs, steps: int = 8):
     """Barycentric coordinates of ``points`` in their quadratic triangles (geometric nodes
     ``doflocs[:, dofs]``, (n, 6) per point) by Newton's method from the straight-sided ones
     ``lam``; exact (unchanged) where the triangle is straight."""
+    if len(points) == 0:
+        return lam
     nodes = doflocs[:, dofs].transpose(1, 0, 2)  # (n, 2, 6)
     corners = nodes[:, :, :3]
     mids = 0.5 * (corners[:, :, [0, 1, 0]] + corners[:, :, [1, 2, 2]])
