@@ -36,7 +36,11 @@ import torch
 import pdekit
 from pdekit.meshes import mesh_path
 from pdekit.problems.navier_stokes.cylinder import periodic_summary
-from pdekit.problems.navier_stokes.cylinder_steady import CylinderSteady
+from pdekit.problems.navier_stokes.cylinder_steady import (
+    DIAMETER,
+    CylinderSteady,
+    dfg_flow_solver,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -68,7 +72,7 @@ def reference_rows(levels: list[int]) -> list[dict]:
         solver = problem.flow_solver(level)
         state = solver.solve_steady()
         seconds = time.perf_counter() - t0
-        q = problem._summarise(solver, state)
+        q = problem.flow_quantities(solver, state)
         rows.append(
             {
                 "level": level,
@@ -87,12 +91,13 @@ def reference_rows(levels: list[int]) -> list[dict]:
     return rows
 
 
-def solver_row(name: str, solver: str, config: dict, budget: float, seed: int) -> dict:
-    """One solver on one problem for ``budget`` seconds: its field errors, quantities, time."""
+def solver_row(name: str, solver: str, config: dict, budget: float, seed: int, **params) -> dict:
+    """One solver on one problem (``params``: its parameters) for ``budget`` seconds: its field
+    errors, quantities, time."""
     cfg = json.loads(json.dumps(config))
     cfg.setdefault("train", {}).update({"time_budget_s": budget, "steps": 10**7})
     t0 = time.perf_counter()
-    sol = pdekit.solve(name, solver=solver, config=cfg, seed=seed, verbose=False)
+    sol = pdekit.solve(name, solver=solver, config=cfg, seed=seed, verbose=False, **params)
     wall = time.perf_counter() - t0
     errors = sol.errors()
     row = {"rel_l2": errors["rel_l2"], "wall_s": wall, "steps": int(sol.step)}
@@ -108,31 +113,12 @@ def solver_row(name: str, solver: str, config: dict, budget: float, seed: int) -
 
 def dfg_2d2(dt: float, t_end: float, level: int) -> dict:
     """The periodic case by BDF2 from rest: maxima and Strouhal number over the last periods."""
-    from pdekit.problems.navier_stokes.cylinder_steady import boundary_parts, dfg_geometry
-    from pdekit.problems.references import fem_ns
-
-    geometry = dfg_geometry()
-    (_, triangles), *_ = geometry.cells
-    circle = ((0.2, 0.2), 0.05)
-    mesh = fem_ns.curved_mesh(
-        fem_ns.refine(fem_ns.linear_mesh(geometry.points, triangles), circle, level), circle
-    )
-    u_max = PUBLISHED_2D2["U_m"]
-
-    def inflow(x, y):
-        return 4 * u_max * y * (0.41 - y) / 0.41**2, 0 * y
-
-    def zero(x, y):
-        return 0 * x, 0 * x
-
-    th = fem_ns.TaylorHood(
-        mesh, boundary_parts(), 1e-3, {"inlet": inflow, "walls": zero, "cylinder": zero}
-    )
+    th = dfg_flow_solver(level, PUBLISHED_2D2["U_m"], PUBLISHED_2D2["nu"])
     t0 = time.perf_counter()
     out = th.run_unsteady(dt, t_end, "cylinder")
     seconds = time.perf_counter() - t0
     u = PUBLISHED_2D2["U"]
-    cd, cl = 2 * out["f_x"] / (u**2 * 0.1), 2 * out["f_y"] / (u**2 * 0.1)
+    cd, cl = 2 * out["f_x"] / (u**2 * DIAMETER), 2 * out["f_y"] / (u**2 * DIAMETER)
     summary = periodic_summary(out["t"], cd, cl)
     row = {
         "cd_max": summary["c_d_max"],
@@ -211,26 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     if "beltrami_mesh" in cases:
         name = "navier_stokes/beltrami"
         config = {"sampling": {"n_interior": 2048, "n_boundary": 512, "n_initial": 512}}
-        row = solver_row_mesh(name, config, args.budget, args.seed)
+        path = mesh_path("box_with_hole")
+        row = solver_row(name, "pinn", config, args.budget, args.seed, mesh=str(path))
+        row["mesh"] = "box_with_hole (pdekit/meshes/box_with_hole.msh)"
         result["cases"]["beltrami_mesh"] = {"pinn": row}
         save()
     print(json.dumps(result, indent=2, default=float))
-
-
-def solver_row_mesh(name: str, config: dict, budget: float, seed: int) -> dict:
-    """``pinn`` on ``name`` over the shipped tetrahedral mesh with a hole."""
-    path = str(mesh_path("box_with_hole"))
-    cfg = json.loads(json.dumps(config))
-    cfg.setdefault("train", {}).update({"time_budget_s": budget, "steps": 10**7})
-    t0 = time.perf_counter()
-    sol = pdekit.solve(name, solver="pinn", config=cfg, seed=seed, verbose=False, mesh=path)
-    wall = time.perf_counter() - t0
-    errors = sol.errors()
-    row = {"rel_l2": errors["rel_l2"], "wall_s": wall, "steps": int(sol.step)}
-    row["mesh"] = "box_with_hole (pdekit/meshes/box_with_hole.msh)"
-    row.update({k: v for k, v in errors.items() if k.startswith("rel_l2/")})
-    print(f"{name} pinn on the mesh: {row}", flush=True)
-    return row
 
 
 if __name__ == "__main__":

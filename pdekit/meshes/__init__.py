@@ -7,6 +7,8 @@ one and compares it with the shipped file. :func:`mesh_path` finds a shipped mes
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from pdekit.errors import UnknownNameError
@@ -24,4 +26,39 @@ def mesh_path(name: str) -> Path:
     path = HERE / f"{name}.msh"
     if not path.is_file():
         raise UnknownNameError("shipped mesh", name, available())
+    return path
+
+
+@contextlib.contextmanager
+def gmsh_model(name: str) -> Iterator:
+    """A gmsh session holding one new model ``name``, set up for deterministic output (quiet,
+    one thread, fixed seed); yields the ``gmsh`` module and finalizes gmsh on exit. The mesh
+    scripts of this folder build their geometry inside it and end with :func:`write_mesh`."""
+    import gmsh
+
+    gmsh.initialize(interruptible=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.option.setNumber("General.NumThreads", 1)
+        gmsh.option.setNumber("Mesh.RandomSeed", 1)
+        gmsh.model.add(name)
+        yield gmsh
+    finally:
+        gmsh.finalize()
+
+
+def write_mesh(gmsh, path: str | Path, dim: int, background_field: int) -> Path:
+    """Mesh the current model in ``dim`` dimensions with sizes from ``background_field`` only
+    (not from points, curvature or the boundary; Delaunay-frontal in 2D, Delaunay in 3D) and
+    write it to ``path`` as gmsh 4.1 ASCII."""
+    gmsh.model.mesh.field.setAsBackgroundMesh(background_field)
+    for key in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):
+        gmsh.option.setNumber(f"Mesh.{key}", 0)
+    gmsh.option.setNumber("Mesh.Algorithm", 6)
+    gmsh.option.setNumber("Mesh.Algorithm3D", 1)
+    gmsh.model.mesh.generate(dim)
+    gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
+    gmsh.option.setNumber("Mesh.Binary", 0)
+    path = Path(path)
+    gmsh.write(str(path))
     return path

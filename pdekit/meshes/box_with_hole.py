@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pdekit.meshes import gmsh_model, write_mesh
+
 #: half the side of the cube [-HALF, HALF]^3 and the radius of the ball cut out of it
 HALF, RADIUS = 1.0, 0.4
 #: default sizes of the shipped mesh: on the cube's faces and on the sphere
@@ -26,15 +28,7 @@ def build(
     path: str | Path, radius: float = RADIUS, h_outer: float = H_OUTER, h_hole: float = H_HOLE
 ) -> Path:
     """Mesh the cube minus the ball with gmsh and write it to ``path`` (gmsh 4.1 ASCII)."""
-    import gmsh
-
-    path = Path(path)
-    gmsh.initialize(interruptible=False)
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.option.setNumber("General.NumThreads", 1)
-        gmsh.option.setNumber("Mesh.RandomSeed", 1)
-        gmsh.model.add("box_with_hole")
+    with gmsh_model("box_with_hole") as gmsh:
         occ = gmsh.model.occ
         cube = occ.addBox(-HALF, -HALF, -HALF, 2 * HALF, 2 * HALF, 2 * HALF)
         ball = occ.addSphere(0.0, 0.0, 0.0, radius)
@@ -59,18 +53,7 @@ def build(
         field.setNumber(ramp, "SizeMax", h_outer)
         field.setNumber(ramp, "DistMin", 0.0)
         field.setNumber(ramp, "DistMax", HALF - radius)
-        field.setAsBackgroundMesh(ramp)
-        for key in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):
-            gmsh.option.setNumber(f"Mesh.{key}", 0)
-        gmsh.option.setNumber("Mesh.Algorithm", 6)
-        gmsh.option.setNumber("Mesh.Algorithm3D", 1)
-        gmsh.model.mesh.generate(3)
-        gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
-        gmsh.option.setNumber("Mesh.Binary", 0)
-        gmsh.write(str(path))
-    finally:
-        gmsh.finalize()
-    return path
+        return write_mesh(gmsh, path, 3, ramp)
 
 
 def main(argv: list[str] | None = None) -> None:

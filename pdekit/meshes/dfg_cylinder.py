@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pdekit.meshes import gmsh_model, write_mesh
+
 #: the channel, the cylinder (centre, radius) of the DFG benchmark
 LENGTH, HEIGHT = 2.2, 0.41
 CENTRE, RADIUS = (0.2, 0.2), 0.05
@@ -30,15 +32,7 @@ def build(
     h_far: float = H_FAR,
 ) -> Path:
     """Mesh the DFG channel with gmsh and write it to ``path`` (gmsh 4.1 ASCII)."""
-    import gmsh
-
-    path = Path(path)
-    gmsh.initialize(interruptible=False)
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.option.setNumber("General.NumThreads", 1)
-        gmsh.option.setNumber("Mesh.RandomFactor", 1e-9)
-        gmsh.model.add("dfg_cylinder")
+    with gmsh_model("dfg_cylinder") as gmsh:
         occ = gmsh.model.occ
         box = occ.addRectangle(0.0, 0.0, 0.0, LENGTH, HEIGHT)
         disk = occ.addDisk(CENTRE[0], CENTRE[1], 0.0, RADIUS, RADIUS)
@@ -81,16 +75,7 @@ def build(
             field.setNumber(wake, key, value)
         both = field.add("Min")
         field.setNumbers(both, "FieldsList", [ramp, wake])
-        field.setAsBackgroundMesh(both)
-        for key in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):
-            gmsh.option.setNumber(f"Mesh.{key}", 0)
-        gmsh.option.setNumber("Mesh.Algorithm", 6)
-        gmsh.model.mesh.generate(2)
-        gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
-        gmsh.write(str(path))
-    finally:
-        gmsh.finalize()
-    return path
+        return write_mesh(gmsh, path, 2, both)
 
 
 def main(argv: list[str] | None = None) -> None:

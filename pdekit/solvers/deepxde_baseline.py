@@ -500,8 +500,8 @@ class DeepXDEBaseline(Solver):
             return value
 
         if st is not None and initial:
-            # the fields the initial condition gives (cavity_transient gives u, v, not p), as
-            # pdekit's own PhysicsLoss takes them
+            # the fields the initial condition gives (a flow may give its velocity only, the
+            # pressure following from it), as pdekit's own PhysicsLoss takes them
             probe = st.space.sample_interior(1, rng=np.random.default_rng(0))
             with torch.no_grad():
                 given = problem.initial_condition(torch.as_tensor(probe, dtype=torch.float64))

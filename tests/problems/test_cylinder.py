@@ -190,7 +190,7 @@ def short_problem():
     the same run."""
     problem = problems.get("navier_stokes/cylinder", t_end=0.25)
     scene = problem.mac_scene(41)
-    times = problem.reference_quantities()["t"]  # every step of the reference run
+    times = problem.reference_trajectory_quantities()["t"]  # every step of the reference run
     zero = np.zeros(scene.grid.n)
     run = ProjectionSolver(scene, problem.nu, times[0]).run(zero, zero, 0.25, times)
     assert run.steps == times.size
@@ -202,7 +202,7 @@ def test_quantities_of_a_run_match_the_reference_forces(short_problem):
     records at every step (the staircase exactly; the control volume up to the momentum's
     time derivative, one-sided at the ends of the series)."""
     problem, scene, run = short_problem
-    ref = problem.reference_quantities()
+    ref = problem.reference_trajectory_quantities()
     np.testing.assert_allclose(ref["t"], run.t, rtol=0, atol=1e-12)
     stair = problem.trajectory_quantities(run.u, run.v, run.p, run.t, scene, method="staircase")
     np.testing.assert_allclose(stair["c_d"], ref["c_d_staircase"], rtol=1e-10)
@@ -237,7 +237,7 @@ def test_dfg_2d2_shedding_on_h_001(published):
     from 3.23; the staircase faces give 3.737), c_L max 0.921 (-8.8 % from 1.00; staircase
     0.894). Published: St 0.295-0.305, c_D max 3.22-3.24, c_L max 0.99-1.01."""
     case = published["2D-2"]
-    q = problems.get("navier_stokes/cylinder").reference_quantities()
+    q = problems.get("navier_stokes/cylinder").reference_trajectory_quantities()
     assert abs(q["strouhal"] - 0.30) < 0.05 * 0.30, q["strouhal"]  # the project's target
     assert q["strouhal"] == pytest.approx(0.2899, abs=0.002)
     assert q["c_d_max"] == pytest.approx(3.539, abs=0.01)

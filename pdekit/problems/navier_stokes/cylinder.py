@@ -217,7 +217,7 @@ class Cylinder(Problem):
     def reference(self) -> GridReference:
         return _reference(self)
 
-    def reference_quantities(self) -> dict:
+    def reference_trajectory_quantities(self) -> dict:
         """:meth:`trajectory_quantities` of the reference run, from its forces at every step
         (cached with the reference): c_D, c_L series (control volume, and ``"c_d_staircase"``,
         ``"c_l_staircase"``), maxima and St over the last periods."""

@@ -46,6 +46,32 @@ def _mesh_digest() -> str:
     return hashlib.sha256(mesh_path(MESH).read_bytes()).hexdigest()[:16]
 
 
+def dfg_flow_solver(level: int, u_max: float, nu: float = NU) -> fem_ns.TaylorHood:
+    """A Taylor-Hood solver on the shipped DFG mesh refined ``level`` times, the cylinder
+    curved (isoparametric): parabolic inflow of peak ``u_max`` at ``inlet``, no slip on
+    ``walls`` and ``cylinder``, do-nothing ``outlet``, viscosity ``nu``. Test case 2D-1 is
+    u_max = 0.3, 2D-2 u_max = 1.5 (nu = 1e-3 both)."""
+    geometry = dfg_geometry()
+    (kind, triangles), *rest = geometry.cells
+    if kind != "triangle" or rest:
+        raise ParameterError(f"the DFG mesh must hold triangles only; got {geometry}")
+    circle = (CENTRE, DIAMETER / 2)
+    linear = fem_ns.refine(fem_ns.linear_mesh(geometry.points, triangles), circle, level)
+
+    def inflow(x, y):
+        return 4.0 * u_max * y * (HEIGHT - y) / HEIGHT**2, 0.0 * y
+
+    def zero(x, y):
+        return 0.0 * x, 0.0 * x
+
+    return fem_ns.TaylorHood(
+        fem_ns.curved_mesh(linear, circle),
+        boundary_parts(),
+        nu,
+        {"inlet": inflow, "walls": zero, "cylinder": zero},
+    )
+
+
 def boundary_parts() -> dict:
     """Predicates on facet midpoints (2, n) naming the parts of the DFG boundary."""
     return {
@@ -148,25 +174,11 @@ class CylinderSteady(Problem):
         }
 
     def flow_solver(self, level: int = REFERENCE_LEVEL) -> fem_ns.TaylorHood:
-        """The Taylor-Hood solver on the shipped mesh refined ``level`` times (curved)."""
-        geometry = dfg_geometry()
-        (kind, triangles), *rest = geometry.cells
-        if kind != "triangle" or rest:
-            raise ParameterError(f"the DFG mesh must hold triangles only; got {geometry}")
-        circle = (CENTRE, DIAMETER / 2)
-        linear = fem_ns.refine(fem_ns.linear_mesh(geometry.points, triangles), circle, level)
-        mesh = fem_ns.curved_mesh(linear, circle)
-        zero = lambda x, y: (0.0 * x, 0.0 * x)  # noqa: E731
-        return fem_ns.TaylorHood(
-            mesh,
-            boundary_parts(),
-            NU,
-            {
-                "inlet": lambda x, y: (self.inflow(y), 0.0 * y),
-                "walls": zero,
-                "cylinder": zero,
-            },
-        )
+        """The Taylor-Hood solver of this flow on the shipped mesh refined ``level`` times
+        (:func:`dfg_flow_solver`; the reference's level is built once per problem)."""
+        if level == REFERENCE_LEVEL:
+            return _flow_solver(self)
+        return dfg_flow_solver(level, 1.5 * self.u_mean)
 
     def solve_reference(self, level: int = REFERENCE_LEVEL) -> tuple[fem_ns.TaylorHood, object]:
         """The reference flow on refinement ``level``: (solver, state), cached (HDF5)."""
@@ -190,9 +202,10 @@ class CylinderSteady(Problem):
     def reference_quantities(self, level: int = REFERENCE_LEVEL) -> dict[str, float]:
         """c_D, c_L (volume integral) and dp of the reference on refinement ``level``."""
         solver, state = self.solve_reference(level)
-        return self._summarise(solver, state)
+        return self.flow_quantities(solver, state)
 
-    def _summarise(self, solver, state) -> dict[str, float]:
+    def flow_quantities(self, solver: fem_ns.TaylorHood, state) -> dict[str, float]:
+        """c_D, c_L (volume integral) and dp of a Taylor-Hood ``state`` of ``solver``."""
         fx, fy = solver.forces(state, "cylinder")
         scale = 2.0 / (self.u_mean**2 * DIAMETER)
         p = solver.evaluate(state, np.array([FRONT, BACK]))["p"]
@@ -210,7 +223,7 @@ class CylinderSteady(Problem):
         John & Matthies' values, against 1e-5 and 0.23 % by the volume integral)."""
         if tag not in TAGS:
             raise ParameterError(f"unknown boundary part {tag!r}; parts: {list(TAGS)}")
-        solver = _quantity_solver(self)
+        solver = _flow_solver(self)
         state = solution if isinstance(solution, fem_ns.FlowState) else solver.interpolate(solution)
         if method == "volume":
             fx, fy = solver.forces(state, tag)
@@ -249,7 +262,7 @@ class FlowReference(Reference):
 @functools.lru_cache(maxsize=4)
 def _reference(problem: CylinderSteady) -> FlowReference:
     solver, state = problem.solve_reference()
-    q = problem._summarise(solver, state)
+    q = problem.flow_quantities(solver, state)
     return FlowReference(
         solver,
         state,
@@ -269,5 +282,5 @@ def _reference(problem: CylinderSteady) -> FlowReference:
 
 
 @functools.lru_cache(maxsize=4)
-def _quantity_solver(problem: CylinderSteady) -> fem_ns.TaylorHood:
-    return problem.flow_solver(REFERENCE_LEVEL)
+def _flow_solver(problem: CylinderSteady) -> fem_ns.TaylorHood:
+    return dfg_flow_solver(REFERENCE_LEVEL, 1.5 * problem.u_mean)

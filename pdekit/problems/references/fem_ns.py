@@ -27,7 +27,7 @@ four, moving new nodes on the circle onto it, so refined meshes converge to the 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,18 +99,17 @@ def curved_mesh(mesh, circle: Circle | None):
     on[dofs] = True
     vertices = np.zeros_like(on)
     vertices[: mesh.p.shape[1]] = True
-    from dataclasses import replace
-
     return replace(curved, doflocs=_snap(curved.doflocs, on & ~vertices, circle))
 
 
 @dataclass
 class FlowState:
-    """A Taylor-Hood solution: the coefficient vector (velocity dofs then pressure dofs)."""
+    """A Taylor-Hood solution: the coefficient vector (velocity dofs then pressure dofs), and
+    for a Newton solve its steps and last velocity update relative to the velocity."""
 
     x: np.ndarray
     newton_steps: int = 0
-    residual: float = float("nan")
+    last_update: float = float("nan")
 
 
 class TaylorHood:
