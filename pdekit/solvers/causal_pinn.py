@@ -25,6 +25,60 @@ end (the jaxpi code extends windows by 2 dt), so the next initial condition is r
 trained span rather than at its last, least-weighted chunk.  Measured on convection at
 beta = 50 (600 s, one CPU thread, ``benchmarks/causal_pinn.py``): 16 fresh windows broke down at
 t = 0.78 (rel_l2 0.56); 8 warm-started windows reached 8.8e-3.
+
+As in the paper (§3, §5, Alg. 1): exclusive cumulative sums under stop-gradient; eps annealed
+over 1e-2, 1e-1, 1, 10, 100 with delta = 0.99 checked every step; lambda_ic = 1e3; Adam, lr
+1e-3 decayed by 0.9 every 5000 steps, no L-BFGS; the optimiser state carried across stages and
+a fresh learning-rate schedule per window; modified MLP, 4 x 128, tanh, Glorot; N sorted times
+x M spatial points per step. Deviations from the paper, and from the authors' code
+(github.com/PredictiveIntelligenceLab/CausalPINNs) where the two differ, each with its reason
+and the setting that restores the original where one exists:
+
+* **initial condition inside the chain** (``causal.initial_in_chain=True``), as eq. 3.4 reads:
+  L_0 = lambda_ic L_ic enters every weight's exponent and the loss as L_0 / N. This follows the
+  paper; the authors' scripts differ from it and from each other. Their KS and NS scripts put
+  L_0 in every exponent too but add it to the loss unscaled, mean(w L) + L_0: N times our
+  initial weight (32x at the default 32 chunks). Their Allen-Cahn notebook and jaxpi keep it
+  out of the exponent: mean(w L) + lambda_ic L_ic. Reason: the paper is the specification,
+  and the codes disagree. ``causal.initial_in_chain=False`` gives the notebook's and jaxpi's
+  form (the notebook's weight: ``weights.initial=100``). No setting gives the KS/NS scripts'
+  form, which needs L_0 in the exponent and L_0 itself, not L_0 / N, in the loss.
+* **one periodic harmonic** (``network.periodic_harmonics=1``, the default of every pdekit
+  network): features cos(w x), sin(w x). The authors' scripts use M = 10 harmonics for
+  Allen-Cahn and M = 5 for KS, plus a constant feature 1 (redundant beside the first layer's
+  bias, so it is left out). Reason: M is chosen per problem there, so no one value is the
+  paper's default; on the CPU benchmark's Allen-Cahn, two harmonics did not help (3.0e-2,
+  against 2.5e-2 to 3.5e-2 for the other variants tried; README). The scripts' setting:
+  ``network.periodic_harmonics=10`` (Allen-Cahn) or ``5`` (KS).
+* **time scaled to [-1, 1]** over each window's network (its span, overlap included), as the
+  shared input embedding scales every bounded coordinate; the authors' code feeds raw t, jaxpi
+  t / t_end in [0, 1]. Reason: centred tanh inputs at Glorot initialisation. An affine input map
+  is absorbed by the first layer, so the function class is the same and only the
+  initialisation differs. No setting.
+* **Sobol points** (``sampling.method="sobol"``, scrambled, redrawn every step): the N sorted
+  chunk times and the M spatial points shared by every chunk are low-discrepancy draws. The
+  authors' KS and NS scripts and jaxpi draw uniformly at random; the Allen-Cahn notebook keeps
+  one fixed 100 x 256 grid. Reason: the shared sampler's default, which covers the interval
+  more evenly than as many random points. Random draws: ``sampling.method="uniform"``; no fixed
+  grid (``sampling.resample_every=0`` keeps the first draw).
+* **stage budgets** (``causal.stage_steps=0``): the training budget (``train.steps``, or
+  ``train.time_budget_s``) is shared out among windows and stages as training goes, and a stage
+  that meets the criterion early hands its remainder on. In Alg. 1 every epsilon stage has up
+  to S steps of its own (1e5 to 3e5 in the authors' code). Reason: a pdekit run has one total
+  budget, in steps or seconds, that every stage must fit in. Alg. 1: ``causal.stage_steps=S``
+  with ``train.steps >= causal.windows * len(causal.eps) * S``.
+* **non-periodic boundary conditions in the chain** (``causal.boundary_in_chain=True``): each
+  chunk's boundary misfit, times ``weights.boundary``, is added to its L_i, as remark 1 proposes.
+  The paper's cases are all periodic, enforced exactly, as here with
+  ``periodic_harmonics >= 1``. A separate term instead: ``causal.boundary_in_chain=False``.
+* **systems**: the equations' squared residuals are summed with equal weights in one chain.
+  The paper weights Navier-Stokes continuity by lambda_c = 100 (its code:
+  mean(r_w^2 + 100 r_c^2)); jaxpi keeps one chain per equation and takes the smaller weight.
+  Reason: a problem states its equations unweighted. No setting (``weights.residual`` scales
+  all equations alike).
+* **weights below 1e-30 are set to 0** (:data:`~pdekit.solvers.causal_weights.WEIGHT_FLOOR`).
+  Reason: exp(-eps S) underflows to subnormal floats, which are slow on CPUs, and such a weight
+  changes nothing a float32 step can resolve. No setting.
 """
 
 from __future__ import annotations
@@ -80,8 +134,10 @@ class CausalConfig:
     #: (paper); "sorted": n_interior random points sorted by time into N equal-count chunks
     #: (jaxpi)
     chunking: str = "slices"
-    #: the initial-condition loss heads the chain as the t_0 term (paper eq. 3.4); False: it is
-    #: a separate, unweighted term lambda_ic L_ic (jaxpi and the paper's Allen-Cahn code)
+    #: the initial-condition loss heads the chain as the t_0 term (paper eq. 3.4), L_0 / N in
+    #: the loss; False: it is a separate, unweighted term lambda_ic L_ic, outside the exponent
+    #: (jaxpi and the paper's Allen-Cahn code). The authors' KS and NS scripts do neither: L_0
+    #: in the exponent and the loss mean(w L) + L_0 (see the module docstring)
     initial_in_chain: bool = True
     #: add each chunk's boundary misfit to its temporal loss (paper remark 1); False: separate term
     boundary_in_chain: bool = True

@@ -11,6 +11,12 @@ an *exclusive* cumulative sum (the inclusive sum of some third-party code gives 
 not the paper's method), computed without gradient.  Training runs through a list of eps values;
 a stage ends when ``min_i w_i > delta`` or when its budget is spent (Alg. 1).
 
+Deviations, labelled (reasons and settings in :mod:`pdekit.solvers.causal_pinn`): L_0 in the
+exponent is eq. 3.4 as the paper reads; of the authors' code, the KS and NS scripts put it there
+too, while the Allen-Cahn notebook and jaxpi leave it out (``initial=0`` here).  Weights below
+:data:`WEIGHT_FLOOR` are returned as exactly 0, which the paper does not do.  Stage budgets are
+shared out of one total budget unless ``stage_steps`` gives each stage its own S, as Alg. 1.
+
 Everything here is a pure function or a small state machine without torch modules, so it is
 tested on its own.
 """

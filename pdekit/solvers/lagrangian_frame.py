@@ -52,19 +52,23 @@ def state_residual(
     w_aa: torch.Tensor,
     X_a: torch.Tensor,
     X_aa: torch.Tensor,
-    diffusivity: float,
+    diffusivity: float | torch.Tensor,
     form: str = "cleared",
 ) -> torch.Tensor:
-    """Residual of ``u_t + a u_x = D u_xx`` carried along characteristics: ``w_t - D u_xx``.
+    """Residual of ``u_t + f1 u_x = f2 u_xx`` carried along characteristics: ``w_t - f2 u_xx``.
 
-    ``form="divided"``: ``w_t - D (w_aa X_a - w_a X_aa) / X_a^3`` (the physical ``u_xx`` of
+    ``form="divided"``: ``w_t - f2 (w_aa X_a - w_a X_aa) / X_a^3`` (the physical ``u_xx`` of
     :func:`physical_derivatives`). ``form="cleared"``: the same multiplied by ``X_a^3``,
 
-        X_a^3 w_t - D (w_aa X_a - w_a X_aa),
+        X_a^3 w_t - f2 (w_aa X_a - w_a X_aa),
 
     which vanishes exactly where the divided form does (``X_a > 0`` on a valid map) but is a
     polynomial in the label derivatives: bounded where characteristics converge (``X_a -> 0``
     at a shock), where the divided form, and its gradient, are amplified by ``X_a^-3``.
+
+    ``diffusivity`` is the diffusion coefficient ``f2``: a number (constant ``D``) or a tensor
+    of its values at the points, ``f2(X, t, w)`` (Mojgani et al. 2023, eq. 2b, state-dependent
+    diffusion); it multiplies pointwise either way.
     """
     if form == "divided":
         return w_t - diffusivity * physical_derivatives(w_a, w_aa, X_a, X_aa)[1]

@@ -1,8 +1,8 @@
 """Lagrangian PINN (Mojgani, Balajewicz & Hassanzadeh, CMAME 404:115810, 2023; arXiv:2205.02902).
 
-For a scalar convection-diffusion problem in one space dimension,
+For a scalar convection-diffusion problem in one space dimension (the paper's class),
 
-    u_t + a(u, x, t) u_x = D(u, x, t) u_xx,
+    u_t + f1(u, x, t) u_x = f2(u, x, t) u_xx,
 
 the solution is sought along its characteristics. Two independent networks of the label ``a``
 (the characteristic's starting point x0) and ``t`` give the characteristic position and the
@@ -10,16 +10,20 @@ state carried along it:
 
     X(a, t) = a + s N_X(a, t),         w(a, t) = N_w(a, t) = u(X(a, t), t),
 
-and are trained on the Lagrangian form of the problem
+and are trained on the Lagrangian form of the problem (the paper's eqs. 2a, 2b)
 
-    R_X = X_t - a(w, X, t),            X(a, t0) = a,
-    R_w = w_t - D(w, X, t) u_xx,       w(a, t0) = u0(a),
+    R_X = X_t - f1(w, X, t),           X(a, t0) = a,
+    R_w = w_t - f2(w, X, t) u_xx,      w(a, t0) = u0(a),
     u_xx = d/da (w_a / X_a) / X_a      (chain rule through dX/da; see lagrangian_frame).
 
-The velocity ``a`` and diffusivity ``D`` come from the problem's
-:meth:`~pdekit.problems.base.Problem.characteristic_velocity` and
-:meth:`~pdekit.problems.base.Problem.diffusivity`; :func:`lagrangian_form_mismatch` checks that
-they reproduce the problem's own residual before the solver accepts it. Periodic labels enter
+The velocity ``f1`` comes from the problem's
+:meth:`~pdekit.problems.base.Problem.characteristic_velocity` (any function of the state and
+the physical point) and the diffusion coefficient ``f2`` from its
+:attr:`~pdekit.problems.base.Problem.diffusivity`: a number (constant D, as every registered
+problem gives) or a callable ``f2(u, points) -> (n,)`` of the state and the physical points
+(x, t), evaluated at (w, X, t) (:func:`diffusion_coefficient`; the base class documents only
+the constant). :func:`lagrangian_form_mismatch` checks that they reproduce the problem's own
+residual before the solver accepts it. Periodic labels enter
 the networks as (cos, sin) features, so both are exactly periodic in the label (the
 displacement ``X - a`` is periodic, ``X`` itself is not). Bounded domains are supported where
 no characteristic crosses the boundary (the velocity vanishes there, as for Burgers with
@@ -33,24 +37,63 @@ the exact inverse of the trained network to ~1e-13 rather than a monotone interp
 label grid, which would add an interpolation error of its own), so a
 ``Solution`` is evaluated, scored and exported like any other.
 
-Deviations from the released code (github.com/rmojgani/LPINNs), on purpose:
+Sources: the paper's full text was not available to us; "the paper" below is its abstract, the
+authors' README and slides (``docs/slides.gif``: eqs. 2a, 2b, loss L_ic + L_rx + L_rw, inputs
+(cos x0, sin x0, t), N_w of 5 layers, N_x of 2), and "the released code" is
+github.com/rmojgani/LPINNs (``code/mynet_POLAR.py``, ``code/LPINNarg.py``, commit 431b40e).
+Deviations, each with its reason and, where one exists, the override that restores the
+original:
 
-* the two branches are independent networks (the released code shares the input, first hidden
-  and output layers between them);
-* ``u_xx`` is the physical second derivative by the chain rule (the released code
-  differentiates twice in the label, exact only where ``X_a = 1``);
-* the characteristic network outputs the displacement ``X - a``, scaled by ``s`` (the largest
-  initial characteristic speed times the time span), so ``X`` can reach ``a + 100`` from a
-  network output of order one and periodic labels need no jump in ``X``;
-* norms are root-mean-square per term (the released code uses unsquared sums ``||r||_2``; on its
-  fixed 256 x 100 grid with 256 initial points that is ``sqrt(N)`` times the RMS, so its weights
-  (10, 1, 1000) are (10, 1, 100) here up to a common factor);
-* with diffusion, the state residual is by default multiplied by ``X_a^3`` (``state_form``:
-  ``X_a^3 w_t - D (w_aa X_a - w_a X_aa)``), the paper's ``w_t - D u_xx`` with its division
-  cleared, so converging characteristics (Burgers) do not blow it up;
-* collocation points are redrawn (Sobol) every step instead of one fixed grid; plain Adam with
-  step decay (the shared trainer) instead of AMSGrad at a fixed rate 1e-2, then L-BFGS with a
-  strong-Wolfe line search instead of L-BFGS at lr 0.01.
+* **u_xx by the chain rule** (the paper's eq. 2b, ``f2 u_xx`` in the physical x): here the
+  released code deviates from the paper, not we: it differentiates twice in the label, which
+  is exact only where ``X_a = 1`` (constant-speed convection) and wrong wherever
+  characteristics converge or spread (Burgers). No override.
+* **state residual cleared of its division** (``state_form="cleared"``, the default):
+  ``X_a^3 w_t - f2 (w_aa X_a - w_a X_aa)``, the paper's ``w_t - f2 u_xx`` times ``X_a^3``.
+  Reason: where characteristics converge (``X_a -> 0``) the divided form and its gradient grow
+  without bound (Burgers: divided 0.45 after 120 s, cleared 0.106 after 40 s; see
+  :attr:`LagrangianPINNConfig.state_form`). Paper's form: ``state_form="divided"``.
+* **two independent branches**, as the paper's figure draws them: the released code shares
+  the input, first hidden and output layers between them. No override.
+* **displacement parametrisation** ``X = a + s tau N_X`` instead of ``X = N_X``: ``s`` is the
+  largest initial characteristic speed times the time span, so ``X`` can reach ``a + 100``
+  from a network output of order one and periodic labels need no jump in ``X``.
+  ``displacement_scale`` sets ``s``; no override gives ``X = N_X``.
+* **initial conditions exact by construction** (``tau = (t - t0)/(t1 - t0)`` factors:
+  ``X = a + s tau N_X``, ``w = u0(a) + tau N_w``) instead of the loss L_ic (released code:
+  weight 1000 on ``||X(a, 0) - a|| + ||w(a, 0) - u0||``). Reason: the initial data then hold
+  to round-off and the loss has one term, and one weight, fewer. Paper's loss:
+  ``exact_initial_characteristic=False``, ``exact_initial_state=False``.
+* **norms and weights**: each term is a root-mean-square (``weights.norm="rms"``); the
+  released code takes unsquared sums ``||r||_2``, which on its fixed 256 x 100 grid with 256
+  initial points are ``sqrt(N)`` times the RMS, so its weights (10, 1, 1000) are
+  (10, 1, 100) here up to a common factor (the defaults). Reason: per-point values do not
+  change with the batch size. ``weights.norm="mse"`` gives the usual PINN mean square
+  (measured worse: convection beta = 50, 1000 Adam steps, 2.6e-2 against 8.8e-3).
+* **embedding**: (cos, sin) of ``2 pi a / P`` (one harmonic; ``periodic_harmonics`` of each
+  branch sets more), which for the released code's ``[0, 2 pi]`` is its ``(cos x0, sin x0)``;
+  time is scaled affinely to [-1, 1] (released code: raw t in [0, 1]), as every pdekit
+  network scales bounded coordinates, and a bounded label axis likewise (the paper has only
+  periodic ones). No override for the time scaling.
+* **sampling and optimiser**: collocation points are redrawn (scrambled Sobol) every step
+  instead of one fixed 256 x 100 grid (``sampling.method="uniform"``,
+  ``sampling.resample_every=0`` keep one random draw; no grid option); plain Adam, lr 1e-3
+  decayed by 0.9 every 1000 steps, 5000 steps, then 500 L-BFGS steps with a strong-Wolfe
+  line search, instead of AMSGrad at a fixed lr 1e-2 then 100 L-BFGS steps at lr 0.01
+  (``train.lr=1e-2``, ``train.lr_decay=1``, ``train.lbfgs_steps=100`` come closest; no
+  AMSGrad). Reason: the shared trainer, and fresh points sample the label plane more fully.
+* **cases**: the released code's ``reaction`` case, ``R_X = X_t - c u (1 - u)`` with
+  ``R_w = w_t - nu u_xx``, is the convection ``u_t + c u (1 - u) u_x = nu u_xx`` (not the
+  reaction ``u_t = rho u (1 - u)`` its name suggests); no pdekit problem provides it, but a
+  problem whose ``characteristic_velocity`` returns ``c u (1 - u)`` and ``diffusivity`` nu
+  does. A true source term (reaction, reaction-diffusion) is outside the paper's class and
+  is refused by :func:`lagrangian_form_mismatch`.
+* **bounded domains** (not in the paper): labels pinned at the ends, boundary conditions on
+  ``w`` through a loss, as above.
+* **the Eulerian answer** inverts ``X(., t)`` exactly (above); the released code interpolates
+  linearly between the wrapped ``X`` with extrapolation, drops two points at each end and
+  prints the matrix spectral norm of the error, where pdekit scores the relative L2
+  (Frobenius) error of the inverted answer.
 """
 
 from __future__ import annotations
@@ -83,14 +126,38 @@ from pdekit.solvers.training import SampledTask, TrainConfig
 NORMS = ("rms", "mse")
 STATE_FORMS = ("cleared", "divided")
 
+#: ``f2(u, points) -> (n,)``: a diffusion coefficient that depends on the state and the
+#: (physical) points (n, 2) = (x, t), as a problem's ``diffusivity`` may return it
+DiffusivityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def diffusion_coefficient(
+    diffusivity: float | DiffusivityFn, u: torch.Tensor, points: torch.Tensor
+) -> float | torch.Tensor:
+    """The diffusion coefficient f2 at ``points`` (n, 2) = (x, t) for field values ``u`` (n,).
+
+    A number is the constant D itself (returned unchanged, so ``D = 0`` stays recognisable); a
+    callable ``f2(u, points)`` (Mojgani et al. 2023, eq. 2b: f2(x, t, w)) gives a tensor (n,),
+    differentiable in ``u``.
+    """
+    if not callable(diffusivity):
+        return diffusivity
+    d = torch.as_tensor(diffusivity(u, points), dtype=u.dtype, device=u.device)
+    if d.shape not in ((), u.shape):
+        raise ValueError(
+            f"a diffusivity function must return one value per point, shape {tuple(u.shape)} "
+            f"(or a scalar); got shape {tuple(d.shape)}"
+        )
+    return d
+
 
 @dataclass
 class LagrangianWeights:
     """Weights of the loss terms of the Lagrangian PINN."""
 
-    #: characteristic residual X_t - a(w, X, t) (released code: 10)
+    #: characteristic residual X_t - f1(w, X, t) (released code: 10)
     characteristic: float = 10.0
-    #: state residual w_t - D u_xx (released code: 1)
+    #: state residual w_t - f2 u_xx (released code: 1)
     state: float = 1.0
     #: initial conditions X(a, t0) = a and w(a, t0) = u0(a) (released code: 1000 on sums,
     #: 100 on RMS values; see the module docstring)
@@ -143,9 +210,9 @@ class LagrangianPINNConfig:
     #: impose w(a, t0) = u0(a) exactly through w = u0(a) + tau N_w instead of a loss
     #: (released code: a loss)
     exact_initial_state: bool = True
-    #: form of the state residual when there is diffusion D (see
+    #: form of the state residual when there is diffusion f2 (see
     #: :func:`~pdekit.solvers.lagrangian_frame.state_residual`): "divided", the paper's
-    #: ``w_t - D u_xx`` with ``u_xx = (w_aa X_a - w_a X_aa) / X_a^3``, or "cleared", the same
+    #: ``w_t - f2 u_xx`` with ``u_xx = (w_aa X_a - w_a X_aa) / X_a^3``, or "cleared", the same
     #: times ``X_a^3``, free of the division. Where characteristics converge (a Burgers shock,
     #: X_a -> 0) the divided form is amplified without bound and the optimiser slows the
     #: characteristics down to keep it small. Measured on Burgers (nu = 0.01/pi, one CPU
@@ -266,7 +333,9 @@ def lagrangian_form_mismatch(problem: Problem) -> str | None:
 
     Checks, on a smooth probe field in float64: one field in coordinates (x, t) on an interval
     times a time interval; ``characteristic_velocity`` and ``diffusivity`` provided; the
-    problem's single residual equal (up to a constant factor) to ``u_t + a u_x - D u_xx``; and,
+    problem's single residual equal (up to a constant factor) to ``u_t + f1 u_x - f2 u_xx``
+    (``f2`` a constant or a function of the state and the points, see
+    :func:`diffusion_coefficient`); and,
     on a bounded interval, no characteristic crossing the boundary (``a = 0`` there, for the
     Dirichlet data or, under Neumann and Robin conditions, for any state).
     """
@@ -297,6 +366,10 @@ def lagrangian_form_mismatch(problem: Problem) -> str | None:
         return f"{name} has {len(res)} residual equations; the Lagrangian PINN needs one"
     (r,) = res.values()
     f = AutogradFields(pts, {"u": u}, ("x", "t"))
+    try:
+        diff = diffusion_coefficient(diff, u, pts)
+    except ValueError as e:
+        return f"{name}'s diffusivity: {e}"
     terms = f.d("u", "t") + vel * f.d("u", "x") - diff * f.d("u", "xx")
     r, terms = r.detach(), terms.detach()
     c = float((r * terms).sum() / (terms * terms).sum())
@@ -373,7 +446,7 @@ class LagrangianTask(AdaptiveSamplingTask, SampledTask):
         eul = torch.stack([X, pts[:, 1]], dim=1)
         (vel,) = p.characteristic_velocity(w, eul)
         diff = p.diffusivity
-        if diff == 0:
+        if not callable(diff) and diff == 0:
             f = AutogradFields(pts, {"X": X, "w": w}, ("a", "t"), {"X": ("t",), "w": ("t",)})
             r_w = f.d("w", "t")
         else:
@@ -385,7 +458,7 @@ class LagrangianTask(AdaptiveSamplingTask, SampledTask):
                 f.d("w", "aa"),
                 f.d("X", "a"),
                 f.d("X", "aa"),
-                diff,
+                diffusion_coefficient(diff, w, eul),
                 self.config.state_form,
             )
         return {"characteristic": f.d("X", "t") - vel, "state": r_w}
