@@ -3,7 +3,7 @@
 All functions take arrays of equal shape. Definitions:
 
 * ``rel_l2``  = ||pred - ref||_2 / ||ref||_2 (the PINN literature's relative L2 error);
-* ``max_abs`` = max |pred - ref|;
+* ``max_abs`` = max ``|pred - ref|``;
 * ``rmse``    = sqrt(mean (pred - ref)^2);
 * ``nrmse``   = rmse / (max ref - min ref): RMSE normalised by the reference's range.
 
@@ -24,7 +24,7 @@ the extra axes, and every metric is averaged over them uniformly, as ``metric_fu
 * ``brmse`` = mean over (sample, extra) of sqrt(sum_boundary d^2 / n_boundary): the points with
   index 0 or n-1 on some axis, each face summed separately (edges and corners counted once per
   face, in the sum and in n_boundary = sum_a 2 prod_{b != a} n_b);
-* ``max``   = mean over extra of max over (batch, grid) |d|;
+* ``max``   = mean over extra of max over (batch, grid) ``|d|``;
 * ``frmse_low/mid/high``: see :func:`pdebench_frmse`.
 
 How our ``nrmse`` differs from PDEBench's nRMSE: ours is one pooled RMSE over all points divided
@@ -186,7 +186,7 @@ def pdebench_crmse(pred, ref, *, ndim: int | None = None) -> float:
 
 
 def pdebench_max_error(pred, ref, *, ndim: int | None = None) -> float:
-    """PDEBench's maximum error: max over samples and grid of |pred - ref|, mean over extras."""
+    """PDEBench's maximum error: max over samples and grid of ``|pred - ref|``, mean over extras."""
     d, _, ndim = _pdebench_fields(pred, ref, ndim)
     return float(np.mean(np.max(np.abs(d), axis=(0, *_space(ndim)))))
 

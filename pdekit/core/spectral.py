@@ -134,7 +134,7 @@ def velocity_multipliers(kx: torch.Tensor, ky: torch.Tensor) -> tuple[torch.Tens
     """The Fourier multipliers taking a 2D vorticity to its velocity, via the stream function.
 
     With ``-laplacian(psi) = w``, ``u = psi_y``, ``v = -psi_x``, a mode ``exp(i (kx x + ky y))``
-    of ``w`` has ``psi_hat = w_hat / |k|^2``, so
+    of ``w`` has ``psi_hat = w_hat / |k|^2``, so ::
 
         u_hat = (i ky / |k|^2) w_hat,    v_hat = (-i kx / |k|^2) w_hat,
 
@@ -254,6 +254,8 @@ class SpectralFields(Fields):
     declared:
         The problem's derivative declaration.
 
+    Notes
+    -----
     Results are grid-shaped like :class:`~pdekit.core.stencil.StencilFields`: fields
     ``(*batch, *shape)``, coordinates ``shape``.
     """

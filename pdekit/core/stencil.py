@@ -461,6 +461,8 @@ class StencilFields(Fields):
         The problem's derivative declaration; other requests raise
         :class:`~pdekit.core.fields.UndeclaredDerivativeError`.
 
+    Notes
+    -----
     Returns of ``f[...]``, ``f.d(...)`` and ``f.coord(...)`` are grid-shaped:
     ``(*batch, *target_shape)`` for fields and ``target_shape`` for coordinates (it broadcasts
     against the batch), so a pointwise residual runs unchanged; ``.reshape(-1)`` of an

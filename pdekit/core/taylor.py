@@ -11,7 +11,7 @@ rules, for an affine map ``y = W x + b`` and an elementwise function ``s``:
     z = s(v),               z_i = s'(v) v_i,         z_ij = s'(v) v_ij + s''(v) v_i v_j
 
 A jet may also carry the *Laplacian* ``L = sum_{i in S} v_ii`` over a set S of directions as
-one slot instead of |S| pure second derivatives (the "forward Laplacian", Li, Ye, Wang et al.
+one slot instead of ``|S|`` pure second derivatives (the "forward Laplacian", Li, Ye, Wang et al.
 2023, arXiv 2307.08214), with the rules ``y_L = W v_L`` and
 ``z_L = s'(v) v_L + s''(v) sum_{i in S} v_i^2``.
 

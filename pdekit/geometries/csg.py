@@ -301,7 +301,7 @@ class Tagged(Composite):
 
 # -- primitives ------------------------------------------------------------------------------------
 class Ball(Domain):
-    """The closed ball |x - c| <= r in 2D (a disk) or 3D; its boundary is one tag.
+    """The closed ball ``|x - c| <= r`` in 2D (a disk) or 3D; its boundary is one tag.
 
     Interior points: radius r u^(1/d) and a uniform direction (2D: angle 2 pi u; 3D: height
     z = 1 - 2u and angle 2 pi u', uniform on the sphere by Archimedes' hat-box theorem), a
@@ -379,7 +379,7 @@ class Ball(Domain):
 
 
 class Disk(Ball):
-    """The closed disk |x - c| <= r in the plane."""
+    """The closed disk ``|x - c| <= r`` in the plane."""
 
     def __init__(self, center: Sequence[float], radius: float, tag: str = "boundary"):
         if len(center) != 2:

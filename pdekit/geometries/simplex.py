@@ -78,7 +78,7 @@ def signed_volumes(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
 
 
 def volumes(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
-    """Measure (length, area, volume) of full-dimensional simplices: |det T| / d!."""
+    """Measure (length, area, volume) of full-dimensional simplices: ``|det T| / d!``."""
     return np.abs(signed_volumes(points, simplices))
 
 

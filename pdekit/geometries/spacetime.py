@@ -8,7 +8,7 @@ from pdekit.errors import ParameterError
 from pdekit.geometries.base import Geometry
 from pdekit.geometries.sampling import unit_samples
 
-#: shortest time interval, absolute and relative to |t|: networks scale time by 1/(t1 - t0),
+#: shortest time interval, absolute and relative to ``|t|``: networks scale time by 1/(t1 - t0),
 #: so a time derivative grows as 1/(t1 - t0) and its square overflows float32 long before the
 #: span reaches float resolution (t_end = 1e-35 gave inf/nan losses at the first step)
 MIN_SPAN = 1e-6

@@ -45,7 +45,7 @@ Files are written to a temporary file in the same directory, sealed, fsynced and
 
 Access
 ------
-A :class:`Dataset` holds its trajectories in memory (n, len(t), *space, fields): the file is
+A :class:`Dataset` holds its trajectories in memory ``(n, len(t), *space, fields)``: the file is
 verified as a whole (its digest covers every byte) and parsed through one open file, so it is
 read once, in the process that opens it. ``torch.utils.data.DataLoader`` workers receive numpy
 arrays (shared copy-on-write under fork, pickled under spawn) and no h5py handles. For PDEBench
@@ -97,13 +97,13 @@ class Dataset(torch.utils.data.Dataset):
     """Trajectories of the members of a family's split (or of a PDEBench file), in memory.
 
     ``ds[i]`` is ``(inputs, targets)``: float tensors ``data[i, start : start + k]`` and
-    ``data[i, start + k :]`` of shapes (k, *space, fields) and (rest, *space, fields), with
+    ``data[i, start + k :]`` of shapes ``(k, *space, fields)`` and ``(rest, *space, fields)``, with
     ``k = input_steps`` (default 1: the state at t0 in, the trajectory after it out; set by
     :meth:`with_steps`). Float32 unless the file holds float64.
 
     Attributes
     ----------
-    trajectories: numpy array (n, len(times), *space, fields).
+    trajectories: numpy array ``(n, len(times), *space, fields)``.
     times: output times (len(times),).
     grid: the :class:`~pdekit.geometries.Grid`; values sit at its ``location`` (node or center).
     axes: ``{coordinate: 1D coordinates of the values}`` plus ``"t"``.

@@ -20,19 +20,19 @@ FFT derivatives (:class:`~pdekit.core.spectral.SpectralFields`), every spatial a
 
 Time, ``time_scheme`` (``times`` must be uniform):
 
-==============  ===================================================  =========  ==============
-scheme          the time derivative                                  output at  order in dt
-==============  ===================================================  =========  ==============
-``"central"``   centred stencil of ``order`` across the levels       every      ``order``
-                (one-sided at the first and last)                    level
-``"cn"``        (u^{n+1} - u^n) / dt; every other term on the mean   midpoints  2
-                of the two levels (Crank-Nicolson / implicit         t + dt/2
+==============  ====================================================  ==========  ==============
+scheme          the time derivative                                   output at   order in dt
+==============  ====================================================  ==========  ==============
+``"central"``   centred stencil of ``order`` across the levels        every       ``order``
+                (one-sided at the first and last)                     level
+``"cn"``        (u^{n+1} - u^n) / dt; every other term on the mean    midpoints   2
+                of the two levels (Crank-Nicolson / implicit          t + dt/2
                 midpoint)
-``"bdf1"``      (u^n - u^{n-1}) / dt                                 levels 1..  1
-``"bdf2"``      (3 u^n - 4 u^{n-1} + u^{n-2}) / (2 dt)               levels 2..  2
-``"spectral"``  FFT along time: the levels are one period of a       every      spectral
+``"bdf1"``      (u^n - u^{n-1}) / dt                                  levels 1..  1
+``"bdf2"``      (3 u^n - 4 u^{n-1} + u^{n-2}) / (2 dt)                levels 2..  2
+``"spectral"``  FFT along time: the levels are one period of a        every       spectral
                 time-periodic window (level nt would repeat level 0)  level
-==============  ===================================================  =========  ==============
+==============  ====================================================  ==========  ==============
 
 The orders are measured by the tests (``tests/problems/test_grid_physics.py``).
 """
@@ -163,7 +163,7 @@ def bcs_by_side(problem, grid: Grid, field: str) -> dict[tuple[int, int], Any]:
 
 
 def side_data(bc, name, grid, k, side, location, times, dtype, device) -> Side:
-    """One BC's data on one end of axis k: tensors of shape ([m,] *tangential), the boundary
+    """One BC's data on one end of axis k: tensors of shape ``([m,] *tangential)``, the boundary
     slice without axis k, evaluated at the face positions of ``location`` and at each time."""
     axes = grid.axes(location)
     pos = [np.asarray(a) for a in axes.values()]

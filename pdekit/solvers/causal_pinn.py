@@ -2,7 +2,7 @@
 
 Wang, Sankaran & Perdikaris, "Respecting causality is all you need for training physics-informed
 neural networks", arXiv:2203.07404 (2022), Algorithm 1.  The collocation points of each step are
-grouped into N time chunks t_1 < ... < t_N with temporal losses
+grouped into N time chunks t_1 < ... < t_N with temporal losses ::
 
     L_i = mean over chunk i of  sum_eq |R_eq[u_theta]|^2   (+ lambda_bc * boundary misfit, remark 1)
 

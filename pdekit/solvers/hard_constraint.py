@@ -5,7 +5,7 @@ Chalapathi, Du & Krishnapriyan, "Scaling physics-informed hard constraints with
 mixture-of-experts", ICLR 2024 (public code ASK-Berkeley/physics-NNs-hard-constraints, JAX, read
 for its defaults only). A network outputs N basis functions b(t, x) on the grid; the prediction
 is u = b . omega with omega in R^N chosen per sample -- and, with a mixture of experts, per piece
-Omega_k of a fixed partition of the grid -- by nonlinear least squares:
+Omega_k of a fixed partition of the grid -- by nonlinear least squares::
 
     omega_k* = argmin_omega  1/2 || r_k(omega) ||^2,
     r_k(omega) = [ PDE residual of b . omega at m points sampled in Omega_k ;
@@ -29,7 +29,7 @@ Deviations from the reference code, each labelled where it is implemented:
 
 - Least-squares rows are the residuals r, never r^2 (the reference code squares its
   Navier-Stokes residuals, so its LM minimises sum r^4).
-- The relative initial-condition rows (b(0, x) omega - u0) / u0 divide by max(|u0|, ic_floor)
+- The relative initial-condition rows (b(0, x) omega - u0) / u0 divide by ``max(|u0|, ic_floor)``
   (the paper divides by u0, which is unbounded where u0 -> 0).
 - Boundary rows are the problem's own boundary conditions (Dirichlet, Neumann, Robin) at the
   boundary faces, by one-sided second-order extrapolation of the basis from the cells. For
@@ -60,7 +60,7 @@ from pdekit.problems.grid import bcs_by_side, grid_fields, side_data
 # -- the accessor over values given at points --------------------------------------------------
 class PointFields(Fields):
     """Fields whose values and derivatives at a set of points are given as tensors: the
-    accessor through which a problem's ``residual(f)`` runs on ``u = b . omega``.
+    accessor through which a problem's ``residual(f)`` runs on ``u = b.omega``.
 
     ``terms``: ``{(field, key): tensor}`` (key as :func:`~pdekit.core.fields.parse_spec`
     returns it; ``()`` the value); ``coords``: one tensor per coordinate, broadcastable
@@ -327,6 +327,7 @@ class ConstrainedSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, system: ConstraintSystem, options: dict, omega0, *tensors):
+        """omega* by :func:`levenberg_marquardt`, without autograd (see the class docstring)."""
         with torch.no_grad():
             result = levenberg_marquardt(
                 lambda w: system.rows_and_jacobian(w, tensors), omega0, **options

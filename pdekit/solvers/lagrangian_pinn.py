@@ -201,7 +201,7 @@ class LagrangianPINNConfig:
     weights: LagrangianWeights = field(default_factory=LagrangianWeights)
     #: Adam then L-BFGS (released code: AMSGrad lr 1e-2, then 100 L-BFGS steps)
     train: TrainConfig = field(default_factory=_train)
-    #: scale s of the displacement X - a = s N_X (0: the largest |a(u0(x), x, t0)| times the
+    #: scale s of the displacement X - a = s N_X (0: the largest ``|a(u0(x), x, t0)|`` times the
     #: time span, at least 1% of the domain length)
     displacement_scale: float = 0.0
     #: impose X(a, t0) = a exactly through X = a + s tau N_X, tau = (t - t0)/(t1 - t0),
@@ -219,14 +219,14 @@ class LagrangianPINNConfig:
     #: thread, MSE norm): divided 0.45 after 120 s, cleared 0.106 after 40 s; cleared with the
     #: RMS norm 5.7e-2 after 600 s (benchmarks/lagrangian_pinn.py). They agree where X_a = 1.
     #: Known weakness, measured on Burgers (600 s models, benchmarks/lagrangian_pinn.py): the
-    #: network learns the inviscid solution (at t = 1: |w - u0(a)| <= 1e-4 and
-    #: |X - a - u0(a) t| <= 5e-3 over all labels),
-    #: overturned past the shock (X_a < 0 for |a| < 0.21 at t = 0.4 and |a| < 0.39 at t = 1,
+    #: network learns the inviscid solution (at t = 1: ``|w - u0(a)| <= 1e-4`` and
+    #: ``|X - a - u0(a) t| <= 5e-3`` over all labels),
+    #: overturned past the shock (X_a < 0 for ``|a| < 0.21`` at t = 0.4 and ``|a| < 0.39`` at t = 1,
     #: labels crossing x = 0 by up to 0.55), because its cleared residual is only -D u0''(a),
     #: O(nu); the Eulerian answer then scores what the inviscid entropy solution scores against
     #: the viscous reference (rel_l2 5.72e-2 against 5.68e-2; 0.151 / 5.8e-3 against
-    #: 0.150 / 5.4e-3 within / outside |x| < 0.1): the viscous layer, 2 nu / |u| ~ 0.009 wide,
-    #: is missing. Tried without gain: a penalty relu(-X_a) (weight 100: 0.29); the divided
+    #: 0.150 / 5.4e-3 within / outside ``|x| < 0.1``): the viscous layer, ``2 nu / |u|`` ~ 0.009
+    #: wide, is missing. Tried without gain: a penalty relu(-X_a) (weight 100: 0.29); the divided
     #: form wherever X_a >= 0.3 (5.71e-2) or >= 0.1 (0.23); a deeper characteristic network
     #: (3 x 50: 5.69e-2, 4 x 64: 5.69e-2); the residual times X_a^2 instead of X_a^3 (0.56);
     #: state weights 30, 100, 300, 1000 (5.68e-2, 5.46e-2, 0.30, 0.58; at 100 the band's error
@@ -237,8 +237,8 @@ class LagrangianPINNConfig:
     #: over three seeds against 5.43e-2 and 5.46e-2 without (benchmarks/lagrangian_pinn.py).
     #: Why (benchmarks/burgers_label_plane.py, the exact flow map through the Cole-Hopf
     #: solution): in the label plane the viscous answer is not near the inviscid one. Every
-    #: label absorbed by the shock collapses onto it (|X| < 1e-6 for |a| < 0.71 at t = 1), and
-    #: w(a, t) has a front where it falls from u0(a) to 0, 0.021 to 0.009 wide in a, moving
+    #: label absorbed by the shock collapses onto it (``|X| < 1e-6`` for ``|a| < 0.71`` at t = 1),
+    #: and w(a, t) has a front where it falls from u0(a) to 0, 0.021 to 0.009 wide in a, moving
     #: outwards at 1.3 to 0.22 labels per unit time (t = 0.5 to 1): the shock, which stands
     #: still in x, moves in the label plane, the feature the Lagrangian frame was meant to
     #: remove. The overturned inviscid map has no such front and a residual of only O(nu).

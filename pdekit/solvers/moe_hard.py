@@ -109,7 +109,7 @@ class PhysicsDatasetConfig(FNODatasetConfig):
 
 @dataclass
 class BasisNetworkConfig:
-    """The FNO over (t, *space) (paper: 5 layers, 8 modes per axis, widths 32-64, fc 128)."""
+    """The FNO over ``(t, *space)`` (paper: 5 layers, 8 modes per axis, widths 32-64, fc 128)."""
 
     #: basis functions N (hard constraint; the paper: 16 for DS, 64 for NS)
     basis: int = 16
@@ -150,7 +150,7 @@ class PhysicsConfig:
 class ConstraintConfig:
     """The hard constraint (paper App. A-B; optimistix's LM for DS)."""
 
-    #: pieces per axis (t, *space) of the fixed partition; (1, 1): one expert (PI-HC)
+    #: pieces per axis ``(t, *space)`` of the fixed partition; (1, 1): one expert (PI-HC)
     experts: tuple[int, ...] = (1, 4)
     #: PDE rows per expert: grid points sampled in its piece (all when the piece is smaller)
     points: int = 4000
@@ -164,9 +164,9 @@ class ConstraintConfig:
     ridge: float = 1e-4
     #: LM starts from omega = omega0 * ones (the paper's DS: ones)
     omega0: float = 1.0
-    #: initial-condition rows relative to |u0| (the paper), floored at ic_floor
+    #: initial-condition rows relative to ``|u0|`` (the paper), floored at ic_floor
     ic_relative: bool = True
-    #: the smallest |u0| the relative initial-condition rows divide by
+    #: the smallest ``|u0|`` the relative initial-condition rows divide by
     ic_floor: float = 1e-3
     #: an LM that does not converge when answering: "raise" (ConvergenceError) or "warn"
     unconverged: str = "raise"

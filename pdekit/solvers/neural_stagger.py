@@ -536,7 +536,7 @@ class Rollout:
     wall_s: float
 
     def max_divergence(self) -> float:
-        """max |div v| on fluid cells over the frames (round-off for a curl)."""
+        """``max |div v|`` on fluid cells over the frames (round-off for a curl)."""
         div = mac.divergence(torch.as_tensor(self.u), torch.as_tensor(self.v), self.scene.grid)
         return float(div[:, self.scene.fluid].abs().max())
 

@@ -80,6 +80,9 @@ class OperatorSolution(Solution):
     times: the family's output times.
     in_steps, start: the network sees snapshots ``start .. start + in_steps - 1``.
     inputs: the instance's first ``start + in_steps`` snapshots (default: simulated).
+
+    Notes
+    -----
     Other keyword arguments go to :class:`~pdekit.solution.Solution`.
     """
 

@@ -164,7 +164,7 @@ class PointwiseLinear(nn.Module):
 
 
 def grid_coordinates(batch: int, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-    """Channels (batch, len(shape), *shape): coordinate j runs over linspace(0, 1, n_j).
+    """Channels ``(batch, len(shape), *shape)``: coordinate j runs over linspace(0, 1, n_j).
 
     The FNO paper's positional input (``get_grid`` in its code): both end points included.
     """
@@ -190,7 +190,7 @@ class FNOConfig:
     out_channels: int = 1
     #: channels of the hidden Fourier layers (the paper: 20; 32 for Darcy flow)
     width: int = 20
-    #: kept modes m per grid axis (frequencies |k| < m), one value for all axes or one per
+    #: kept modes m per grid axis (frequencies ``|k| < m``), one value for all axes or one per
     #: axis; empty: the paper's 12 for dim 2, 8 for dim 3 (16 for dim 1)
     modes: tuple[int, ...] = ()
     #: number of Fourier layers (spectral convolution + pointwise linear skip)

@@ -1,6 +1,6 @@
 """Vanilla physics-informed neural network (Raissi, Perdikaris & Karniadakis, JCP 378, 2019).
 
-Minimises, over the network u_theta,
+Minimises, over the network u_theta, ::
 
     L = w_r sum_eq mean |R_eq[u_theta]|^2  +  w_ic sum_fields mean |u_theta(x, t0) - u0(x)|^2
         + w_bc sum_bc mean |B[u_theta] - g|^2

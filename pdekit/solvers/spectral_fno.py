@@ -206,7 +206,7 @@ class SFNONetworkConfig:
     """The SFNO (Cao et al. 2025). Defaults: the paper's FNO-data configuration, except the
     output layer's temporal modes and the latent length (ours; see ``out_modes_t``)."""
 
-    #: Fourier modes kept per spatial axis (|k| < modes)
+    #: Fourier modes kept per spatial axis (``|k| < modes``)
     modes: int = 12
     #: Fourier modes kept in time
     modes_t: int = 5
@@ -422,7 +422,7 @@ class RefineConfig:
     lr_bias: float = 0.2
     #: learning rate of the output layer's weights (the paper: 1e-4)
     lr_weight: float = 1e-4
-    #: shift alpha of the H^-1 weight (alpha + |xi|^2)^-1 (the paper: 10^-1.5)
+    #: shift alpha of the H^-1 weight ``(alpha + |xi|^2)^-1`` (the paper: 10^-1.5)
     alpha: float = 10**-1.5
     #: widen the output layer to all modes of the grid (the paper); False keeps the trained ones
     widen: bool = True

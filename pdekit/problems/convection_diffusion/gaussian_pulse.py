@@ -57,6 +57,7 @@ class GaussianPulse(Problem):
 
     @property
     def derivatives(self) -> dict[str, tuple[str, ...]]:
+        """The derivatives the residual uses, per field (for this dimension)."""
         if self.dim == 1:
             return {"u": ("t", "x", "laplacian")}
         return {"u": ("t", "x", "y", "laplacian")}

@@ -22,7 +22,7 @@ class Beltrami(Problem):
 
         u_t + (u.grad) u + grad p - nu lap u = 0,  div u = 0  (density 1)
 
-    with, for any a, d and nu,
+    with, for any a, d and nu, ::
 
         u = -a [e^{ax} sin(ay + dz) + e^{az} cos(ax + dy)] e^{-nu d^2 t}
         v = -a [e^{ay} sin(az + dx) + e^{ax} cos(ay + dz)] e^{-nu d^2 t}
@@ -33,7 +33,7 @@ class Beltrami(Problem):
 
     The velocity is a Beltrami field, parallel to its vorticity (curl u = d u), and a
     solution of the heat equation u_t = nu lap u (lap u = -d^2 u); the nonlinear term is then
-    the gradient -grad(|u|^2/2) that the pressure balances. The paper's case is a = pi/4,
+    the gradient ``-grad(|u|^2/2)`` that the pressure balances. The paper's case is a = pi/4,
     d = pi/2 on the cube [-1, 1]^3 (the default domain). Since the formula holds everywhere,
     any domain will do: ``mesh=PATH`` takes a 3D mesh file (tetrahedra or hexahedra, any format
     meshio reads), and the initial data and the Dirichlet data for (u, v, w) on every boundary

@@ -34,10 +34,10 @@ def forcing(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray):
 
 
 def initial_modes(seed: int) -> np.ndarray:
-    """Complex mode amplitudes c[m_x + K, m_y + K] of the initial vorticity, |m_x|, |m_y| <= K.
+    """Complex mode amplitudes c[m_x + K, m_y + K] of the initial vorticity, ``|m_x|, |m_y| <= K``.
 
     The FNO data generator's field (Li et al. 2021, ``GaussianRF(2, s, alpha=2.5, tau=7)``):
-    w0(x) = Re sum_m c_m exp(2 pi i m.x), c_m = sqrt(2) sigma (4 pi^2 |m|^2 + tau^2)^(-alpha/2)
+    w0(x) = Re sum_m c_m exp(2 pi i m.x), c_m = sqrt(2) sigma ``(4 pi^2 |m|^2 + tau^2)^(-alpha/2)``
     xi_m with xi_m standard complex normal, sigma = tau^(alpha - 1), c_0 = 0; i.e. a sample of
     N(0, tau^(2 alpha - 2) (-lap + tau^2)^(-alpha)) on the torus. We truncate it at K = 32
     (the FNO truncates at its grid's Nyquist mode); the largest coefficient dropped is below
@@ -60,7 +60,7 @@ def initial_vorticity(seed: int, n: int) -> np.ndarray:
 
     Exact point samples for any n: the modes are summed by one inverse FFT after folding m into
     m mod n (for n <= 2 K = 64 the highest modes alias onto lower grid modes, exactly as point
-    samples do; the solver's 2/3 rule then drops them with every other mode |m| >= n/3).
+    samples do; the solver's 2/3 rule then drops them with every other mode ``|m| >= n/3``).
     """
     K = GRF_MODES
     c = np.zeros((n, n), dtype=complex)
@@ -187,12 +187,12 @@ class Kolmogorov(Problem):
             ``{"w": (B, n, n)}`` at the nodes of ``grid``.
         grid:
             The periodic grid on [0, 1)^2 with n x n cells, n even (:meth:`grid`). Each initial
-            field is projected onto the grid's dealiased modes |m| < n/3 and its mean removed.
+            field is projected onto the grid's dealiased modes ``|m| < n/3`` and its mean removed.
         times:
             Output times, increasing, starting at 0.
         max_dt:
             Bound on the internal time step; default ``CFL_DT / n``, the module's advective CFL
-            budget: CFL number 2.56 max(|u|, |v|), 0.27 for this flow (max speed 0.104-0.107
+            budget: CFL number 2.56 ``max(|u|, |v|)``, 0.27 for this flow (max speed 0.104-0.107
             over seeds 0-3, nu = 1e-3, t <= 10, on 128^2). Each interval between
             consecutive output times is split into the fewest equal ETDRK4 steps within the
             bound (:func:`~pdekit.problems.references.spectral_ns.steps_per_interval`), so

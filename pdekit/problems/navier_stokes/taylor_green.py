@@ -15,8 +15,9 @@ from pdekit.problems.navier_stokes.equations import UNSTEADY_DERIVATIVES, navier
 from pdekit.problems.references import spectral_ns as sns
 from pdekit.problems.registry import register
 
-#: simulate's default time step is SIMULATE_CFL h: the advective CFL number max(|u'|, |v'|) dt / h
-#: for speeds up to 1, the amplitude of this flow (u' the velocity relative to the mean flow)
+#: simulate's default time step is SIMULATE_CFL h: the advective CFL number
+#: ``max(|u'|, |v'|) dt / h`` for speeds up to 1, the amplitude of this flow (u' the velocity
+#: relative to the mean flow)
 SIMULATE_CFL = 0.5
 
 
@@ -80,7 +81,7 @@ class TaylorGreen(Problem):
         """(u, v, p) from the velocity state (torch, ``(*batch, n_x, n_y)`` at the nodes of a
         periodic ``grid``): p solves lap p = -div((u.grad) u) with zero mean, spectrally
         (:func:`~pdekit.problems.references.spectral_ns.pressure`: exact on the modes
-        |m| < n/3 for velocities with modes |m| < n/3, as :meth:`simulate` returns; for this
+        ``|m| < n/3`` for velocities with modes ``|m| < n/3``, as :meth:`simulate` returns; for this
         flow, on grids n >= 8, the exact pressure, whose mean is zero)."""
         state = super().complete(state, grid)
         u, v = state["u"], state["v"]
@@ -96,7 +97,7 @@ class TaylorGreen(Problem):
         through the stream function plus the mean flow, which the unforced periodic flow keeps
         constant and which the solver treats exactly as a translation. So each initial
         velocity is replaced by its divergence-free part (Leray projection: the part the
-        vorticity and the mean determine) restricted to the dealiased modes |m| < n/3: the first
+        vorticity and the mean determine) restricted to the dealiased modes ``|m| < n/3``: the first
         snapshot is that projection, equal to the input for a resolved divergence-free field
         such as this problem's initial condition.
 

@@ -23,13 +23,13 @@ class Barenblatt(KirchhoffFiniteVolumes, Problem):
     In the GPME form u_t = div(k(u) grad u) the diffusivity is k(u) = m u^(m-1). (Note that here
     m is the exponent of u_t = Lap(u^m), Vazquez's convention, while in ``porous_medium/pme`` it
     is the exponent of k(u) = u^m.) The Barenblatt-Pattle solution (Barenblatt 1952; Vazquez,
-    *The Porous Medium Equation*, OUP 2007, sec. 4.4), with tau = t + 1,
+    *The Porous Medium Equation*, OUP 2007, sec. 4.4), with tau = t + 1, ::
 
         u(x, t) = tau^(-a) ( C - kappa |x|^2 tau^(-2b) )_+^(1/(m-1)),
         a = d / (d (m - 1) + 2),  b = a / d,  kappa = a (m - 1) / (2 m d),
 
-    is a compactly supported pulse of constant mass whose edge |x| = sqrt(C/kappa) tau^b moves at
-    finite speed. We take C = kappa: the support has radius 1 at t = 0 and 2^b < 2^(1/2) at
+    is a compactly supported pulse of constant mass whose edge ``|x| = sqrt(C/kappa) tau^b`` moves
+    at finite speed. We take C = kappa: the support has radius 1 at t = 0 and 2^b < 2^(1/2) at
     t = 1 (b < 1/2 for m > 1; 2^(1/3) for m = 2 in 1D), well inside the box, so the zero
     Dirichlet data on the box are exact. The amplitude at t = 0 is kappa^(1/(m-1)) (0.083 for
     m = 2 in 1D).
@@ -53,6 +53,7 @@ class Barenblatt(KirchhoffFiniteVolumes, Problem):
 
     @property
     def derivatives(self) -> dict[str, tuple[str, ...]]:
+        """The derivatives the residual uses, per field (for this dimension)."""
         if self.dim == 1:
             return {"u": ("t", "x", "laplacian")}
         return {"u": ("t", "x", "y", "laplacian")}

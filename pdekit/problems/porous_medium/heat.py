@@ -58,7 +58,7 @@ class HeatMesh(Problem):
     """u_t = k lap u in 2D or 3D, t in [0, 1], on the unit square or cube, or on a mesh file
     (``mesh=PATH``, any format meshio reads): a manufactured solution for your own geometry.
 
-    Exact solution u = exp(-k |w|^2 t) sin(w.x + pi/4), w = (1.5, 1) in 2D and (1.5, 1, 0.5)
+    Exact solution ``u = exp(-k |w|^2 t) sin(w.x + pi/4)``, w = (1.5, 1) in 2D and (1.5, 1, 0.5)
     in 3D (:data:`WAVE_VECTORS`); the initial data and Dirichlet data on every boundary tag
     come from it. Conservation form u_t + div F = 0 with F = -k grad u.
 
@@ -95,6 +95,7 @@ class HeatMesh(Problem):
 
     @property
     def derivatives(self) -> dict[str, tuple[str, ...]]:
+        """The derivatives the residual uses, per field (for this dimension)."""
         return {"u": ("t", *self.coordinates[:-1], "laplacian")}
 
     @property

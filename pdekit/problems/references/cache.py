@@ -222,6 +222,8 @@ def load_or_compute(
     compute:
         Returns the arrays (names are HDF5 dataset names: no ``/``).
 
+    Notes
+    -----
     If the cache directory cannot be written the computed arrays are returned anyway, with a
     :class:`CacheWarning`.
     """

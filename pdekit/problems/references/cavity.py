@@ -50,7 +50,7 @@ class CavitySolution:
     coarse: CavitySolution | None = None
 
     def error_estimate(self, exclude: float = 0.05) -> dict[str, float]:
-        """Richardson estimate of the discretisation error, max |f_n - f_n/2| / (2^2 - 1) over
+        """Richardson estimate of the discretisation error, ``max |f_n - f_n/2| / (2^2 - 1)`` over
         the common nodes farther than ``exclude`` from both lid corners (where u jumps and p
         is singular, so no estimate holds). Needs the coarse solution."""
         if self.coarse is None:
@@ -175,7 +175,7 @@ def solve(
     Grid sequencing: for n > ``coarsest`` the solution on n/2 cells, interpolated, starts
     Newton's method on n cells; on the coarsest grid Newton starts from rest and, for re > 200,
     is continued in re through 200, 300, 450, ... Converged when the Newton update is below
-    ``tol`` times the largest |w| (the update of a quadratically converging iteration bounds the
+    ``tol`` times the largest ``|w|`` (the update of a quadratically converging iteration bounds the
     remaining error).
     """
     if n < 8 or n % 2:

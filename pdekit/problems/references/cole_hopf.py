@@ -11,7 +11,7 @@ With the Hermite variable y = x - sigma s, sigma = sqrt(4 nu t), both integrals 
 int g(x - sigma s) exp(-s^2) ds over the real line. Their integrands are entire and, in s, vary
 on a scale of order one for every t and nu (the second s-derivative of the exponent is at most
 2 + 2 pi t), so the trapezoidal rule converges geometrically in the step; the window
-|s| <= sqrt(1/(pi nu) + tail) keeps every node whose weight is within exp(-tail) of the largest.
+``|s| <= sqrt(1/(pi nu) + tail)`` keeps every node whose weight is within exp(-tail) of the largest.
 Weights are formed as exp(E - max E) (the exponent spans +-1/(2 pi nu), 50 for nu = 0.01/pi),
 so nothing overflows.
 
@@ -145,7 +145,7 @@ def burgers_sine_inviscid(x, t, *, labels: int = 4001, chunk: int = 1024):
 
     a* being the label of the characteristic through (x, t) that the entropy condition keeps
     (one shock forms at x = 0 at t = 1/pi). The minimum is found on ``labels`` equally spaced
-    labels within a distance t of x (characteristics move at |u0| <= 1), then refined by
+    labels within a distance t of x (characteristics move at ``|u0| <= 1``), then refined by
     Newton's method on the characteristic equation a - t sin(pi a) = x, which it satisfies;
     the minimiser's F'' = 1/t - pi cos(pi a) >= 0 keeps the iteration on its branch.
 
@@ -266,7 +266,7 @@ def burgers_dirichlet(
     the form (x - y) / t of the weight's x-derivative integrated by parts into S(y): bounded
     as t -> 0, where (x - y) / t cancels. As in :func:`burgers_sine` the integrals run in the
     Hermite variable y = x - sqrt(4 nu t) s with the trapezoidal rule of step ``step``, over
-    |s| <= sqrt(span + tail), span = (max U - min U) / (2 nu), which keeps every node within
+    ``|s| <= sqrt(span + tail)``, span = (max U - min U) / (2 nu), which keeps every node within
     exp(-tail) of the largest weight; weights are exp(E - max E). The step shrinks below
     ``step`` where steep data make the weight's peaks narrow (width 1 / sqrt(1 + t max S') in
     s; never for the benchmark's sine at t <= 1). U is C^3 with small jumps in its 4th

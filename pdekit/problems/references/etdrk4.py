@@ -8,7 +8,7 @@ For ``v_t = L v + N(v, t)`` with ``L`` diagonal (Fourier space), Cox & Matthews 
     v+ = E v + f1 N(v, t) + 2 f2 (N(a, t + h/2) + N(b, t + h/2)) + f3 N(c, t + h)
 
 with E = e^{hL}, E2 = e^{hL/2} and the phi-function coefficients Q, f1, f2, f3 below. Their
-closed forms cancel catastrophically for small |hL|; following Kassam & Trefethen (2005,
+closed forms cancel catastrophically for small ``|hL|``; following Kassam & Trefethen (2005,
 SIAM J. Sci. Comput. 26:1214-1233) they are evaluated as means over points on a circle of
 radius 1 around each hL in the complex plane (Cauchy integral), accurate to round-off for every
 hL. The linear part is integrated exactly; the scheme is fourth order in h (measured in the tests
@@ -49,7 +49,7 @@ class Coefficients:
 def coefficients(L: torch.Tensor, h: float, n_contour: int = 32) -> Coefficients:
     """ETDRK4 coefficients for the diagonal linear operator ``L`` and step ``h``.
 
-    Contour means over ``n_contour`` points of the circle |z - hL| = 1 (Kassam & Trefethen 2005,
+    Contour means over ``n_contour`` points of the circle ``|z - hL| = 1`` (Kassam & Trefethen 2005,
     eq. 2.5 and section 4): with z = hL + e^{i theta},
 
         Q  = h mean((e^{z/2} - 1) / z)

@@ -70,7 +70,8 @@ _GL_W = np.array([5.0, 8.0, 5.0]) / 18.0
 
 @dataclass
 class GPMEResult:
-    """Output of :func:`solve_gpme`: cell values ``u`` (len(times), *grid.shape) at ``times``."""
+    """Output of :func:`solve_gpme`: cell values ``u`` ``(len(times), *grid.shape)`` at
+    ``times``."""
 
     grid: Grid
     boundary: tuple[Boundary, ...]
@@ -198,7 +199,7 @@ def boundary_face_values(
 ) -> dict[str, np.ndarray]:
     """The values on the boundary faces that the scheme uses, at each output time.
 
-    ``u``: cell values (len(times), *grid.shape). Returns ``{side: array}`` for each side of a
+    ``u``: cell values ``(len(times), *grid.shape)``. Returns ``{side: array}`` for each side of a
     non-periodic axis (``"xmin"``, ``"xmax"``, ...): shape (len(times),) in 1D and
     (len(times), n_tangential) in 2D. Dirichlet sides give their data; Neumann and Robin sides
     the one-sided face value (:func:`one_sided_face_value`).
@@ -447,7 +448,7 @@ def rkc_integrate(
     ``atol + rtol |y|``; or, with ``dt``, fixed steps of (at most) ``dt`` landing on each output
     time. ``prepare``, when given, is called before each step with the times at which the step
     will call f (its stages and its end), so that f can evaluate time-dependent data at once.
-    Returns the array (len(times), *y0.shape) and counters (steps, rejected).
+    Returns the array ``(len(times), *y0.shape)`` and counters (steps, rejected).
     """
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or times.size < 1 or np.any(np.diff(times) < 0):

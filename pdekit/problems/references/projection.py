@@ -67,7 +67,7 @@ Time, for the velocity: second order with AB2, first with forward Euler (measure
 Stability (explicit diffusion, :func:`diffusion_limit`): forward Euler needs
 dt <= 1 / (2 nu (1/h_x^2 + 1/h_y^2)) (h^2 / (4 nu) on square cells); AB2, whose stability
 region reaches only -1 on the negative real axis, half of that (h^2 / (8 nu)). A larger dt is
-refused. Advection by central differences adds the usual CFL condition dt <= cfl h / |u|
+refused. Advection by central differences adds the usual CFL condition ``dt <= cfl h / |u|``
 (:func:`stable_dt`); a run that stops being finite raises.
 """
 
@@ -167,7 +167,7 @@ class Snapshots:
 @dataclass
 class SteadyState:
     """Result of :meth:`ProjectionSolver.run_to_steady`: the last state, the time reached, the
-    steps taken and the last rate of change max |u^(n+1) - u^n| / dt over fluid samples."""
+    steps taken and the last rate of change ``max |u^(n+1) - u^n| / dt`` over fluid samples."""
 
     u: np.ndarray
     v: np.ndarray
@@ -197,6 +197,8 @@ class ProjectionSolver:
     scheme:
         ``"ab2"`` (Adams-Bashforth 2, second order; default) or ``"euler"`` (first order).
 
+    Notes
+    -----
     :meth:`step` advances one step; :meth:`run` to output times; :meth:`run_to_steady` until the
     flow stops changing. Velocities are numpy float64 ``(H, W)`` arrays (torch tensors are
     accepted as input).
@@ -491,7 +493,7 @@ class ProjectionSolver:
         v0=None,
         check_every: int = 100,
     ) -> SteadyState:
-        """Step from (u0, v0) (default: rest) until max |u^(n+1) - u^n| / dt over the fluid
+        """Step from (u0, v0) (default: rest) until ``max |u^(n+1) - u^n| / dt`` over the fluid
         samples of both components falls below ``tol``; raises ConvergenceError if ``max_time``
         passes first. ``check_every``: steps between finiteness checks."""
         if not (math.isfinite(tol) and tol > 0):

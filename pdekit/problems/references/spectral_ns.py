@@ -6,8 +6,9 @@ On a periodic :class:`~pdekit.geometries.Grid` over [x0, x0 + Lx) x [y0, y0 + Ly
     w_t + u w_x + v w_y = nu lap w + f(x, y, t)
 
 Space: Fourier pseudo-spectral on the grid's nodes (even n per axis), products in physical
-space, 2/3-rule dealiasing (every Fourier mode with |m_x| >= n_x/3 or |m_y| >= n_y/3 is zeroed in
-the state and in the nonlinear term, so quadratic products alias only onto discarded modes).
+space, 2/3-rule dealiasing (every Fourier mode with ``|m_x| >= n_x/3`` or ``|m_y| >= n_y/3`` is
+zeroed in the state and in the nonlinear term, so quadratic products alias only onto discarded
+modes).
 Spatial error: spectral (exponentially small in n for analytic solutions; round-off on
 Taylor-Green, tested). The velocity comes from :func:`pdekit.core.spectral.velocity_multipliers`,
 the one definition of velocity from vorticity; the advection term is evaluated in Basdevant's
@@ -62,9 +63,10 @@ Forcing = torch.Tensor | Callable[[float], torch.Tensor] | None
 class Symbols(NamedTuple):
     """Fourier symbols of a grid, on the ``rfft2`` half-spectrum ``(n_x, n_y // 2 + 1)``."""
 
-    #: -|k|^2, real
+    #: ``-|k|^2``, real
     laplacian: torch.Tensor
-    #: 2/3 rule (Orszag 1971): 1 on the kept modes |m_x| < n_x/3, |m_y| < n_y/3, else 0; real
+    #: 2/3 rule (Orszag 1971): 1 on the kept modes ``|m_x| < n_x/3``, ``|m_y| < n_y/3``, else 0;
+    #: real
     dealias: torch.Tensor
     #: (2, n_x, n_y // 2 + 1) complex: w_hat -> the coefficients of (u, v)
     #: (:func:`pdekit.core.spectral.velocity_symbols`)
@@ -150,7 +152,8 @@ def advection(w_hat: torch.Tensor, grid) -> torch.Tensor:
 
 
 def max_speed(w_hat: torch.Tensor, grid) -> torch.Tensor:
-    """max(|u|, |v|) over the grid nodes, per field of the batch (shape ``w_hat.shape[:-2]``)."""
+    """``max(|u|, |v|)`` over the grid nodes, per field of the batch (shape
+    ``w_hat.shape[:-2]``)."""
     sym = symbols(grid, _real(w_hat), w_hat.device)
     uv = torch.fft.irfft2(sym.velocity * w_hat.unsqueeze(-3), s=grid.n)
     return uv.abs().amax(dim=(-3, -2, -1))
@@ -162,8 +165,8 @@ def pressure(u: torch.Tensor, v: torch.Tensor, grid) -> torch.Tensor:
     For div u = 0, div((u.grad) u) = d_i d_j (u_i u_j), so in Fourier space
     ``p_hat = -k_i k_j (u_i u_j)_hat / |k|^2`` (mean mode 0). The products are formed on the grid
     and their top third of modes dropped (2/3 rule), as the solver drops them from the advection:
-    for velocities whose modes have |m| < n/3 on each axis (the states :func:`solve` returns)
-    the result is the exact pressure on the kept modes |m| < n/3, its higher modes (which the
+    for velocities whose modes have ``|m| < n/3`` on each axis (the states :func:`solve` returns)
+    the result is the exact pressure on the kept modes ``|m| < n/3``, its higher modes (which the
     grid cannot all hold) left out. Leading dimensions of ``u``, ``v`` are a batch;
     differentiable.
     """
