@@ -3,9 +3,12 @@
 Wang, Sankaran & Perdikaris (arXiv 2203.07404) report rel_l2 1.43e-3 on Allen-Cahn
 (u_t = 1e-4 u_xx - 5 u^3 + 5 u, x in [-1, 1] periodic, t in [0, 1], u0 = x^2 cos(pi x)) for a
 causal PINN with a plain MLP (Table 1; 1.39e-4 with the modified MLP). The setting here is the
-one of their Allen-Cahn notebook (see ``../shared/papers`` notes, section 1.2 and Table 3):
+one of their Allen-Cahn notebook (github.com/PredictiveIntelligenceLab/CausalPINNs), except
+where said:
 
-* MLP, 4 hidden layers of 128, tanh, exact periodic embedding of x;
+* MLP, 4 hidden layers of 128, tanh, exact periodic embedding of x (one harmonic, pdekit's
+  default; the notebook embeds M = 10: ``network.periodic_harmonics=10``), t scaled to [-1, 1];
+* scrambled Sobol points (the notebook: a fixed grid, see below);
 * 100 time slices x 256 points per step (``causal.chunking = "slices"``, 25,600 residual
   points; the notebook keeps one fixed 100 x 256 grid, we redraw the points every step);
 * epsilon fixed at 100 and no early stop, the initial-condition loss a separate term

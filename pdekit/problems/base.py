@@ -315,9 +315,11 @@ class Problem:
         return None
 
     @property
-    def diffusivity(self) -> float | None:
-        """Constant ``D`` of the form of :meth:`characteristic_velocity` (0 for pure convection);
-        None (the default) when the problem is not of that form."""
+    def diffusivity(self):
+        """The diffusion coefficient ``D`` of the form of :meth:`characteristic_velocity`: a
+        number (0 for pure convection), or a function ``f2(u, points)`` of the state and the
+        points returning one value per point (the Lagrangian PINN paper's state-dependent
+        diffusion ``f2(x, t, u)``); None (the default) when the problem is not of that form."""
         return None
 
     def exact(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
