@@ -17,6 +17,7 @@ no viscous shock layer).
 
     OMP_NUM_THREADS=1 python benchmarks/lagrangian_pinn.py --budget 600 --device cpu
     python benchmarks/lagrangian_pinn.py --cases burgers --solvers lagrangian_pinn --budget 60
+    python benchmarks/lagrangian_pinn.py --merge a.json,b.json --out both.json  # side-by-side runs
     OMP_NUM_THREADS=1 python benchmarks/lagrangian_pinn.py --budget 600 \
         --cases burgers_moving_c0,burgers_moving_c10,burgers_moving_c30 \
         --out benchmarks/results/lagrangian_pinn_moving.json
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -235,7 +237,14 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/lagrangian_pinn.json")
+    ap.add_argument(
+        "--merge",
+        help="comma-separated result files of runs side by side (same budget and device) to "
+        "combine into --out, running nothing; each run's command and load are kept",
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge([Path(p) for p in args.merge.split(",")], Path(args.out))
     cases = _names(args.cases, CASES, "case(s)")
     solvers = _names(args.solvers, all_solvers, "solver(s)")
 
@@ -244,7 +253,10 @@ def main(argv=None) -> int:
     results: dict = {}
     for case in cases:
         for solver in (s for s in SOLVERS[case] if s in solvers):
+            load = os.getloadavg()[0]
             r = run_case(case, solver, args.budget, device, args.seed)
+            # the machine's 1-minute load average before and after the run (2 cores here)
+            r["load_before"], r["load_after"] = load, os.getloadavg()[0]
             results.setdefault(case, {})[solver] = r
             print(
                 f"{case:20s} {solver:16s} rel_l2 {r['rel_l2']:.3e}  wall {r['wall_s']:7.1f} s  "
@@ -271,6 +283,37 @@ def main(argv=None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path} ({out['meta']['total_wall_s']:.0f} s in all)")
+    return 0
+
+
+def merge(parts: list[Path], out_path: Path) -> int:
+    """Combine result files of runs side by side into one: cases in the order of ``CASES``,
+    solvers in the order of ``SOLVERS``; every part must share the budget and the device."""
+    data = [json.loads(p.read_text()) for p in parts]
+    for key in ("budget_s", "device"):
+        values = {d[key] for d in data}
+        if len(values) != 1:
+            raise SystemExit(f"the parts differ in {key}: {sorted(values)}")
+    cases: dict = {}
+    for d in data:
+        for case, runs in d["cases"].items():
+            cases.setdefault(case, {}).update(runs)
+    ordered = {
+        c: {s: cases[c][s] for s in SOLVERS[c] if s in cases[c]} for c in CASES if c in cases
+    }
+    out = {
+        "device": data[0]["device"],
+        "budget_s": data[0]["budget_s"],
+        "cases": ordered,
+        "inviscid_limit": {k: v for d in data for k, v in d.get("inviscid_limit", {}).items()},
+        "settings": {k: v for d in data for k, v in d["settings"].items()},
+        "meta": {
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "parts": [{"file": str(p), **d["meta"]} for p, d in zip(parts, data)],
+        },
+    }
+    out_path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {out_path} from {len(parts)} parts")
     return 0
 
 
