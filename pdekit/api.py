@@ -122,7 +122,11 @@ def solve(
         this run directory; a damaged file is reported on stderr and the newest good one before
         it is used. Problem parameters and config default to the checkpoint's; only the keys in
         ``RESUMABLE_KEYS`` (e.g. ``train.steps``) may differ. On CPU with the same config the
-        result is bit-identical to an uninterrupted run.
+        result is bit-identical to an uninterrupted run. Extending a run to more steps than it
+        was configured for is too, except where ``engine="auto"`` chooses differently for the
+        two lengths (the compiled Taylor engine from 2000 steps on, see
+        :func:`~pdekit.solvers.physics.resolve_engine`: round-off apart, 4e-7 measured); set
+        ``engine`` explicitly to keep it.
     checkpoint_dir: write checkpoints here (every ``config.train.checkpoint_every`` steps and
         ``checkpoint_minutes`` minutes, at the end, and on SIGTERM/SIGINT; the newest
         ``keep_checkpoints`` are kept). Checked for writability before training starts.
