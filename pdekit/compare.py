@@ -20,12 +20,14 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pdekit.errors import ParameterError
+from pdekit.errors import ParameterError, PdekitError
 
 
 def parse_budget(text: str | float) -> float:
@@ -134,8 +136,18 @@ def compare(
     rows = []
     ctx = multiprocessing.get_context("spawn")
     for job in jobs:  # one after the other: each run has the machine to itself
-        with ctx.Pool(1) as pool:
-            rows.append(pool.apply(_run_one, (job,)))
+        # an executor, not a Pool: a worker that dies (at start-up too) raises here, where a
+        # Pool would replace it and wait for ever
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            try:
+                rows.append(pool.submit(_run_one, job).result())
+            except BrokenProcessPool:
+                raise PdekitError(
+                    f"the process training {job['solver']} died without a result: killed (out "
+                    "of memory, a signal), or it could not start. Runs start by 'spawn', which "
+                    "imports the calling script again: a script calling compare() must do so "
+                    'under `if __name__ == "__main__":`'
+                ) from None
     table = {
         "problem": problem,
         "params": inst.params(),
