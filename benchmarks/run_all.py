@@ -1,14 +1,19 @@
 """Run pdekit's benchmarks one after another (``make bench``) and print their tables.
 
-Each benchmark is its own script that writes JSON to ``benchmarks/results/``; this runner only
-starts them with their default (full) settings, in a fresh process each, and then prints the
-markdown tables made from whatever JSON is present (``benchmarks/tables.py``). Full settings take
-hours on a 2-core CPU (the training benchmarks give every (case, solver) 600 s); ``--only``
-picks some, ``--skip`` leaves some out, and ``--dry-run`` prints the commands.
+First the tests marked ``slow`` (``pytest -m slow``: the Re = 1000 lid-driven cavity against
+Ghia et al. and Botella & Peyret, the DFG cylinder shedding on two grids, the steady cylinder's
+second refinement; about 5 minutes on one core), which ``make test`` leaves out, so that they
+are run somewhere. Then each benchmark, its own script that writes JSON to
+``benchmarks/results/``; this runner only starts them with their default (full) settings, in a
+fresh process each, and then prints the markdown tables made from whatever JSON is present
+(``benchmarks/tables.py``). Full settings take hours on a 2-core CPU (the training benchmarks
+give every (case, solver) 600 s); ``--only`` picks some, ``--skip`` leaves some out, and
+``--dry-run`` prints the commands.
 
     python benchmarks/run_all.py                      # everything but the 20-minute soak
     python benchmarks/run_all.py --only residual_engines,references
     python benchmarks/run_all.py --with-soak          # also the soak run
+    python benchmarks/run_all.py --only slow_tests    # the slow tests alone
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
+#: name -> arguments of ``python`` for checks that are test runs rather than scripts here: the
+#: tests marked slow (excluded from ``make test`` by pyproject's addopts; -m slow overrides it)
+TESTS: dict[str, list[str]] = {
+    "slow_tests": ["-m", "pytest", "-m", "slow", "-q", "-p", "no:cacheprovider", "tests"],
+}
 #: name -> arguments of ``python benchmarks/<name>.py`` (defaults are the issues' settings)
 BENCHMARKS: dict[str, list[str]] = {
     "residual_engines": [],
@@ -43,13 +53,15 @@ OPTIONAL = {"soak": []}
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default="", help="comma-separated subset of " + ",".join(BENCHMARKS))
+    p.add_argument(
+        "--only", default="", help="comma-separated subset of " + ",".join([*TESTS, *BENCHMARKS])
+    )
     p.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
     p.add_argument("--with-soak", action="store_true", help="also run the 20-minute soak")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = p.parse_args(argv)
-    known = {**BENCHMARKS, **OPTIONAL}
-    chosen = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
+    known = {**TESTS, **BENCHMARKS, **OPTIONAL}
+    chosen = [n for n in args.only.split(",") if n] or [*TESTS, *BENCHMARKS]
     if args.with_soak and "soak" not in chosen:
         chosen.append("soak")
     unknown = [n for n in chosen + args.skip.split(",") if n and n not in known]
@@ -59,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for name in chosen:
         script = HERE / f"{name}.py"
-        cmd = [sys.executable, str(script), *known[name]]
+        if name in TESTS:
+            cmd = [sys.executable, *TESTS[name]]
+        else:
+            cmd = [sys.executable, str(script), *known[name]]
         print(f"== {name}: {shlex.join(cmd)}", flush=True)
         if args.dry_run:
             continue
-        if not script.exists():
+        if name not in TESTS and not script.exists():
             print(f"   {script} is missing", flush=True)
             failed.append(name)
             continue

@@ -244,8 +244,17 @@ class ModifiedMLP(nn.Module):
         Z_l = s(H_{l-1} W_l + b_l),  H_l = Z_l * U + (1 - Z_l) * V,   l = 1..depth
         f = H_depth W + b
 
-    (the paper writes (1 - Z) * U + Z * V: the same family with U and V exchanged).  X are the
-    embedded inputs.  Glorot-normal weights, zero biases.
+    X are the embedded inputs.  Glorot-normal weights, zero biases.  Two differences from the
+    printed equations, both those of the authors' code (their ``GradientPathologiesPINNs``
+    ``forward_pass`` and jaxpi's ``ModifiedMlp``), which this follows:
+
+    * the gate is Z * U + (1 - Z) * V where the paper prints (1 - Z) * U + Z * V: the same
+      family of networks with the two encoders exchanged;
+    * every hidden layer is gated, from H_0 = X; the paper starts from an ungated
+      H_1 = s(X W_1 + b_1), so for the same ``depth`` this network has one gate more.
+
+    ``tests/solvers/test_networks.py`` checks the forward pass against these equations written
+    out in numpy, and against a case worked by hand.
     """
 
     def __init__(

@@ -18,9 +18,17 @@ from pdekit.solvers.deepxde_baseline import LBFGS_ITERATIONS_PER_CALL_BUDGETED
             "porous_medium/heat",
             1500,
             5e-2,
-            "PeriodicBC losses instead of an exact embedding; fixed IC points: ~1e-2 at 1.5k steps",
+            "PeriodicBC losses instead of an exact embedding; fixed IC points. Seed 0 (the one "
+            "run) measured 1.2e-2; seeds 1, 2: 1.5e-2, 6.6e-2, so the spread leaves no room to "
+            "tighten (seed 2 is above this bound already)",
         ),
-        ("convection_diffusion/convection", 1500, 5e-2, "beta=1, same budget as heat"),
+        (
+            "convection_diffusion/convection",
+            1500,
+            4.2e-2,
+            "beta=1, same budget as heat; seeds 0, 1, 2 measured 1.3e-2, 2.3e-2, 2.8e-2: "
+            "worst x 1.5",
+        ),
     ],
 )
 def test_deepxde_solves_and_scores(name, steps, tol, reason):

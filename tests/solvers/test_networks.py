@@ -1,9 +1,13 @@
-"""Network options: random weight factorization (RWF) of the linear layers."""
+"""Network options: random weight factorization (RWF) of the linear layers; the modified MLP
+against the paper's equations."""
+
+import math
 
 import numpy as np
 import pytest
 import torch
 
+from pdekit.core.taylor import Jet
 from pdekit.errors import ParameterError, UnknownNameError
 from pdekit.solvers.networks import FactorizedLinear, NetworkConfig, build_mlp
 
@@ -64,3 +68,79 @@ def test_an_activation_that_is_not_a_known_name_is_refused(value):
 def test_bad_factorization_parameters_are_named(field, value):
     with pytest.raises(ParameterError, match=field):
         NetworkConfig(factorization=True, **{field: value})
+
+
+# -- the modified MLP against the paper's equations -----------------------------------------------
+def _tanh_oracle(x, net):
+    """Wang, Teng & Perdikaris 2021 (SIAM J. Sci. Comput. 43), modified MLP, in numpy::
+
+        U = tanh(X W_U + b_U),  V = tanh(X W_V + b_V)
+        Z_k = tanh(H_{k-1} W_k + b_k),  H_k = (1 - Z_k) * U + Z_k * V,  H_0 = X
+        f = H_L W + b
+
+    read from the module's weights: U is ``encoder_v`` and V is ``encoder_u`` (the module writes
+    the gate as Z * u + (1 - Z) * v), and the first layer is gated too, as in the authors' code
+    (GradientPathologiesPINNs, jaxpi); the paper prints an ungated H_1 = tanh(X W_1 + b_1).
+    Torch stores a layer's weight as (out, in), hence the transposes."""
+
+    def affine(lin, h):
+        return h @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+
+    X = x  # embedding of bounds [-1, 1]: 2 (x + 1) / 2 - 1 = x
+    U, V = np.tanh(affine(net.encoder_v, X)), np.tanh(affine(net.encoder_u, X))
+    H = X
+    for lin in net.layers[:-1]:
+        Z = np.tanh(affine(lin, H))
+        H = (1 - Z) * U + Z * V
+    return affine(net.layers[-1], H)
+
+
+def _modified(width, depth, activation, in_dim=2):
+    bounds = np.array([[-1.0] * in_dim, [1.0] * in_dim])
+    cfg = NetworkConfig(width=width, depth=depth, activation=activation, kind="modified_mlp")
+    return build_mlp(cfg, bounds, (False,) * in_dim, 1).double()
+
+
+def test_modified_mlp_is_the_papers_network():
+    """Two gated layers of width 5, random weights and biases (the biases start at zero, so
+    they are drawn here to take part): forward and the Taylor engine's value equal the numpy
+    oracle to round-off (measured 1.1e-15 on outputs up to 3.5)."""
+    torch.manual_seed(0)
+    net = _modified(width=5, depth=2, activation="tanh")
+    assert len(net.layers) == 3  # first layer, one hidden-to-hidden layer, output
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p))
+    x = np.random.default_rng(0).uniform(-1, 1, (64, 2))
+    want = _tanh_oracle(x, net)
+    pts = torch.tensor(x)
+    got = net(pts).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-13)
+    jet = net.forward_taylor(Jet.input(pts, [0, 1], [(0, 0)]))
+    np.testing.assert_allclose(jet.value.detach().numpy(), want, rtol=0, atol=1e-13)
+    assert np.abs(want).max() > 0.5  # not a vanishing output
+
+
+def test_modified_mlp_on_weights_worked_on_paper():
+    """Width 2, two gated layers, sin activation (exact values at multiples of pi/6), x = 1:
+
+    U = sin([pi/2, pi/6]) = [1, 1/2],  V = sin([-pi/6, pi/2]) = [-1/2, 1]
+    Z_1 = sin([pi/6, pi/2]) = [1/2, 1],  H_1 = (1 - Z_1) U + Z_1 V = [1/4, 1]
+    Z_2 = sin([0 * 1/4 + pi/6 * 1, 2 pi * 1/4 - pi/2 * 1]) = [1/2, 0]
+    H_2 = (1 - Z_2) U + Z_2 V = [1/4, 1/2],  f = 4 * 1/4 + 2 * 1/2 + 1 = 3
+    """
+    net = _modified(width=2, depth=2, activation="sin", in_dim=1)
+    pi = math.pi
+    values = {  # (weight (out, in), bias); U is encoder_v, V is encoder_u (see the oracle)
+        net.encoder_v: ([[pi / 2], [pi / 6]], [0.0, 0.0]),
+        net.encoder_u: ([[0.0], [0.0]], [-pi / 6, pi / 2]),
+        net.layers[0]: ([[pi / 6], [0.0]], [0.0, pi / 2]),
+        net.layers[1]: ([[0.0, pi / 6], [2 * pi, -pi / 2]], [0.0, 0.0]),
+        net.layers[2]: ([[4.0, 2.0]], [1.0]),
+    }
+    with torch.no_grad():
+        for lin, (w, b) in values.items():
+            lin.weight.copy_(torch.tensor(w, dtype=torch.float64))
+            lin.bias.copy_(torch.tensor(b, dtype=torch.float64))
+    out = net(torch.tensor([[1.0]], dtype=torch.float64))
+    assert out.item() == pytest.approx(3.0, abs=1e-14)

@@ -92,7 +92,8 @@ def test_a_point_given_twice_is_one_point(untrained, model):
     ((rows, cov),) = sol.covariance(dup)
     ((_, cov_once),) = sol.covariance(pts)
     order = np.argsort(rows)[:11]  # the rows of the 11 distinct points
-    np.testing.assert_allclose(cov[np.ix_(order, order)], cov_once, rtol=1e-10, atol=1e-15)
+    # the same rows computed the same way: measured difference 0 (u, u_std and covariance)
+    np.testing.assert_allclose(cov[np.ix_(order, order)], cov_once, rtol=1e-12, atol=1e-15)
     draws = sol.sample(4, dup, seed=0)
     np.testing.assert_array_equal(draws[:, [11, 12, 13]], draws[:, [5, 0, 5]])
 
@@ -171,10 +172,12 @@ def test_samples_conserve_and_match_the_predictive_moments(untrained):
     np.testing.assert_allclose(draws @ g, 0.0, atol=1e-12)  # every draw has the exact mass
     mean, std = sol(pts)["u"], sol(pts)["u_std"]
     ((idx, cov),) = sol.covariance(pts)
-    # Monte-Carlo with 4e4 draws of O(1) spread: standard errors ~ 5e-3 (mean), 1e-2 (cov)
-    np.testing.assert_allclose(draws.mean(0), mean, atol=3e-2)
-    np.testing.assert_allclose(np.cov(draws.T), cov, atol=6e-2)
-    np.testing.assert_allclose(draws.std(0), std, rtol=5e-2)
+    # Monte-Carlo with 4e4 draws of std ~0.55: standard errors ~2.8e-3 (mean), ~2e-3 (cov,
+    # entries up to 0.31), 3.5e-3 (relative std); measured worst over the 9 points 3.8e-3,
+    # 3.8e-3, 4.9e-3 (seed 3); asserted at ~5 standard errors and more
+    np.testing.assert_allclose(draws.mean(0), mean, atol=1.5e-2)
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=1.5e-2)
+    np.testing.assert_allclose(draws.std(0), std, rtol=2e-2)
     assert sol.sample(5, pts, seed=1).shape == (5, 9)
     np.testing.assert_array_equal(sol.sample(5, pts, seed=1), sol.sample(5, pts, seed=1))
 
@@ -257,10 +260,11 @@ def test_plot_and_front(untrained, tmp_path):
 
 def test_conservation_error_over_time_is_exact_for_probconserv_only(untrained):
     """The uncertainty figure's right panel: ProbConserv's mean conserves to round-off at every
-    time (its update is exact on each closed slice); the plain ANP's does not."""
+    time (its update is exact on each closed slice; measured 3.3e-17); the plain ANP's does
+    not."""
     times, ce = untrained.variant(model="probconserv").conservation_errors(nt=6, nx=41)
     assert times[0] == 0.0 and times[-1] == 1.0 and len(ce) == 6
-    assert ce.max() < 1e-10
+    assert ce.max() < 1e-13
     _, ce_anp = untrained.variant(model="anp").conservation_errors(nt=6, nx=41)
     assert ce_anp.max() > 1e3 * max(ce.max(), 1e-14)
 
