@@ -229,6 +229,8 @@ def predict_samples(
     tx: torch.Tensor,
     eps: torch.Tensor,
     rows: int = 2**17,
+    mc_dropout: bool = False,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """mu_s and sigma_s at targets for the latent draws z_s = m + eps_s * s of q(z | contexts).
 
@@ -238,34 +240,49 @@ def predict_samples(
     tx: targets (m, dx).
     eps: standard normal draws (S, latent), fixed by the caller so predictions are repeatable.
     rows: decoder rows (targets x S) per chunk, bounding memory.
+    mc_dropout: keep dropout on (train mode), each draw s with its own masks in the whole
+        pass (encoders, attention, decoder), as the paper's evaluation does (it never calls
+        ``eval()``); the masks come from a torch generator seeded with ``seed`` (the global
+        RNG state is left as it was), so predictions are repeatable.
 
     Returns
     -------
-    mu, sigma: (S, m). The model is evaluated in eval mode (no dropout) and restored after.
+    mu, sigma: (S, m). The model is evaluated in eval mode (no dropout) unless ``mc_dropout``,
+    and its mode is restored after.
     """
     was_training = model.training
-    model.eval()
+    model.train(mc_dropout)
     try:
-        m_z, lv_z = model.latent(cx, cy)
-        z = m_z + eps.to(m_z.dtype) * torch.exp(0.5 * lv_z)
-        kv = model.context_encoding(cx, cy)
-        mus, sigmas = [], []
-        chunk = max(1, rows // len(z))
-        for i in range(0, len(tx), chunk):
-            part = tx[i : i + chunk]
-            r = model.representation(kv, part)
-            mu, sigma = model.decode(
-                r.expand(len(z), *r.shape), z, part.expand(len(z), *part.shape)
-            )
-            mus.append(mu)
-            sigmas.append(sigma)
-        empty = torch.zeros(len(z), 0, dtype=cx.dtype)
-        return (
-            torch.cat(mus, dim=-1) if mus else empty,
-            torch.cat(sigmas, dim=-1) if sigmas else empty,
-        )
+        if mc_dropout:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                pairs = [
+                    _decode_all(model, cx, cy, tx, eps[s : s + 1], rows) for s in range(len(eps))
+                ]
+            return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+        return _decode_all(model, cx, cy, tx, eps, rows)
     finally:
         model.train(was_training)
+
+
+def _decode_all(model: ANP, cx, cy, tx, eps, rows: int):
+    """mu, sigma (S, m) for the latent draws eps (S, latent), in chunks of ``rows``."""
+    m_z, lv_z = model.latent(cx, cy)
+    z = m_z + eps.to(m_z.dtype) * torch.exp(0.5 * lv_z)
+    kv = model.context_encoding(cx, cy)
+    mus, sigmas = [], []
+    chunk = max(1, rows // len(z))
+    for i in range(0, len(tx), chunk):
+        part = tx[i : i + chunk]
+        r = model.representation(kv, part)
+        mu, sigma = model.decode(r.expand(len(z), *r.shape), z, part.expand(len(z), *part.shape))
+        mus.append(mu)
+        sigmas.append(sigma)
+    empty = torch.zeros(len(z), 0, dtype=cx.dtype)
+    return (
+        torch.cat(mus, dim=-1) if mus else empty,
+        torch.cat(sigmas, dim=-1) if sigmas else empty,
+    )
 
 
 def mixture_moments(mu, var):

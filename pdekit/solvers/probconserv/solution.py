@@ -6,9 +6,15 @@ Called on points, it
    solution answers the same every time;
 2. evaluates mu_s, sigma_s of the ANP (eval mode) at all points;
 3. groups the points by time; where the x's of one time span the spatial domain, it applies the
-   model's constraint per z draw (ProbConserv: the update of :mod:`.update` with trapezoid
-   weights over those x's and b(t) from the problem; HardC: the projection of the mean);
-4. mixes the S Gaussians: ``u`` = mean_s mu_s, ``u_std``^2 = mean_s var_s + Var_s mu_s.
+   model's constraint per z draw (ProbConserv and PhysNP: the update of :mod:`.update` with
+   trapezoid weights over those x's and b(t) from the problem, after the second-difference rows
+   with ``diff_prior``; HardC: the projection of the mean);
+4. mixes the S Gaussians: ``u`` = mean_s mu_s, ``u_std^2`` = mean_s var_s + Var_s mu_s;
+5. with ``postprocess``, replaces ``u`` on each such slice by its projection onto the
+   non-negative and/or monotone fields of the same mass (:mod:`.postprocess`), in the metric of
+   the slice's predictive covariance (:meth:`ProbConservSolution.covariance`); ``u_std`` and
+   :meth:`~ProbConservSolution.sample` are those of the Gaussian (the paper changes only the
+   mean).
 
 So the trapezoid mass of ``u`` over the x's of any spanning time slice equals b(t) to round-off
 for ProbConserv and HardC. ``sample(n)`` draws from the mixture of the S conditioned Gaussians
@@ -31,19 +37,28 @@ from pdekit.io.plot import save_figure
 from pdekit.metrics import field_errors
 from pdekit.solution import Solution
 from pdekit.solvers.probconserv.anp import mixture_moments, predict_samples
+from pdekit.solvers.probconserv.calibration import calibration_metrics
 from pdekit.solvers.probconserv.family import axes, context_set
 from pdekit.solvers.probconserv.mass import mass_source
+from pdekit.solvers.probconserv.postprocess import project
 from pdekit.solvers.probconserv.update import (
     condition,
+    condition_rows,
+    diff_rows,
     hardc_project,
     sample_conditioned,
+    sample_conditioned_rows,
     trapezoid_weights,
 )
 
+#: models whose Gaussian is conditioned on the conservation law
+CONDITIONED = ("probconserv", "physnp")
+
 
 def training_kind(model: str) -> str:
-    """Which trained network a model uses: its own for softc, the plain ANP otherwise."""
-    return "softc" if model == "softc" else "anp"
+    """Which trained network a model uses: its own for softc and physnp, the plain ANP
+    otherwise."""
+    return model if model in ("softc", "physnp") else "anp"
 
 
 #: relative tolerance for "the x's reach the end of the domain"
@@ -138,9 +153,37 @@ class ProbConservSolution(Solution):
             return torch.as_tensor(a, dtype=param.dtype, device=param.device)
 
         cx, cy = self.contexts
-        mu, sigma = predict_samples(self.model, t(cx), t(cy), t(points), t(self.eps))
+        mu, sigma = predict_samples(
+            self.model,
+            t(cx),
+            t(cy),
+            t(points),
+            t(self.eps),
+            mc_dropout=self.config.mc_dropout,
+            seed=self.config.context_seed,
+        )
         mu = mu.detach().cpu().double().numpy()
         return mu, sigma.detach().cpu().double().numpy() ** 2
+
+    def constraint_noise(self) -> float:
+        """sigma_G^2 of the conservation row: ``sigma_g``^2 for probconserv; the learned value
+        for physnp (0 with ``physnp_limit``)."""
+        if self.config.model == "physnp":
+            return 0.0 if self.config.physnp_limit else float(self.model.sigma_g2.detach())
+        return self.config.sigma_g**2
+
+    def _rows(self, var: np.ndarray, s: TimeSlice):
+        """The rows (H, y, noise variances) of the "w/ diff" update on slice s, or None."""
+        if not self.config.diff_prior or s.index.size < 3:
+            return None
+        return diff_rows(s.g, s.b, var, self.config.diff_alpha, self.constraint_noise())
+
+    def _condition(self, mu: np.ndarray, var: np.ndarray, s: TimeSlice):
+        """The conditioned Gaussians of the S draws on slice s (nodes sorted by x)."""
+        rows = self._rows(var, s)
+        if rows is None:
+            return condition(mu, var, s.g, s.b, self.constraint_noise())
+        return condition_rows(mu, var, *rows)
 
     def time_slices(self, points: np.ndarray) -> list[TimeSlice]:
         """The groups of points of equal time whose x's span the spatial domain."""
@@ -174,25 +217,44 @@ class ProbConservSolution(Solution):
         masses = self._mass(np.array([s[3] for s in spans])) if spans else []
         return [TimeSlice(i, x, g, float(b), tk) for (i, x, g, tk), b in zip(spans, masses)]
 
-    def constrained_samples(self, points: np.ndarray):
-        """Per-z (mu_s, var_s) after the model's constraint, (S, n), and the spanning slices."""
+    def _conditioned(self, points: np.ndarray, every_slice: bool = False):
+        """Per-z (mu_s, var_s) after the model's constraint, (S, n); the spanning slices (all of
+        them with ``every_slice``, else those the model constrains); per slice the conditioned
+        Gaussians (None where only the mean is moved or nothing is done)."""
         mu, var = self.prior_samples(points)
         kind = self.config.model
-        slices = self.time_slices(points) if kind in ("probconserv", "hardc") else []
+        constrained = kind in CONDITIONED + ("hardc",)
+        slices = self.time_slices(points) if constrained or every_slice else []
+        conds = []
         for s in slices:
             i = s.index
-            if kind == "probconserv":
-                cond = condition(mu[:, i], var[:, i], s.g, s.b, self.config.sigma_g**2)
+            cond = None
+            if kind in CONDITIONED:
+                cond = self._condition(mu[:, i], var[:, i], s)
                 mu[:, i] = cond.mean
                 var[:, i] = np.maximum(cond.cov_diag, self.config.min_var)
-            else:  # hardc: orthogonal projection of each mean, variance unchanged
+            elif kind == "hardc":  # orthogonal projection of each mean, variance unchanged
                 mu[:, i] = hardc_project(mu[:, i], s.g, s.b)
+            conds.append(cond)
             s.spread(mu)
             s.spread(var)
+        return mu, var, slices, conds
+
+    def constrained_samples(self, points: np.ndarray):
+        """Per-z (mu_s, var_s) after the model's constraint, (S, n), and the spanning slices."""
+        mu, var, slices, _ = self._conditioned(points)
         return mu, var, slices
 
+    @staticmethod
+    def _mixture_covariance(mu: np.ndarray, var: np.ndarray, cond) -> np.ndarray:
+        """mean_s Sigma~_s + Cov_s(mu~_s) of one slice's draws (mu, var (S, N))."""
+        cov = cond.covariance() if cond is not None else var[:, :, None] * np.eye(var.shape[1])
+        dev = mu - mu.mean(0)
+        return cov.mean(0) + np.einsum("si,sj->ij", dev, dev) / len(mu)
+
     def moments(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predictive mean and variance at points (mixture over the latent draws).
+        """Predictive mean and variance at points (mixture over the latent draws; the mean
+        post-processed with ``postprocess``).
 
         The last four point sets' moments are kept (keyed by the points' bytes): one output of
         a run evaluates the same grid for the VTK, fields, plot and errors, between them the
@@ -202,10 +264,16 @@ class ProbConservSolution(Solution):
         key = (pts.shape, hashlib.sha256(pts.tobytes()).hexdigest())
         cache = self.__dict__.setdefault("_moments_cache", {})
         if key not in cache:
-            mu, var, _ = self.constrained_samples(pts)
+            mu, var, slices, conds = self._conditioned(pts)
+            mean, variance = mixture_moments(mu, var)
+            for s, cond in zip(slices, conds) if self.config.postprocess else ():
+                i = s.index
+                cov = self._mixture_covariance(mu[:, i], var[:, i], cond)
+                mean[i] = project(mean[i], cov, s.g, s.b, self.config.postprocess)
+                s.spread(mean)
             while len(cache) >= 4:
                 cache.pop(next(iter(cache)))
-            cache[key] = mixture_moments(mu, var)
+            cache[key] = mean, variance
         mean, var = cache[key]
         return mean.copy(), var.copy()
 
@@ -217,24 +285,22 @@ class ProbConservSolution(Solution):
     def covariance(self, points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Dense predictive covariance per spanning time slice: [(indices, (N, N)), ...].
 
-        mean_s Sigma~_s + Cov_s(mu~_s), where Sigma~_s is the full rank-one-downdated
-        covariance of draw s (ProbConserv) or diag(sigma_s^2) (other models); its diagonal is
-        ``u_std``^2 (up to the variance floor).
+        mean_s Sigma~_s + Cov_s(mu~_s), where Sigma~_s is the full updated covariance of draw s
+        (ProbConserv, PhysNP: rank-one downdate, or dense with ``diff_prior``) or
+        diag(sigma_s^2) (other models); its diagonal is ``u_std^2`` (up to the variance floor).
         """
         pts = np.asarray(points, float)
         mu, var = self.prior_samples(pts)
         out = []
         for s in self.time_slices(pts):
             m, v = mu[:, s.index], var[:, s.index]
-            if self.config.model == "probconserv":
-                cond = condition(m, v, s.g, s.b, self.config.sigma_g**2)
-                m, cov = cond.mean, cond.covariance()
-            else:
-                if self.config.model == "hardc":
-                    m = hardc_project(m, s.g, s.b)
-                cov = v[:, :, None] * np.eye(v.shape[1])
-            dev = m - m.mean(0)
-            cov = cov.mean(0) + np.einsum("si,sj->ij", dev, dev) / len(m)
+            cond = None
+            if self.config.model in CONDITIONED:
+                cond = self._condition(m, v, s)
+                m = cond.mean
+            elif self.config.model == "hardc":
+                m = hardc_project(m, s.g, s.b)
+            cov = self._mixture_covariance(m, v, cond)
             out.append((s.rows, cov[np.ix_(s.inverse, s.inverse)]))
         return out
 
@@ -242,9 +308,11 @@ class ProbConservSolution(Solution):
         """n draws of the predictive distribution at points (default: the evaluation grid).
 
         Each draw picks one latent sample z_s (uniformly) and draws N(mu~_s, Sigma~_s) on every
-        time slice: for ProbConserv by conditioning a draw of N(mu_s, diag sigma_s^2) on
-        g^T u = b (+ noise when sigma_G > 0) (Matheron's rule, exact), so with sigma_G = 0 every
-        draw has exactly the conserved mass. Returns an array (n, len(points)).
+        time slice: for ProbConserv and PhysNP by conditioning a draw of
+        N(mu_s, diag sigma_s^2) on g^T u = b (+ noise when sigma_G > 0), and with
+        ``diff_prior`` also on the noisy second differences (Matheron's rule, exact), so with
+        sigma_G = 0 every draw has exactly the conserved mass. Returns an array
+        (n, len(points)). ``postprocess`` does not act on draws (it moves the mean only).
         """
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"n must be a positive integer; got {n!r}")
@@ -253,21 +321,31 @@ class ProbConservSolution(Solution):
         rng = np.random.default_rng(seed)
         mu, var = self.prior_samples(pts)
         kind = self.config.model
-        slices = self.time_slices(pts) if kind in ("probconserv", "hardc") else []
+        slices = self.time_slices(pts) if kind in CONDITIONED + ("hardc",) else []
         pick = rng.integers(0, len(mu), size=n)
         normals = rng.standard_normal((n, pts.shape[0]))
         if kind == "hardc":
             for s in slices:
                 mu[:, s.index] = hardc_project(mu[:, s.index], s.g, s.b)
         out = mu[pick] + np.sqrt(var[pick]) * normals
-        if kind == "probconserv":
-            sg2 = self.config.sigma_g**2
+        if kind in CONDITIONED:
+            sg2 = self.constraint_noise()
             for s in slices:
                 i = s.index
-                noise = rng.standard_normal(n) if sg2 > 0 else None
-                out[:, i] = sample_conditioned(
-                    mu[pick][:, i], var[pick][:, i], s.g, s.b, sg2, normals[:, i], noise
-                )
+                rows = self._rows(var[:, i], s)
+                if rows is None:
+                    noise = rng.standard_normal(n) if sg2 > 0 else None
+                    out[:, i] = sample_conditioned(
+                        mu[pick][:, i], var[pick][:, i], s.g, s.b, sg2, normals[:, i], noise
+                    )
+                    continue
+                h, y, noise_var = rows
+                noise = rng.standard_normal((n, h.shape[0]))
+                for k in np.unique(pick):  # one factorisation per latent draw
+                    d = pick == k
+                    out[np.ix_(d, i)] = sample_conditioned_rows(
+                        mu[k, i], var[k, i], h, y[k], noise_var[k], normals[np.ix_(d, i)], noise[d]
+                    )
         for s in slices:  # a point given twice is one node: one value per draw
             s.spread(out)
         return out
@@ -300,13 +378,17 @@ class ProbConservSolution(Solution):
         ref = self.problem.reference()(pts)[self.problem.fields[0]]
         return float(self.fronts(ref[None], pts[:, self._ix])[0])
 
-    def slice_metrics(self, t: float | None = None, nx: int = 201, n_front: int = 500) -> dict:
+    def slice_metrics(
+        self, t: float | None = None, nx: int = 201, n_front: int = 500, calibration: bool = False
+    ) -> dict:
         """Hansen et al.'s metrics at one time on nx uniform x's (their A5 protocol).
 
         mse: mean (u - u_true)^2; ll: mean log N(u_true | u, u_std); ce: signed trapezoid mass of
         u minus b(t). Where the reference has a front (it is positive at the left end and
         reaches 0 inside), also front_mean: mean front of ``n_front`` samples; front_true; and
-        shock_mae: |front_mean - front_true|.
+        shock_mae: ``|front_mean - front_true|``. With ``calibration``, also the coverage of the
+        central 50/90/95 % intervals of N(u, u_std^2) (cov50, cov90, cov95) and the expected
+        calibration error ece over the levels 0.05..0.95 (:mod:`.calibration`).
         """
         t = self.default_time() if t is None else float(t)
         pts = self.slice_points(t, nx)
@@ -316,6 +398,8 @@ class ProbConservSolution(Solution):
         ll = -0.5 * (ref - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var)
         ce = float(trapezoid_weights(x) @ mean - self._mass(np.array([t]))[0])
         out = {"mse": float(np.mean((mean - ref) ** 2)), "ll": float(np.mean(ll)), "ce": ce}
+        if calibration:
+            out |= calibration_metrics(ref, mean, np.sqrt(var))
         if n_front and self.has_front(t):
             fr = self.fronts(self.sample(n_front, pts, seed=0), x)
             true = self.true_front(t)
@@ -380,7 +464,7 @@ class ProbConservSolution(Solution):
 
     def conservation_errors(self, nt: int = 21, nx: int = 201) -> tuple[np.ndarray, np.ndarray]:
         """``nt`` times over the time domain and the mean's conservation error at each,
-        |int u dx - b(t)| by the trapezoid rule on ``nx`` closed points (the paper's CE)."""
+        ``|int u dx - b(t)|`` by the trapezoid rule on ``nx`` closed points (the paper's CE)."""
         b = self.problem.domain().bounds
         times = np.linspace(b[0, self._it], b[1, self._it], nt)
         grid = np.concatenate([self.slice_points(tk, nx) for tk in times])
@@ -393,7 +477,7 @@ class ProbConservSolution(Solution):
     ) -> Path:
         """PNG of what ProbConserv is about: the predictive mean +- 2 std against the reference
         at time t (the context points of that time marked), and the conservation error
-        |int u dx - b(t)| of the mean over time on ``nt`` closed slices of ``nx`` points."""
+        ``|int u dx - b(t)|`` of the mean over time on ``nt`` closed slices of ``nx`` points."""
         import matplotlib
 
         matplotlib.use("Agg")

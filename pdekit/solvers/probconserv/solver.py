@@ -1,21 +1,28 @@
 """The ``probconserv`` solver: an ANP trained on a family of solutions, conditioned on the
 integral conservation law (Hansen, Maddix, Alizadeh, Gupta & Mahoney, ICML 2023).
 
-Four models share the machinery (``config.model``):
+Five models share the machinery (``config.model``):
 
 * ``anp``: the plain Attentive Neural Process;
 * ``softc``: SoftC-ANP, the ANP trained with the PDE residual of its mean as a penalty;
 * ``hardc``: HardC-ANP, the ANP mean projected orthogonally onto the conservation constraint,
   variance unchanged;
 * ``probconserv``: ProbConserv-ANP, the ANP's Gaussian conditioned on the constraint
-  (sigma_G = 0 by default: exact conservation, uncertainty reshaped).
+  (sigma_G = 0 by default: exact conservation, uncertainty reshaped);
+* ``physnp``: ProbConserv trained end to end, the likelihood taken after the conservation
+  update with a learned sigma_G (:mod:`.physnp`, the paper code's ``PhysNP`` training path).
 
 ``anp``, ``hardc`` and ``probconserv`` use the same trained network (the constraint is applied
-after training, as in the paper); ``softc`` trains its own. By default ``fit`` loads the small
-pretrained family model of the problem from the model store (:mod:`pdekit.store`: the user's
-models first, then those shipped in ``pdekit/model_store/``; the files record the command that
-trained them); ``retrain=True`` trains from scratch on the family
-``config.family`` (Adam, lr 1e-4, fresh functions every step).
+after training, as in the paper); ``softc`` and ``physnp`` train their own (``physnp`` may start
+from a plain ANP: ``init``). Options of the conserving models: ``diff_prior`` (ProbConserv
+"w/ diff": second differences as further rows before the conservation row, :mod:`.update`),
+``postprocess`` (the nearest non-negative and/or monotone field of the same mass in the
+predictive-covariance metric, :mod:`.postprocess`), and for every model ``mc_dropout``.
+
+By default ``fit`` loads the small pretrained family model of the problem from the model store
+(:mod:`pdekit.store`: the user's models first, then those shipped in ``pdekit/model_store/``;
+the files record the command that trained them); ``retrain=True`` trains from scratch on the
+family ``config.family`` (Adam, lr 1e-4, fresh functions every step).
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ from pdekit.errors import CheckpointError, ParameterError
 from pdekit.problems.base import Problem
 from pdekit.solvers.base import NetworkSolver, RunOptions
 from pdekit.solvers.config import check, from_dict
+from pdekit.solvers.probconserv import postprocess
 from pdekit.solvers.probconserv.anp import ANP, ANPConfig
 from pdekit.solvers.probconserv.family import FamilyConfig, problem_family, registered_range
 from pdekit.solvers.probconserv.mass import mass_source
+from pdekit.solvers.probconserv.physnp import PhysNP
 from pdekit.solvers.probconserv.solution import (
     ProbConservSolution,
     observations,
@@ -46,7 +55,9 @@ from pdekit.solvers.probconserv.task import ANPTask
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
-MODELS = ("anp", "softc", "hardc", "probconserv")
+MODELS = ("anp", "softc", "hardc", "probconserv", "physnp")
+#: the models that condition on the conservation law (and so take diff_prior / postprocess)
+CONSERVING = ("probconserv", "physnp")
 #: where the shipped models are (the model store's shipped folder)
 PRETRAINED_DIR = store.SHIPPED_DIR
 #: extras of a pretrained checkpoint carried into the solutions built from it
@@ -67,7 +78,7 @@ class ANPTrainConfig(TrainConfig):
 class ProbConservConfig:
     """Configuration of the ProbConserv solver (defaults: Hansen et al. 2023)."""
 
-    #: anp, softc, hardc or probconserv
+    #: anp, softc, hardc, probconserv or physnp
     model: str = "probconserv"
     anp: ANPConfig = field(default_factory=ANPConfig)
     family: FamilyConfig = field(default_factory=FamilyConfig)
@@ -78,6 +89,26 @@ class ProbConservConfig:
     z_samples: int = 100
     #: standard deviation of the constraint noise (0: exact conservation, ProbConserv-ANP)
     sigma_g: float = 0.0
+    #: physnp: initial constraint precision 1 / sigma_G^2 (paper code: 1e2, trained; their
+    #: Stefan run: 1e5, fixed)
+    physnp_precision: float = 1e2
+    #: physnp: train the constraint precision (false: keep ``physnp_precision``)
+    physnp_train_precision: bool = True
+    #: physnp: predict with sigma_G = 0 (exact conservation; the paper's limiting_mode
+    #: "physnp") instead of the learned sigma_G
+    physnp_limit: bool = False
+    #: ProbConserv "w/ diff" (probconserv, physnp): condition on the second differences
+    #: u_{i-1} - 2 u_i + u_{i+1} = 0 (noisy) before the conservation row
+    diff_prior: bool = False
+    #: "w/ diff": correlation of neighbouring values in the difference variances (paper: 0.9)
+    diff_alpha: float = 0.9
+    #: replace each conserving slice's mean by its projection onto "nonneg", "monotone"
+    #: (non-increasing in x) or "monotone_nonneg", same mass, predictive-covariance metric
+    #: ("": none; probconserv, hardc, physnp)
+    postprocess: str = ""
+    #: keep dropout on at prediction, each latent draw with its own masks (the paper's
+    #: analyze.py never calls eval(): an implicit MC-dropout ensemble); seeded, repeatable
+    mc_dropout: bool = False
     #: floor on the updated variance (the paper code's min_var_sample)
     min_var: float = 1e-8
     #: seed of this solution's context draw and latent draws
@@ -97,6 +128,25 @@ class ProbConservConfig:
         check(self, "z_samples", self.z_samples, low=1, high=100000, kind=int)
         check(self, "sigma_g", self.sigma_g, low=0.0)
         check(self, "min_var", self.min_var, low=0.0)
+        check(self, "physnp_precision", self.physnp_precision, low=1e-12, high=1e16)
+        check(self, "diff_alpha", self.diff_alpha, low=-1.0, high=1.0)
+        check(self, "postprocess", self.postprocess, choices=("",) + postprocess.MODES)
+        for name in ("physnp_train_precision", "physnp_limit", "diff_prior", "mc_dropout"):
+            if not isinstance(getattr(self, name), bool):
+                raise ParameterError(
+                    f"ProbConservConfig.{name} must be true or false; got {getattr(self, name)!r}"
+                )
+        if self.diff_prior and self.model not in CONSERVING:
+            raise ParameterError(
+                f"ProbConservConfig.diff_prior conditions the ProbConserv update; model "
+                f"{self.model!r} has none (use one of {list(CONSERVING)})"
+            )
+        if self.postprocess and self.model not in CONSERVING + ("hardc",):
+            raise ParameterError(
+                f"ProbConservConfig.postprocess keeps the conserved mass of a conserving "
+                f"prediction; model {self.model!r} does not conserve (use probconserv, hardc "
+                "or physnp)"
+            )
         check(self, "context_seed", self.context_seed, low=0, kind=int)
         if not isinstance(self.retrain, bool):
             raise ParameterError(
@@ -118,7 +168,7 @@ def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list
 
 def find_checkpoint(problem: Problem, kind: str, directory: Path | None = None) -> Path | None:
     """The first checkpoint for ``problem`` in ``directory`` holding a ``kind`` network
-    (``"anp"`` or ``"softc"``), or None."""
+    (``"anp"``, ``"softc"`` or ``"physnp"``), or None."""
     for path in shipped_checkpoints(problem, directory):
         with open_checkpoint_file(path) as f:
             model = json.loads(f.attrs["solver_config"]).get("model", "probconserv")
@@ -154,9 +204,18 @@ class ProbConserv(NetworkSolver):
     # -- network training (NetworkSolver hooks) ------------------------------------------------
     def build_model(self, problem: Problem, config: ProbConservConfig) -> ANP:
         b = problem.domain().bounds
-        model = ANP(config.anp, b[0], b[1])
+        if training_kind(config.model) == "physnp":
+            model = PhysNP(
+                config.anp, b[0], b[1], config.physnp_precision, config.physnp_train_precision
+            )
+        else:
+            model = ANP(config.anp, b[0], b[1])
         if config.init:
-            model.load_state_dict(self._checked(Path(config.init), problem, config).model)
+            state = dict(self._checked(Path(config.init), problem, config).model)
+            if isinstance(model, PhysNP) and "log_constraint_precision" not in state:
+                # a plain ANP warm-starts PhysNP: sigma_G starts at physnp_precision
+                state["log_constraint_precision"] = model.state_dict()["log_constraint_precision"]
+            model.load_state_dict(state)
         return model
 
     def build_task(self, problem, config, model, rng, device) -> ANPTask:
@@ -195,12 +254,18 @@ class ProbConserv(NetworkSolver):
                 f"need a probconserv checkpoint of {problem.name!r}"
             )
         stored = from_dict(ProbConservConfig, ckpt.solver_config)
-        if training_kind(stored.model) != training_kind(config.model):
+        kinds = (training_kind(stored.model), training_kind(config.model))
+        warm_start = bool(config.init) and kinds == ("anp", "physnp")
+        if kinds[0] != kinds[1] and not warm_start:
             raise CheckpointError(
                 f"{path} holds a {training_kind(stored.model)!r} network; model "
                 f"{config.model!r} needs a {training_kind(config.model)!r} one"
             )
-        if config.init and stored.anp != config.anp:
+        # dropout has no parameters: a network may be fine-tuned with another rate
+        if (
+            config.init
+            and dataclasses.replace(stored.anp, dropout=config.anp.dropout) != config.anp
+        ):
             raise ParameterError(
                 f"ProbConservConfig.init: {path} holds an ANP of sizes {stored.anp}; the "
                 f"configured anp is {config.anp} (set anp to the checkpoint's sizes)"

@@ -10,6 +10,12 @@ the problem's own PDE residual R evaluated on the ANP mean through the core's au
 each function with its own parameter value. Target means depend on their own input only (the
 latent is drawn from a posterior computed on detached inputs), so autograd derivatives with
 respect to the target points are pointwise derivatives of the mean field.
+
+For the end-to-end ProbConserv (``model="physnp"``) the likelihood is taken after the
+conservation update of each target time slice, with the learned sigma_G
+(:func:`~pdekit.solvers.probconserv.physnp.physnp_loss`); the targets are a time-major tensor
+grid (``family.target_t`` times x ``family.target_x`` sorted positions), so each slice is one
+reshaped row.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import numpy as np
 from pdekit.core.fields import AutogradFields
 from pdekit.problems.base import Problem
 from pdekit.solvers.probconserv.anp import anp_loss
-from pdekit.solvers.probconserv.family import FamilyBatch, sample_batch
+from pdekit.solvers.probconserv.family import FamilyBatch, axes, sample_batch
+from pdekit.solvers.probconserv.physnp import physnp_loss
 from pdekit.solvers.training import SampledTask
 
 
@@ -45,6 +52,7 @@ class ANPTask(SampledTask):
         self.device = device
         self.dtype = config.train.torch_dtype
         self.softc = config.model == "softc"
+        self.physnp = config.model == "physnp"
 
     resample_every = 1  # a fresh batch of family members every step
 
@@ -55,6 +63,15 @@ class ANPTask(SampledTask):
 
     def loss(self):
         b = self.batch
+        if self.physnp:
+            mu, sigma, kl = self.model(b.cx, b.cy, b.tx, b.ty)
+            fam = self.config.family
+            shape = (len(b.ty), fam.target_t, fam.target_x)
+            x = b.tx[..., axes(self.problem)[0]].reshape(shape)
+            y = b.ty.reshape(shape)
+            return physnp_loss(
+                mu.reshape(shape), sigma.reshape(shape), y, x, kl, self.model.sigma_g2
+            )
         if not self.softc:
             mu, sigma, kl = self.model(b.cx, b.cy, b.tx, b.ty)
             return anp_loss(mu, sigma, b.ty, kl)
