@@ -115,7 +115,9 @@ class ProbConservConfig:
     context_seed: int = 0
     #: train the family model from scratch instead of loading the shipped pretrained one
     retrain: bool = False
-    #: pretrained checkpoint to load ("": the one shipped for the problem)
+    #: pretrained checkpoint to load: a file, or the name of a stored model ("": the first
+    #: one the store holds for the problem; e.g. "probconserv_stefan_anp_mcdropout", the
+    #: Stefan ANP trained with dropout, calibrated out of its range with ``mc_dropout``)
     pretrained: str = ""
     #: with ``retrain``: start from the network of this checkpoint instead of a random one
     #: (fine-tuning; the optimiser and its schedule start afresh, the ANP sizes must match;
@@ -164,6 +166,19 @@ def shipped_checkpoints(problem: Problem, directory: Path | None = None) -> list
     skipped with a one-line warning, never parsed."""
     places = [directory] if directory is not None else ["user", PRETRAINED_DIR]
     return [m.path for m in store.list("probconserv", problem=problem.name, places=places)]
+
+
+def _pretrained_path(name: str) -> Path:
+    """``ProbConservConfig.pretrained``: a checkpoint file, or the file name (``.h5`` optional)
+    of a model in the store (the user's models first, then the shipped ones)."""
+    path = Path(name)
+    if path.exists() or len(path.parts) > 1:
+        return path
+    for directory in (store.user_dir(), PRETRAINED_DIR):
+        for candidate in (directory / name, directory / f"{name}.h5"):
+            if candidate.exists():
+                return candidate
+    return path  # reported as missing by the checkpoint check
 
 
 def find_checkpoint(problem: Problem, kind: str, directory: Path | None = None) -> Path | None:
@@ -226,7 +241,11 @@ class ProbConserv(NetworkSolver):
             return super().fit(problem, self._with_family(problem, self._no_init(config)), run)
         if config.retrain:
             return super().fit(problem, self._with_family(problem, config), run)
-        path = Path(config.pretrained) if config.pretrained else self._shipped(problem, config)
+        path = (
+            _pretrained_path(config.pretrained)
+            if config.pretrained
+            else self._shipped(problem, config)
+        )
         ckpt = self._checked(path, problem, config)
         stored = from_dict(ProbConservConfig, ckpt.solver_config)
         cfg = dataclasses.replace(config, anp=stored.anp, family=stored.family, train=stored.train)
