@@ -12,18 +12,31 @@ _REGISTRY: dict[str, type[Problem]] = {}
 
 
 def register(name: str):
-    """Class decorator: register a Problem subclass under ``"family/name"``."""
+    """Class decorator: register a Problem subclass under ``"family/name"``.
+
+    Registering the same definition again (same module and qualified name: a re-run notebook
+    cell, a reloaded module) replaces the earlier class; a different class under a name that is
+    taken raises ValueError.
+    """
     if name.count("/") != 1:
         raise ValueError(f"problem names are 'family/name'; got {name!r}")
 
     def deco(cls: type[Problem]) -> type[Problem]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"problem {name!r} is already registered to {_REGISTRY[name]}")
+        old = _REGISTRY.get(name)
+        # the same definition run again (a notebook cell, a reloaded module) replaces itself;
+        # another class under a taken name is refused
+        if old is not None and _where(old) != _where(cls):
+            raise ValueError(f"problem {name!r} is already registered to {old}")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
 
     return deco
+
+
+def _where(cls: type) -> tuple[str, str]:
+    """Where a class is defined: its module and qualified name."""
+    return cls.__module__, cls.__qualname__
 
 
 def unregister(name: str) -> None:
