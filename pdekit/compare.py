@@ -64,7 +64,11 @@ def _run_one(job: dict) -> dict:
         seed=job["seed"],
         device=job["device"],
         preset=job.get("preset"),
-        overrides={"train.time_budget_s": job["budget_s"], "train.steps": 10**9},
+        overrides={
+            **job.get("overrides", {}),
+            "train.time_budget_s": job["budget_s"],
+            "train.steps": 10**9,
+        },
         verbose=False,
     )
     wall = time.perf_counter() - t0
@@ -95,14 +99,18 @@ def compare(
     out: str | os.PathLike = "runs/compare",
     presets: Mapping[str, str] | None = None,
     threads: int = 0,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict:
     """Train every solver on ``problem`` for ``budget_s`` seconds each (module docstring) and
     write ``compare.json`` and ``compare.png`` into ``out``; returns the table as a dict
     ``{"problem", "params", "budget_s", "rows": [...], "figure"}``.
 
     ``presets``: ``{solver: preset}`` (e.g. ``{"causal_pinn": "benchmark"}``); ``threads``:
-    torch threads per run (0: torch's default). Every (problem, solver) pair and preset is
-    checked before anything runs; an unknown name or unsupported pair raises at once.
+    torch threads per run (0: torch's default); ``overrides``: ``{solver: {dotted key: value}}``,
+    that solver's config settings (e.g. ``{"pinn": {"network.width": 32}}``; the budget is
+    compare's own, so ``train.steps`` and ``train.time_budget_s`` are refused). Every (problem,
+    solver) pair, preset and override is checked before anything runs; an unknown name, key or
+    unsupported pair raises at once.
     """
     from pdekit import api, problems
     from pdekit import solvers as registry
@@ -118,6 +126,17 @@ def compare(
     for name in presets:
         if name not in names:
             raise ParameterError(f"a preset is given for {name}, which is not compared")
+    overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    for name, settings in overrides.items():
+        if name not in names:
+            raise ParameterError(f"overrides are given for {name}, which is not compared")
+        clock = sorted(k for k in settings if k in ("train.steps", "train.time_budget_s"))
+        if clock:
+            raise ParameterError(
+                f"overrides for {name} set {', '.join(clock)}: compare gives every solver the "
+                "same wall-clock budget (budget_s)"
+            )
+        api.make_config(name, None, settings)  # unknown keys and bad values raise here
     for name in names:
         api.check_pair(inst, name)
         cfg = registry.get(name).Config
@@ -130,7 +149,7 @@ def compare(
     jobs = [
         {"problem": problem, "solver": n, "params": inst.params(), "seed": seed,
          "device": device, "budget_s": budget, "out": str(out), "preset": presets.get(n),
-         "threads": threads}
+         "threads": threads, "overrides": overrides.get(n, {})}
         for n in names
     ]  # fmt: skip
     rows = []

@@ -68,3 +68,27 @@ def test_a_run_that_cannot_start_is_reported_not_waited_for(tmp_path):
     )
     assert done.returncode != 0
     assert "if __name__ ==" in done.stderr and "died without a result" in done.stderr
+
+
+def test_per_solver_overrides_reach_the_run_and_bad_ones_are_refused_first(tmp_path):
+    """``overrides={solver: {key: value}}`` is that solver's config (the saved run has it); an
+    unknown key, a solver not compared, or the clock keys are refused before anything trains."""
+    out = tmp_path / "cmp"
+    table = compare(
+        "porous_medium/heat",
+        ["pinn"],
+        budget_s=1.0,
+        out=out,
+        threads=1,
+        overrides={"pinn": {"network.width": 8, "network.depth": 1}},
+    )
+    sol = pdekit.load(table["rows"][0]["checkpoint"])
+    assert (sol.config.network.width, sol.config.network.depth) == (8, 1)
+    for bad, match in [
+        ({"pinn": {"network.widht": 8}}, "widht"),
+        ({"causal_pinn": {"network.width": 8}}, "not compared"),
+        ({"pinn": {"train.steps": 10}}, "wall-clock budget"),
+    ]:
+        with pytest.raises((ParameterError, UnknownNameError), match=match):
+            compare("porous_medium/heat", ["pinn"], budget_s=1.0, out=tmp_path / "x", overrides=bad)
+    assert not (tmp_path / "x" / "pinn").exists()
