@@ -18,6 +18,16 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (timing-sensitive training on a shared machine), restored
+    after it; a module opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # CI runs the same hypothesis examples every time (a failure there is reproducible); locally the
 # examples vary, so repeated runs keep exploring (failures are kept in .hypothesis/).
 from hypothesis import settings  # noqa: E402

@@ -48,9 +48,38 @@ class ColeHopfReference(Reference):
         return {"u": burgers_sine(pts[:, 0], pts[:, 1], self.nu)}
 
 
+class ViscousBurgersForm:
+    """The viscous Burgers equation u_t + u u_x = nu u_xx, written once for every Burgers problem
+    (a mixin before :class:`~pdekit.problems.base.Problem`; the class supplies ``nu``).
+
+    Conservation form u_t + F_x = 0 with F = u^2/2 - nu u_x. For the Lagrangian PINN the
+    characteristic velocity is u itself and the diffusivity nu: along X'(t) = u the equation
+    reads w_t = nu u_xx.
+    """
+
+    nu: float
+
+    def residual(self, f):
+        u = f["u"]
+        return {"burgers": f.d("u", "t") + u * f.d("u", "x") - self.nu * f.d("u", "xx")}
+
+    def flux(self, f):
+        u = f["u"]
+        return (0.5 * u * u - self.nu * f.d("u", "x"),)
+
+    def characteristic_velocity(self, u, points):
+        """Velocity of the characteristics, one tensor per spatial coordinate: (u,)."""
+        return (u,)
+
+    @property
+    def diffusivity(self) -> float:
+        """Diffusion coefficient of the Lagrangian form w_t = nu u_xx."""
+        return self.nu
+
+
 @register("convection_diffusion/burgers")
 @dataclass(frozen=True)
-class Burgers(Problem):
+class Burgers(ViscousBurgersForm, Problem):
     """u_t + u u_x = nu u_xx, x in [-1, 1], t in [0, 1], u(x, 0) = -sin(pi x), u(+-1, t) = 0.
 
     The PINN benchmark of Raissi, Perdikaris & Karniadakis (J. Comput. Phys. 378, 2019) with
@@ -86,24 +115,6 @@ class Burgers(Problem):
             return {"u": torch.zeros_like(p[:, 0])}
 
         return [BC("dirichlet", ("u",), zero, "xmin"), BC("dirichlet", ("u",), zero, "xmax")]
-
-    def residual(self, f):
-        u = f["u"]
-        return {"burgers": f.d("u", "t") + u * f.d("u", "x") - self.nu * f.d("u", "xx")}
-
-    def flux(self, f):
-        u = f["u"]
-        return (0.5 * u * u - self.nu * f.d("u", "x"),)
-
-    # -- what the Lagrangian PINN needs: X'(t) = c, w_t = diffusivity * Lap_X w ----------------
-    def characteristic_velocity(self, u, points):
-        """Velocity of the characteristics, one tensor per spatial coordinate: (u,)."""
-        return (u,)
-
-    @property
-    def diffusivity(self) -> float:
-        """Diffusion coefficient of the Lagrangian form w_t = nu w_XX."""
-        return self.nu
 
     def total_mass(self, t=0.0):
         """int u dx = 0 at every time: u(x, 0) = -sin(pi x) is odd and the equation with its

@@ -39,6 +39,7 @@ from pdekit.problems.base import (
     check_simulation_input,
     param,
 )
+from pdekit.problems.convection_diffusion.burgers import ViscousBurgersForm
 from pdekit.problems.references import etdrk4
 from pdekit.problems.references.cole_hopf import STEP, TAIL, burgers_sine
 from pdekit.problems.registry import register
@@ -84,7 +85,7 @@ class MovingSineReference(Reference):
 
 @register("convection_diffusion/burgers_moving")
 @dataclass(frozen=True)
-class BurgersMoving(Problem):
+class BurgersMoving(ViscousBurgersForm, Problem):
     """u_t + u u_x = nu u_xx, x in [0, 2 pi) periodic, t in [0, 1], u(x, 0) = sin x + c.
 
     The moving-front Burgers case of the Lagrangian PINN paper (Mojgani et al. 2023) at its
@@ -97,8 +98,8 @@ class BurgersMoving(Problem):
     ||u - c|| ~ sqrt(pi). The Lagrangian PINN's released code normalises by ||u_ref - c||;
     :meth:`wave_norm` gives that normaliser and the Lagrangian PINN benchmark reports both.
 
-    Conservation form u_t + F_x = 0 with F = u^2/2 - nu u_x; the mass int u dx = 2 pi c at every
-    time. For the Lagrangian PINN the characteristic velocity is u and the diffusivity nu.
+    The equation, its flux and its Lagrangian form are :class:`.burgers.ViscousBurgersForm`'s;
+    the mass int u dx = 2 pi c at every time.
     """
 
     c: float = param(0.0, low=-100.0, high=100.0, doc="offset of u0 = sin x + c (front speed)")
@@ -114,24 +115,6 @@ class BurgersMoving(Problem):
 
     def initial_condition(self, x):
         return {"u": torch.sin(x[:, 0]) + self.c}
-
-    def residual(self, f):
-        u = f["u"]
-        return {"burgers": f.d("u", "t") + u * f.d("u", "x") - self.nu * f.d("u", "xx")}
-
-    def flux(self, f):
-        u = f["u"]
-        return (0.5 * u * u - self.nu * f.d("u", "x"),)
-
-    # -- what the Lagrangian PINN needs: X'(t) = u, w_t = nu u_xx -----------------------------
-    def characteristic_velocity(self, u, points):
-        """Velocity of the characteristics, one tensor per spatial coordinate: (u,)."""
-        return (u,)
-
-    @property
-    def diffusivity(self) -> float:
-        """Diffusion coefficient of the Lagrangian form w_t = nu u_xx."""
-        return self.nu
 
     def total_mass(self, t=0.0):
         """int u dx over the period: 2 pi c at every time (periodic flux, int sin = 0)."""
