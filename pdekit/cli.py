@@ -36,6 +36,21 @@ def _pairs(items: list[str], what: str) -> dict:
     return out
 
 
+def _solver_settings(items: list[str]) -> dict:
+    """``SOLVER:KEY=VALUE`` items (``pdekit compare --config``) as ``{solver: {key: value}}``."""
+    from pdekit.errors import ParameterError
+
+    out: dict = {}
+    for item in items or []:
+        solver, sep, setting = item.partition(":")
+        if not sep or not solver.strip() or "=" in solver:
+            raise ParameterError(
+                f"--config expects SOLVER:KEY=VALUE (e.g. pinn:network.width=64); got {item!r}"
+            )
+        out.setdefault(solver.strip(), {}).update(_pairs([setting], "--config"))
+    return out
+
+
 def cmd_list(args) -> int:
     from pdekit import api, problems, solvers
 
@@ -433,6 +448,7 @@ def cmd_compare(args) -> int:
         out=args.out,
         presets=presets,
         threads=args.threads,
+        overrides=_solver_settings(args.config),
     )
     print(format_table(table))
     print(f"wrote table: {Path(args.out) / 'compare.json'}")
@@ -706,6 +722,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SOLVER=NAME",
         help="a solver's preset (repeatable), e.g. causal_pinn=benchmark",
+    )
+    compare.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="SOLVER:KEY=VALUE",
+        help="one solver's config setting (repeatable), e.g. pinn:network.width=64; "
+        "the budget is compare's (train.steps and train.time_budget_s are refused)",
     )
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--device", default="cpu", help="cpu, cuda or auto")

@@ -74,14 +74,11 @@ def test_per_solver_overrides_reach_the_run_and_bad_ones_are_refused_first(tmp_p
     """``overrides={solver: {key: value}}`` is that solver's config (the saved run has it); an
     unknown key, a solver not compared, or the clock keys are refused before anything trains."""
     out = tmp_path / "cmp"
-    table = compare(
-        "porous_medium/heat",
-        ["pinn"],
-        budget_s=1.0,
-        out=out,
-        threads=1,
-        overrides={"pinn": {"network.width": 8, "network.depth": 1}},
-    )
+    argv = ["compare", "porous_medium/heat", "--solvers", "pinn", "--budget", "1s",
+            "--threads", "1", "--out", str(out),
+            "--config", "pinn:network.width=8", "--config", "pinn:network.depth=1"]  # fmt: skip
+    assert main(argv) == 0  # the command line's --config SOLVER:KEY=VALUE is compare's overrides
+    table = json.loads((out / "compare.json").read_text())
     sol = pdekit.load(table["rows"][0]["checkpoint"])
     assert (sol.config.network.width, sol.config.network.depth) == (8, 1)
     for bad, match in [
@@ -92,3 +89,8 @@ def test_per_solver_overrides_reach_the_run_and_bad_ones_are_refused_first(tmp_p
         with pytest.raises((ParameterError, UnknownNameError), match=match):
             compare("porous_medium/heat", ["pinn"], budget_s=1.0, out=tmp_path / "x", overrides=bad)
     assert not (tmp_path / "x" / "pinn").exists()
+    for bad in ("network.width=8", ":network.width=8", "pinn:network.width"):
+        argv = ["compare", "porous_medium/heat", "--solvers", "pinn", "--budget", "1s",
+                "--out", str(tmp_path / "y"), "--config", bad]  # fmt: skip
+        assert main(argv) == 2
+    assert not (tmp_path / "y" / "pinn").exists()
