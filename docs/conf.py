@@ -29,8 +29,6 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
-#: the README's sections are included as they stand (its subsections start at level 3)
-suppress_warnings = ["myst.header"]
 autosummary_generate = True
 autosummary_imported_members = False
 # Flag options take no value: "undoc-members": False would switch undocumented members *on*.

@@ -524,8 +524,8 @@ def test_unknown_equation_in_outputs():
         )
 
 
-def test_readme_kolmogorov_example():
-    """The README's example, as written there: the residual of a Kolmogorov trajectory."""
+def test_grids_guide_kolmogorov_example():
+    """docs/guide/grids.md's example, as written there: the residual of a Kolmogorov trajectory."""
     p, t = pdekit.problems.get("navier_stokes/kolmogorov", t_end=2.0), np.linspace(0.0, 2.0, 41)
     grid = Grid.on(p.domain().space, 64)
     w = p.simulate({"w": p.initial_state(grid)["w"][None]}, grid, t)["w"]  # (1, 41, 64, 64)

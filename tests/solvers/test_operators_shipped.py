@@ -7,7 +7,7 @@ against a 256^2 run in ``pdekit.problems.family``), generated here for the first
 the models never saw them (the test split's seeds are disjoint from the training split's). The
 bound is each benchmark's own measurement over 200 test members, mean + 2 std: a regression guard
 that the shipped weights load and predict as measured, not the issues' targets (2% for fno, 1%
-for spectral_fno refined; see the README's tables). Training commands: ``pdekit/model_store/
+for spectral_fno refined; see docs/guide/operators.md). Training commands: ``pdekit/model_store/
 index.json``.
 """
 
