@@ -123,10 +123,10 @@ def solve(
         it is used. Problem parameters and config default to the checkpoint's; only the keys in
         ``RESUMABLE_KEYS`` (e.g. ``train.steps``) may differ. On CPU with the same config the
         result is bit-identical to an uninterrupted run. Extending a run to more steps than it
-        was configured for is too, except where ``engine="auto"`` chooses differently for the
-        two lengths (the compiled Taylor engine from 2000 steps on, see
-        :func:`~pdekit.solvers.physics.resolve_engine`: round-off apart, 4e-7 measured); set
-        ``engine`` explicitly to keep it.
+        was configured for is too: where ``engine="auto"`` would choose another engine for the
+        new length (the compiled Taylor engine from 2000 steps on, see
+        :func:`~pdekit.solvers.physics.resolve_engine`; round-off apart, 4e-7 measured), the
+        resumed run keeps the engine the run started with (said on stderr).
     checkpoint_dir: write checkpoints here (every ``config.train.checkpoint_every`` steps and
         ``checkpoint_minutes`` minutes, at the end, and on SIGTERM/SIGINT; the newest
         ``keep_checkpoints`` are kept). Checked for writability before training starts.
@@ -177,6 +177,8 @@ def solve(
     if ckpt is not None:
         _check_resume(ckpt, problem, solver, ckpt.source)
         cfg = _resume_config(solver, ckpt, config, overrides, steps)
+        saved = make_config(solver, ckpt.solver_config)
+        cfg = _keep_engine(solver, problem, saved, cfg, verbose and dist.is_writer)
     else:
         cfg = make_config(solver, config, overrides, steps=steps)
     if checkpoint_dir is not None:
@@ -304,6 +306,32 @@ def _resume_config(solver: str, ckpt: Checkpoint, config, overrides, steps):
             f"{', '.join(RESUMABLE_KEYS)} may change when resuming"
         )
     return cfg
+
+
+def _keep_engine(solver: str, problem: Problem, saved, cfg, verbose: bool):
+    """``cfg`` with the derivative engine the checkpoint's run trained with, where
+    ``engine="auto"`` would choose another one for the resumed run's budget (a run extended past
+    :data:`~pdekit.solvers.physics.COMPILE_MIN_STEPS` steps would switch to the compiled Taylor
+    engine, whose round-off differs: extending a run would no longer equal training it that
+    long in one go). The pinned engine is the resolved name, kept in the run's checkpoints."""
+    if getattr(saved, "engine", None) != "auto" or getattr(cfg, "engine", None) != "auto":
+        return cfg
+    from dataclasses import replace
+
+    from pdekit.solvers.physics import resolve_engine
+
+    model = solvers.get(solver).build_model(problem, cfg)
+    before = resolve_engine("auto", problem, model, saved.train.steps, saved.train.time_budget_s)
+    after = resolve_engine("auto", problem, model, cfg.train.steps, cfg.train.time_budget_s)
+    if before == after:
+        return cfg
+    if verbose:
+        print(
+            f"pdekit: resuming with the engine the run started with ({before}); engine='auto' "
+            f"would choose {after} for the new budget",
+            file=sys.stderr,
+        )
+    return replace(cfg, engine=before)
 
 
 def load(path: str | os.PathLike) -> Solution:

@@ -239,3 +239,19 @@ def test_checkpoint_round_trip_is_exact(run, tmp_path):
     assert_same_state(again.model, ckpt.model)
     assert_same_state(again.trainer, ckpt.trainer)
     assert isinstance(again, Checkpoint) and torch.is_tensor(again.trainer["torch_rng"])
+
+
+def test_extending_a_run_keeps_its_engine(tmp_path, monkeypatch, capsys):
+    """``engine="auto"`` compiles the Taylor engine for runs of COMPILE_MIN_STEPS steps or more
+    (lowered here from 2000 to 45): a 40-step run extended to 50 keeps the uncompiled engine it
+    started with, so it ends bit-identical to a 50-step run on that engine (before, it
+    switched to the compiled one at the resume: 4e-7 apart at 2000 steps, measured)."""
+    from pdekit.solvers import physics
+
+    monkeypatch.setattr(physics, "COMPILE_MIN_STEPS", 45)
+    _solve(checkpoint_dir=tmp_path / "short")
+    extended = pdekit.solve(PROBLEM, steps=50, resume=tmp_path / "short", device="cpu")
+    assert extended.config.engine == "taylor"
+    assert "the engine the run started with (taylor)" in capsys.readouterr().err
+    straight = _solve(steps=50, config={**CONFIG, "engine": "taylor"})
+    assert_same_state(extended.model.state_dict(), straight.model.state_dict())
