@@ -57,10 +57,11 @@ def predict(model: torch.nn.Module, inputs: np.ndarray | torch.Tensor, batch: in
     was_training = model.training
     model.eval()
     try:
-        outs = [
-            model(x[i : i + batch].to(param.device, param.dtype)).cpu().double().numpy()
-            for i in range(0, len(x), batch)
-        ]
+        with torch.inference_mode():  # no autograd graph: answering is not training
+            outs = [
+                model(x[i : i + batch].to(param.device, param.dtype)).cpu().double().numpy()
+                for i in range(0, len(x), batch)
+            ]
     finally:
         model.train(was_training)
     return np.concatenate(outs)
