@@ -10,6 +10,10 @@ Cases (issue 30):
 * ``dfg_2d2`` (Re = 100, periodic shedding): the Taylor-Hood flow time-stepped by BDF2 from rest
   on the shipped mesh (``--dt``, ``--t-end``), its maximum c_D and c_L over the last periods
   and its Strouhal number, against Schafer & Turek's intervals;
+* ``dfg_2d2_solvers`` (not in the default cases): ``--solvers`` on ``navier_stokes/cylinder``
+  (Re = 100, from rest to ``--pinn-t-end``) for the same budget each, field rel. L2 against the
+  problem's MAC projection reference (the shedding's forces are not scored: the solutions are
+  far from shedding at CPU budgets);
 * ``beltrami_mesh``: ``pinn`` on ``navier_stokes/beltrami`` over the shipped tetrahedral mesh
   with a hole (rel. L2 against the exact solution), the same budget.
 
@@ -149,6 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dt", type=float, default=0.005, help="time step of the 2D-2 reference")
     p.add_argument("--t-end", type=float, default=10.0, help="final time of the 2D-2 reference")
     p.add_argument("--level-2d2", type=int, default=0, help="refinements of the 2D-2 mesh")
+    p.add_argument(
+        "--pinn-t-end", type=float, default=8.0, help="final time of dfg_2d2_solvers' problem"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cylinder.json"))
     args = p.parse_args(argv)
@@ -194,6 +201,17 @@ def main(argv: list[str] | None = None) -> None:
     if "dfg_2d2" in cases:
         result["cases"]["dfg_2d2"] = {"reference": dfg_2d2(args.dt, args.t_end, args.level_2d2)}
         save()
+    if "dfg_2d2_solvers" in cases:
+        case = result["cases"].setdefault("dfg_2d2_solvers", {})
+        case["t_end"], case["reference"] = args.pinn_t_end, "MAC projection (the problem's)"
+        for solver in solvers:
+            config = {"pinn": PINN_CYLINDER, "deepxde": DEEPXDE_CYLINDER}.get(solver, {})
+            config = {**config, "sampling": {**config.get("sampling", {}), "n_initial": 512}}
+            case[solver] = solver_row(
+                "navier_stokes/cylinder", solver, config, args.budget, args.seed,
+                t_end=args.pinn_t_end,
+            )  # fmt: skip
+            save()
     if "beltrami_mesh" in cases:
         name = "navier_stokes/beltrami"
         config = {"sampling": {"n_interior": 2048, "n_boundary": 512, "n_initial": 512}}
