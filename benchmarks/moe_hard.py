@@ -20,6 +20,19 @@ reference), on ``--grid`` cells and the family's 101 times (0..500 s). Sections:
 ``--ship`` writes the MoE model's weights into ``pdekit/model_store``.
 Results: ``benchmarks/results/moe_hard.json``.
 
+``--case navier_stokes``: the paper's Navier-Stokes case (family ``decaying_turbulence``: nu =
+1e-4, T = 5, Gaussian random initial vorticity, no forcing), CPU-sized: ``--ns-grid`` cells per
+axis and the family's 11 times, N = 64 basis functions, the paper's built-in initial condition
+(u = w0 + (t/T) (b - <b>) . omega; for PI-SC w0 + (t/T) (v - <v>), v the network's output), LM
+from omega = 0 with tolerance 1e-7 (the paper's NS); PI-SC, PI-HC (one expert) and
+PI-HC-MoE (2 x 2 in space), each trained for the same wall-clock budget ``--ns-minutes`` (the
+steps reached are recorded), scored on the first ``--ns-n-test`` test members as above, beside
+persistence (w(t) = w0) for scale. Merged into the results file as ``cases.navier_stokes``
+(the diffusion-sorption rows are kept); ``--ns-scaling`` adds seconds per training step and
+inference against the sampled points (``navier_stokes_scaling``).
+
+    python benchmarks/moe_hard.py --case navier_stokes --ns-minutes 10 --ns-scaling
+
     python benchmarks/moe_hard.py                      # train all three, score, time (~1.5 h)
     python benchmarks/moe_hard.py --quick --out /tmp/m.json   # a smoke run
     python benchmarks/moe_hard.py --rescore            # score the saved models again
@@ -42,7 +55,12 @@ from pdekit.metrics import rel_l2
 from pdekit.problems.datasets import Dataset
 from pdekit.problems.family import families
 from pdekit.solvers.fno import train_family
-from pdekit.solvers.moe_hard import BasisNetworkConfig, ConstraintConfig, PhysicsFNO
+from pdekit.solvers.moe_hard import (
+    BasisNetworkConfig,
+    ConstraintConfig,
+    PhysicsConfig,
+    PhysicsFNO,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from operators import _command, machine, ship  # noqa: E402
@@ -60,8 +78,31 @@ PAPER = {"fno_soft": [0.8593, 0.0507], "pi_hc": [0.0755, 0.0810], "moe": [0.0360
          "moe_pde_from_2": [0.0360, 0.0293]}  # fmt: skip
 
 
+NS_FAMILY = "decaying_turbulence"
+#: NS variants: solver, experts per axis (t, x, y) or None
+NS_VARIANTS = {"fno_soft": ("fno_soft", None), "pi_hc": ("moe_hard", (1, 1, 1)),
+               "moe": ("moe_hard", (1, 2, 2))}  # fmt: skip
+#: the paper's NS numbers (Sec. 4: rel. L2 on the 256^2 x 64 test set, mean +- std)
+NS_PAPER = {"fno_soft": [0.18081, 0.03740], "pi_hc": [0.11754, 0.02951],
+            "moe": [0.08298, 0.02345]}  # fmt: skip
+
+
 def _args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--case", choices=("diffusion_sorption", "navier_stokes"),
+                   default="diffusion_sorption")  # fmt: skip
+    p.add_argument("--ns-grid", type=int, default=32)
+    p.add_argument("--ns-minutes", type=float, default=10.0, help="training budget per variant")
+    p.add_argument("--ns-points", type=int, default=500, help="PDE points per expert (NS)")
+    p.add_argument("--ns-batch", type=int, default=2)
+    p.add_argument("--ns-n-train", type=int, default=500)
+    p.add_argument("--ns-n-valid", type=int, default=8)
+    p.add_argument("--ns-n-test", type=int, default=50)
+    p.add_argument("--ns-eval-every", type=int, default=50)
+    p.add_argument("--ns-width", type=int, default=16)
+    p.add_argument("--ns-modes", type=int, default=6)
+    p.add_argument("--ns-scaling", action="store_true")
+    p.add_argument("--ns-scaling-points", default="250,1000,4000")
     p.add_argument("--grid", type=int, default=64)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--n-train", type=int, default=900)
@@ -87,6 +128,8 @@ def _args(argv=None) -> argparse.Namespace:
     if a.quick:
         a.steps, a.n_train, a.n_valid, a.n_test = 20, 24, 6, 6
         a.scaling_points, a.scaling_grid = "100,1000", 64
+        a.ns_minutes, a.ns_n_train, a.ns_n_valid, a.ns_n_test = 0.5, 8, 2, 4
+        a.ns_grid, a.ns_scaling_points = 16, "100,400"
     return a
 
 
@@ -107,7 +150,7 @@ def _stats(values) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
 
-def evaluate(model: PhysicsFNO, test: Dataset, n: int) -> dict:
+def evaluate(model: PhysicsFNO, test: Dataset, n: int, from_t10: bool = True) -> dict:
     """Scores of ``model`` on the first ``n`` test members (module docstring)."""
     data = test.trajectories[:n]
     x = torch.as_tensor(data[:, :1])
@@ -130,11 +173,11 @@ def evaluate(model: PhysicsFNO, test: Dataset, n: int) -> dict:
     # from t = 10 s on (after the initial jump; where pde_start = 2 imposes the PDE)
     pred_all = np.concatenate([p[None] for p in preds])
     ref_all = data[:, 1:].astype(np.float64)
-    per_t = np.sqrt(
-        ((pred_all - ref_all) ** 2).sum(axis=(0, 2, 3)) / (ref_all**2).sum(axis=(0, 2, 3))
-    )
+    rest = tuple(i for i in range(ref_all.ndim) if i != 1)  # all but time
+    per_t = np.sqrt(((pred_all - ref_all) ** 2).sum(axis=rest) / (ref_all**2).sum(axis=rest))
     out["rel_l2_by_time"] = {f"{t:g}": float(e) for t, e in zip(test.times[1:], per_t)}
-    out["rel_l2_from_t10"] = _stats([rel_l2(p[1:], r[1:]) for p, r in zip(preds, ref_all)])
+    if from_t10:  # diffusion-sorption's snapshots after the first (t >= 10 s)
+        out["rel_l2_from_t10"] = _stats([rel_l2(p[1:], r[1:]) for p, r in zip(preds, ref_all)])
     if iters:
         out.update({"lm_iterations": _stats(iters), "unconverged_members": unconverged})
     model.lenient = False
@@ -247,9 +290,114 @@ def rescore(a) -> dict:
     return results
 
 
+# -- Navier-Stokes ---------------------------------------------------------------------------------
+def _ns_overrides(a, experts) -> dict:
+    out = {
+        "dataset.grid": a.ns_grid,
+        "dataset.n_train": a.ns_n_train,
+        "dataset.n_valid": a.ns_n_valid,
+        "dataset.batch_size": a.ns_batch,
+        "dataset.eval_every": a.ns_eval_every,
+        "network.basis": 64,
+        "network.width": a.ns_width,
+        "network.modes": a.ns_modes,
+        "network.projection": 64,
+        "train.steps": 100_000,  # the wall-clock budget ends training
+        "train.time_budget_s": 60.0 * a.ns_minutes,
+        "physics.initial": "built_in",
+    }
+    if experts is not None:
+        out.update({"constraint.experts": list(experts), "constraint.points": a.ns_points,
+                    "constraint.tol": 1e-7, "constraint.omega0": 0.0,
+                    "constraint.unconverged": "warn"})  # fmt: skip
+    return out
+
+
+def _ns_model(experts, grid, times, problem, points: int, a) -> PhysicsFNO:
+    net = BasisNetworkConfig(basis=64, width=a.ns_width, modes=a.ns_modes, projection=64)
+    cons = ConstraintConfig(experts=experts, points=points, tol=1e-7, omega0=0.0)
+    physics = PhysicsConfig(initial="built_in")
+    return PhysicsFNO(problem, grid, times, net, cons, physics)
+
+
+def section_navier_stokes(a) -> dict:
+    test = Dataset.generate(NS_FAMILY, "test", a.ns_n_test, grid=a.ns_grid, progress=False)
+    data = test.trajectories[: a.ns_n_test].astype(np.float64)
+    still = [rel_l2(np.broadcast_to(d[:1], d[1:].shape), d[1:]) for d in data]
+    out: dict = {"baselines": {"persistence": {"rel_l2": _stats(still), "members": len(data)}}}
+    rows = {}
+    for name, (solver, experts) in NS_VARIANTS.items():
+        t0 = time.perf_counter()
+        sol = train_family(
+            NS_FAMILY, None, _ns_overrides(a, experts), solver=solver, verbose=True,
+            command=_command(a) + f"  # variant {name}",
+        )  # fmt: skip
+        train_s = time.perf_counter() - t0
+        saved = store.save(sol, f"{solver}_{NS_FAMILY}_{a.ns_grid}_{name}", command=_command(a))
+        row = evaluate(sol.model, test, a.ns_n_test, from_t10=False)
+        row.update({"train_s": train_s, "steps": int(sol.step), "model": saved.path.name,
+                    "paper_rel_l2": NS_PAPER[name]})  # fmt: skip
+        rows[name] = row
+        print(f"{name}: {json.dumps(row)}", flush=True)
+    out["rows"] = rows
+    return out
+
+
+def section_ns_scaling(a) -> list[dict]:
+    fam = families.get(NS_FAMILY)
+    grid = fam.make_grid(a.ns_grid)
+    times = np.asarray(fam.times)
+    problem = fam.template()
+    states = [m.problem().initial_state(grid)["w"] for m in fam.members("test", a.ns_batch)]
+    x = torch.as_tensor(np.stack(states))[:, None, ..., None].float()
+    rows = []
+    for points in (int(p) for p in a.ns_scaling_points.split(",")):
+        row = {"case": "navier_stokes", "points": points, "grid": [len(times), *grid.n]}
+        for name, experts in (("pi_hc", (1, 1, 1)), ("moe", (1, 2, 2))):
+            k = int(np.prod(experts))
+            torch.manual_seed(0)
+            model = _ns_model(experts, grid, times, problem, max(1, points // k), a)
+            row[f"{name}_step_s"], row[f"{name}_infer_s"] = _step_seconds(model, x, repeats=2)
+            row[f"{name}_lm_iterations"] = float(model.last_solve["iterations"].double().mean())
+        row["step_speedup"] = row["pi_hc_step_s"] / row["moe_step_s"]
+        row["infer_speedup"] = row["pi_hc_infer_s"] / row["moe_infer_s"]
+        rows.append(row)
+        print(f"scaling: {json.dumps(row)}", flush=True)
+    return rows
+
+
+def main_navier_stokes(a) -> dict:
+    """``--case navier_stokes``: train and score the NS variants, merge them into ``--out``."""
+    load_before = list(os.getloadavg())
+    results = json.loads(a.out.read_text()) if a.out.exists() else {"cases": {}}
+    ns = section_navier_stokes(a)
+    results.setdefault("cases", {})["navier_stokes"] = ns["rows"]
+    results["navier_stokes_baselines"] = ns["baselines"]
+    results["navier_stokes_command"] = _command(a)
+    results["navier_stokes_device"] = machine()["device"]
+    results["navier_stokes_setting"] = (
+        f"decaying turbulence (nu = 1e-4, T = 5; family {NS_FAMILY}), {a.ns_grid}^2 x 11 times "
+        f"(every 0.5); initial vorticity in, every later snapshot out; N = 64, FNO width "
+        f"{a.ns_width}, {a.ns_modes} modes, 4 layers; each variant trained for "
+        f"{a.ns_minutes:g} min of wall clock (Adam, batch {a.ns_batch}, {a.ns_n_train} "
+        f"training initial states, no solution data); the initial condition built in (all "
+        f"three); hard models: LM from omega = 0, tol 1e-7, {a.ns_points} PDE points per "
+        "expert"
+    )
+    if a.ns_scaling:
+        results["navier_stokes_scaling"] = section_ns_scaling(a)
+    results["navier_stokes_load_average_before_after"] = [load_before, list(os.getloadavg())]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {a.out}", flush=True)
+    return results
+
+
 def main(argv=None) -> dict:
     a = _args(argv)
     torch.set_num_threads(a.threads or os.cpu_count() or 1)
+    if a.case == "navier_stokes":
+        return main_navier_stokes(a)
     if a.rescore:
         return rescore(a)
     load_before = list(os.getloadavg())
@@ -268,6 +416,11 @@ def main(argv=None) -> dict:
         grid = f"{a.scaling_grid} cells x 101 times, batch {a.scaling_batch}"
         plot(results["scaling"], a.out.with_suffix(".png"), f"diffusion-sorption, {grid}, CPU")
     results["load_average_before_after"] = [load_before, list(os.getloadavg())]
+    if a.out.exists():  # keep the Navier-Stokes rows of an earlier --case navier_stokes run
+        before = json.loads(a.out.read_text())
+        if "navier_stokes" in before.get("cases", {}):
+            results["cases"]["navier_stokes"] = before["cases"]["navier_stokes"]
+        results.update({k: v for k, v in before.items() if k.startswith("navier_stokes")})
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {a.out}", flush=True)

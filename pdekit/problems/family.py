@@ -568,6 +568,27 @@ for _nu, _t in KOLMOGOROV_T.items():
         )
     )
 
+#: decaying turbulence, the Navier-Stokes case of PI-HC-MoE (Chalapathi, Du & Krishnapriyan,
+#: ICLR 2024): nu = 1e-4, T = 5. Simulated on 128^2 (the problem's reference grid there) and
+#: subsampled; 11 snapshots, every 0.5 (CPU-sized; the paper: 64 levels, 64^2 training grid)
+families.register(
+    Family(
+        name="decaying_turbulence",
+        problem="navier_stokes/decaying_turbulence",
+        fixed={"nu": 1e-4, "t_end": 5.0},
+        seed_param="seed",
+        sizes={"train": 1000, "valid": 100, "test": 100},
+        grid=64,
+        times=tuple(np.linspace(0.0, 5.0, 11)),
+        min_solver_cells=128,
+        description=(
+            "decaying 2D turbulence (PI-HC-MoE's Navier-Stokes case, nu = 1e-4, T = 5): "
+            "vorticity from the FNO benchmark's Gaussian random field (alpha = 2.5, tau = 7), "
+            "no forcing, every 0.5 to T; 64^2 output grid"
+        ),
+    )
+)
+
 families.register(
     Family(
         name="diffusion_sorption",

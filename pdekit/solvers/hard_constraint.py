@@ -18,6 +18,10 @@ differences on the grid, :func:`pdekit.problems.grid.grid_fields`) times omega, 
 residual through a :class:`PointFields` accessor, so no equation is written twice. The prediction
 is stitched, u = sum_k (b . omega_k) 1_{Omega_k} (:class:`Partition`).
 
+With the initial condition built in (the paper's NS ansatz, u = u0 + s(t) b . omega), the
+terms of the fixed part u0 ride along as one more column of every tensor
+(:class:`ConstraintSystem` ``offset``), and there are no initial-condition rows.
+
 Backward (:class:`ConstrainedSolve`), by the implicit function theorem, no unrolling: at the
 solution the gradient g(omega, b) = d/domega 1/2||r||^2 vanishes, so
 
@@ -36,8 +40,16 @@ Deviations from the reference code, each labelled where it is implemented:
   diffusion-sorption that is the outflow condition u + D du/dn = 0 at x = 1, as PDEBench's
   generator imposes it; the paper's row u - D u_x has the growing sign (see
   :class:`~pdekit.problems.porous_medium.diffusion_sorption.DiffusionSorption`).
-- State on cell centres only (``state_location = "center"``): the face extrapolation assumes
-  them.
+- State on cell centres (``state_location = "center"``) where the grid has boundaries: the face
+  extrapolation assumes them. A grid periodic on every spatial axis has no boundary rows, and
+  takes the state where the problem puts it (Navier-Stokes: at the nodes).
+
+Fields derived from the state (Navier-Stokes in vorticity form: the velocity from the stream
+function) enter through the problem's own ``complete``, which must be linear in the state (the
+problem declares ``complete_is_linear``): the velocity of u = b . omega is sum_i omega_i
+u(b_i), so each basis function is completed once and every derived term is again T omega. On a
+periodic grid the spatial derivatives are spectral (:func:`grid_engine`), as in the reference
+solver; in time, and on bounded grids, the grid path's second-order stencils.
 """
 
 from __future__ import annotations
@@ -59,8 +71,8 @@ from pdekit.problems.grid import bcs_by_side, grid_fields, side_data
 
 # -- the accessor over values given at points --------------------------------------------------
 class PointFields(Fields):
-    """Fields whose values and derivatives at a set of points are given as tensors: the
-    accessor through which a problem's ``residual(f)`` runs on ``u = b.omega``.
+    """Fields whose values and derivatives at a set of points are given as tensors, the
+    accessor through which a problem's residual runs on u = b . omega.
 
     ``terms``: ``{(field, key): tensor}`` (key as :func:`~pdekit.core.fields.parse_spec`
     returns it; ``()`` the value); ``coords``: one tensor per coordinate, broadcastable
@@ -264,13 +276,31 @@ class ConstraintSystem:
     term of u is ``T_j omega``; the linear rows ``L`` ``(B, K, M, N)`` with targets ``c``
     ``(B, K, M)`` (initial and boundary conditions, already weighted). Rows:
     ``[residual(T omega) ; L omega - c ; ridge omega]``.
+
+    With ``offset`` the tensors carry one more column than omega has entries, the terms of a
+    fixed field added to every prediction (the built-in initial condition, u = u0 + b . omega):
+    the term of u is ``T[..., :N] omega + T[..., N]``, and likewise for L.
     """
 
-    def __init__(self, problem, terms: Sequence[tuple[str, Key]], coords, ridge: float):
+    def __init__(
+        self,
+        problem,
+        terms: Sequence[tuple[str, Key]],
+        coords,
+        ridge: float,
+        offset: bool = False,
+    ):
         self.problem = problem
         self.terms = list(terms)
         self.coords = coords  # per coordinate, (K, m) (broadcast over the batch)
         self.ridge = float(ridge)
+        self.offset = bool(offset)
+
+    def combine(self, t: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        """``t omega`` (plus the offset column, with ``offset``)."""
+        n = omega.shape[-1]
+        out = (t[..., :n] @ omega.unsqueeze(-1)).squeeze(-1)
+        return out + t[..., n] if self.offset else out
 
     def pde(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
         """The residual rows ``(B, K, E m)`` from the term values ``(B, K, m)``: every
@@ -282,18 +312,18 @@ class ConstraintSystem:
 
     def rows(self, omega: torch.Tensor, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         *basis, lin, target = tensors
-        values = [(t @ omega.unsqueeze(-1)).squeeze(-1) for t in basis]
-        lin_rows = (lin @ omega.unsqueeze(-1)).squeeze(-1) - target
+        values = [self.combine(t, omega) for t in basis]
+        lin_rows = self.combine(lin, omega) - target
         return torch.cat([self.pde(values), lin_rows, self.ridge * omega], dim=-1)
 
     def rows_and_jacobian(self, omega: torch.Tensor, tensors: Sequence[torch.Tensor]):
         """r(omega) and dr/domega. The residual is pointwise in the term values, so its
         Jacobian is sum_j diag(dr/dq_j) T_j, with dr/dq_j from one backward pass per equation."""
         *basis, lin, target = tensors
-        with torch.enable_grad():
-            values = [
-                (t @ omega.unsqueeze(-1)).squeeze(-1).detach().requires_grad_() for t in basis
-            ]
+        n = omega.shape[-1]
+        with torch.enable_grad():  # dr/dq by autograd, also when answering under no_grad
+            values = [self.combine(t, omega).detach().requires_grad_() for t in basis]
+            basis = [t[..., :n] for t in basis]
             p = self.problem
             f = PointFields(p.coordinates, p.fields, dict(zip(self.terms, values)), self.coords)
             res = [torch.broadcast_to(v, values[0].shape) for v in p.residual(f).values()]
@@ -308,10 +338,8 @@ class ConstraintSystem:
         n = omega.shape[-1]
         ridge = self.ridge * torch.eye(n, dtype=omega.dtype, device=omega.device)
         ridge = ridge.expand(*omega.shape[:-1], n, n)
-        r = torch.cat(
-            [*pde_rows, (lin @ omega.unsqueeze(-1)).squeeze(-1) - target, self.ridge * omega], -1
-        )
-        jac = torch.cat([*pde_jac, lin, ridge], dim=-2)
+        r = torch.cat([*pde_rows, self.combine(lin, omega) - target, self.ridge * omega], -1)
+        jac = torch.cat([*pde_jac, lin[..., :n], ridge], dim=-2)
         return r, jac
 
 
@@ -416,6 +444,27 @@ def grid_face(values: torch.Tensor, axis: int, side: int, location: str, h: floa
     return (near * wv).sum(axis), (near * ws).sum(axis)
 
 
+def grid_engine(grid: Grid) -> str:
+    """The spatial engine of the grid path: ``"spectral"`` (FFT derivatives) when every spatial
+    axis is periodic, else ``"stencil"`` (second-order finite differences)."""
+    return "spectral" if all(grid.periodic) else "stencil"
+
+
+def state_fields(problem, state: torch.Tensor, grid: Grid, times) -> Fields:
+    """The grid path's accessor (:func:`~pdekit.problems.grid.grid_fields`, second order,
+    :func:`grid_engine`, no boundary conditions) over the problem's one state field
+    ``state`` ``(*batch, nt, *space)`` and the fields derived from it by ``problem.complete``
+    (Navier-Stokes in vorticity form: the velocity). Derived fields must be linear in the state
+    (the problem declares ``complete_is_linear``), so that each basis function's derived
+    fields, times omega, are those of u = b . omega."""
+    name, loc = problem.state[0], problem.state_location
+    values = {name: state}
+    if tuple(problem.fields) != (name,):
+        values = problem.complete({name: state}, grid)
+    return grid_fields(problem, values, grid, times=times, boundary=False, locations=loc,
+                       engine=grid_engine(grid))  # fmt: skip
+
+
 def build_tensors(
     problem,
     basis: torch.Tensor,
@@ -428,21 +477,24 @@ def build_tensors(
     ic_relative: bool = True,
     ic_floor: float = 1e-3,
     bc_rows: list | None = None,
+    ic_rows: bool = True,
 ):
     """The tensors of :class:`ConstraintSystem` for a batch.
 
     basis: ``(B, nt, *space, N)`` float64 on the grid (state location); initial: ``(B,
     *space)`` the initial state; index: ``(K, m)`` flat space-time indices of each expert's
     points (:meth:`Partition.sample`); bc_rows: :func:`boundary_rows` at ``times[1:]`` when
-    already computed (they depend on the problem and grid only). Returns ``(terms, coords,
-    tensors)``.
+    already computed (they depend on the problem and grid only); ic_rows: False leaves the
+    initial-condition rows out (a prediction with the initial condition built in: ``basis``
+    then ends with the offset column, see :class:`ConstraintSystem`). Returns ``(terms,
+    coords, tensors)``.
     """
     field = problem.state[0]
     loc = problem.state_location
     b, n = basis.shape[0], basis.shape[-1]
     k_exp, m = index.shape
     moved = basis.movedim(-1, 1)  # (B, N, nt, *space)
-    f = grid_fields(problem, {field: moved}, grid, times=times, boundary=False, locations=loc)
+    f = state_fields(problem, moved, grid, times)
     terms = declared_terms(problem)
     flat_index = index.reshape(-1).to(basis.device)
     tensors = []
@@ -467,12 +519,13 @@ def build_tensors(
         flat = torch.as_tensor(mesh[order.index(c)].reshape(-1), dtype=torch.float64)
         coords.append(flat[index.reshape(-1)].reshape(k_exp, m).to(basis.device))
     # linear rows: initial condition (relative), then the boundary conditions at t > t0
-    rows, targets = [], []
-    b0 = basis[:, 0].reshape(b, -1, n)
-    u0 = initial.reshape(b, -1).to(basis)
-    w = 1.0 / u0.abs().clamp(min=ic_floor) if ic_relative else torch.ones_like(u0)
-    rows.append(b0 * w[..., None])
-    targets.append(u0 * w)
+    rows, targets = [basis.new_zeros(b, 0, n)], [basis.new_zeros(b, 0)]
+    if ic_rows:  # (none when the initial condition is built into the prediction)
+        b0 = basis[:, 0].reshape(b, -1, n)
+        u0 = initial.reshape(b, -1).to(basis)
+        w = 1.0 / u0.abs().clamp(min=ic_floor) if ic_relative else torch.ones_like(u0)
+        rows.append(b0 * w[..., None])
+        targets.append(u0 * w)
     h = grid.spacing
     if bc_rows is None:
         bc_rows = boundary_rows(problem, field, grid, np.asarray(times[1:]), loc)
@@ -484,3 +537,105 @@ def build_tensors(
     lin = torch.cat(rows, 1)[:, None].expand(b, k_exp, -1, n)
     target = torch.cat(targets, 1)[:, None].expand(b, k_exp, -1)
     return terms, coords, [*tensors, lin, target]
+
+
+# -- experts across ranks ----------------------------------------------------------------------
+class ExpertPlacement:
+    """The experts of a partition placed across the ranks of a process group (``dist``, a
+    :class:`~pdekit.solvers.distributed.Distributed`) in contiguous blocks, rank r holding
+    experts r E / W to (r + 1) E / W - 1 of E on W ranks and running their Levenberg-Marquardt
+    solves, and their implicit backward, for the samples of every rank.
+
+    Every rank must hold the same number of experts (so the gathers are of equal size and no
+    rank idles): E must be a multiple of W. A partition of fewer experts than ranks, or one
+    the ranks cannot share out evenly, is refused with a :class:`ParameterError`.
+
+    Data flow (:class:`ToOwners`, :class:`FromOwners`): every rank builds the rows of its own
+    samples for every expert; the rows of expert k travel to k's rank (an all-gather, each rank
+    keeping its block), which solves them for all W B samples; the solutions travel back to the
+    samples' ranks. The two moves are each other's adjoints, so each one's backward is the
+    other's forward and a rank's gradient is that of its own samples' loss, as in one process.
+    The per-rank batches must be of equal size B (the dataset task's batches are).
+    """
+
+    def __init__(self, experts: int, dist, what: str = "constraint.experts"):
+        world = int(dist.world_size)
+        if experts % world:
+            multiples = ", ".join(str(world * i) for i in (1, 2, 3))
+            raise ParameterError(
+                f"{what} make {experts} expert(s), which {world} ranks cannot share out evenly: "
+                "under torchrun the experts are placed across the ranks in equal contiguous "
+                f"blocks, so the number of experts must be a multiple of the {world} ranks "
+                f"({multiples}, ...); change {what} or the number of processes, or solve every "
+                "expert on every rank (constraint.placement = 'local')"
+            )
+        self.dist = dist
+        self.experts, self.world, self.rank = int(experts), world, int(dist.rank)
+        self.per = self.experts // world
+        self.lo, self.hi = self.rank * self.per, (self.rank + 1) * self.per
+
+    def owner(self, expert: int) -> int:
+        """The rank that holds ``expert``."""
+        return int(expert) // self.per
+
+    def _all_gather(self, t: torch.Tensor) -> list[torch.Tensor]:
+        import torch.distributed as tdist
+
+        dev = t.device
+        send = t.detach().contiguous().to(self.dist.comm_device)
+        parts = [torch.empty_like(send) for _ in range(self.world)]
+        tdist.all_gather(parts, send)
+        return [p.to(dev) for p in parts]
+
+    def broadcast(self, t: torch.Tensor) -> torch.Tensor:
+        """Rank 0's ``t`` (same shape and dtype on every rank) on every rank."""
+        import torch.distributed as tdist
+
+        buf = t.detach().contiguous().to(self.dist.comm_device).clone()
+        tdist.broadcast(buf, src=0)
+        return buf.to(t.device)
+
+    def to_owners(self, t: torch.Tensor) -> torch.Tensor:
+        """``(B, E, ...)`` of this rank's samples -> ``(W B, E / W, ...)``: every rank's samples
+        (in rank order) for this rank's experts."""
+        return torch.cat([g[:, self.lo : self.hi] for g in self._all_gather(t)], 0)
+
+    def from_owners(self, t: torch.Tensor) -> torch.Tensor:
+        """``(W B, E / W, ...)`` held by each owner -> ``(B, E, ...)``: this rank's samples for
+        every expert."""
+        b = t.shape[0] // self.world
+        rows = slice(self.rank * b, (self.rank + 1) * b)
+        return torch.cat([g[rows] for g in self._all_gather(t)], 1)
+
+
+class ToOwners(torch.autograd.Function):
+    """``apply(placement, *tensors)``: :meth:`ExpertPlacement.to_owners` of each tensor;
+    backward: :meth:`ExpertPlacement.from_owners` of the gradients (its adjoint)."""
+
+    @staticmethod
+    def forward(ctx, placement: ExpertPlacement, *tensors):
+        """Each tensor's rows moved to the ranks of their experts."""
+        ctx.placement = placement
+        return tuple(placement.to_owners(t) for t in tensors)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        """The gradients moved back to the ranks of their samples."""
+        place = ctx.placement
+        return (None, *(place.from_owners(g) for g in grads))
+
+
+class FromOwners(torch.autograd.Function):
+    """``apply(placement, t)``: :meth:`ExpertPlacement.from_owners`; backward:
+    :meth:`ExpertPlacement.to_owners` of the gradient (its adjoint)."""
+
+    @staticmethod
+    def forward(ctx, placement: ExpertPlacement, t):
+        """The experts' solutions moved to the ranks of their samples."""
+        ctx.placement = placement
+        return placement.from_owners(t)
+
+    @staticmethod
+    def backward(ctx, grad):
+        """The gradient moved to the ranks of the experts."""
+        return None, ctx.placement.to_owners(grad)

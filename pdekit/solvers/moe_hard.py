@@ -18,6 +18,38 @@ inputs are the members' initial states only: the training split is never simulat
 are clipped to norm 1; Adam at lr 1e-3, halved every 800 steps. The validation split (simulated,
 cached) picks the best parameters by relative L2 error.
 
+Navier-Stokes (``navier_stokes/decaying_turbulence``, family ``decaying_turbulence``: the
+paper's NS case, 2D vorticity form on the torus, nu = 1e-4, T = 5, no forcing). The model
+predicts the vorticity; the velocity in the residual is that of the prediction, u = sum_i
+omega_i u(b_i), each basis function completed by the problem's own (linear) stream-function
+solve, so the vorticity rows are quadratic in omega. Spatial derivatives are spectral (the grid
+is periodic), time derivatives the grid path's central stencil. The paper's NS settings:
+``network.basis = 64``, ``constraint.experts = (1, 2, 2)``, ``constraint.tol = 1e-7`` and
+``physics.initial = "built_in"`` (both solvers): u = w0 + (t - t0) / (T - t0) (b - <b>) .
+omega, exact at t0 (no initial-condition rows; <b> the spatial mean, removed as the vorticity's
+mean is no degree of freedom; PI-SC: the network's one output in place of b . omega).
+Deviations there: LM rows are r, not the reference code's r^2; the mollifier factor 0.005 of
+the paper's ansatz is left out (it only rescales omega, but against the ridge 1e-4 omega it
+would strengthen the regularisation 200-fold); the PDE rows include the continuity and
+vorticity-definition residuals of the problem (zero to round-off for a velocity from the
+stream function, so they change nothing); the training loss keeps the (then zero)
+initial-condition term beside the PDE (the paper's NS loss: PDE only); the initial vorticity is
+the FNO benchmark's Gaussian random field (the problem's docstring); CPU-sized grids
+(``benchmarks/moe_hard.py --case navier_stokes``: 32^2 x 11 times, the paper 64^2 x 64).
+
+Under ``torchrun`` (an initialised process group of W ranks, training mode,
+``constraint.placement = "ranks"``, the default) the experts are placed across the ranks in
+contiguous blocks of E / W: rank r builds the rows of its own samples for every expert, the rows
+travel to the experts' ranks, each rank runs the LM solves (and the implicit backward) of its
+experts for the samples of every rank, and the solutions travel back
+(:class:`~pdekit.solvers.hard_constraint.ExpertPlacement`); the points are rank 0's. Each rank's
+prediction and gradient are then those of one process, and DDP's average is the one-process
+gradient of the global batch (tested on two gloo ranks). The number of experts E must be a
+multiple of W -- fewer experts than ranks, or a count the ranks cannot share out evenly, is
+refused by name; ``placement = "local"`` solves every expert of a rank's own samples on that
+rank (plain data parallelism, e.g. PI-HC on several ranks). Validation and answering (eval
+mode) always solve locally: they may run on one rank alone.
+
 Deviations from the paper and its code, and why:
 
 - Right boundary loss (DS). The reference code's boundary loss compares u(t, 1) with the
@@ -61,7 +93,6 @@ from pdekit.errors import ConvergenceError, ParameterError
 from pdekit.geometries.grid import Grid
 from pdekit.problems.base import Problem
 from pdekit.problems.datasets import Dataset
-from pdekit.problems.grid import grid_fields
 from pdekit.solvers import distributed
 from pdekit.solvers.config import check
 from pdekit.solvers.dataset_task import DatasetConfig, DatasetTask
@@ -69,10 +100,14 @@ from pdekit.solvers.fno import FNODatasetConfig, FNOSolver
 from pdekit.solvers.hard_constraint import (
     ConstrainedSolve,
     ConstraintSystem,
+    ExpertPlacement,
+    FromOwners,
     Partition,
+    ToOwners,
     boundary_rows,
     build_tensors,
     grid_face,
+    state_fields,
 )
 from pdekit.solvers.operator_solution import OperatorSolution
 from pdekit.solvers.operators import FNO
@@ -81,6 +116,10 @@ from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
 UNCONVERGED = ("raise", "warn")
+#: how the initial condition enters (:class:`PhysicsConfig`)
+INITIALS = ("imposed", "built_in")
+#: where the experts' LM solves run under an initialised process group (``torchrun``)
+PLACEMENTS = ("ranks", "local")
 
 
 @dataclass
@@ -141,9 +180,15 @@ class PhysicsConfig:
     #: leaves out the snapshots whose time difference reaches across diffusion-sorption's
     #: initial jump; measured worse at our full budget (module docstring)
     pde_start: int = 0
+    #: the initial condition: "imposed" (the paper's DS: rows b(t0) . omega = u0 for every
+    #: expert, and a term of the loss) or "built_in" (the paper's NS: u = u0 + (t - t0) /
+    #: (T - t0) (b - <b>) . omega, or u0 + (t - t0) / (T - t0) (v - <v>) for the soft model's
+    #: output v; exact at t0; <.> the spatial mean on a periodic grid, else nothing removed)
+    initial: str = "imposed"
 
     def __post_init__(self):
         check(self, "pde_start", self.pde_start, low=0, high=10**6, kind=int)
+        check(self, "initial", self.initial, choices=INITIALS)
 
 
 @dataclass
@@ -172,6 +217,11 @@ class ConstraintConfig:
     unconverged: str = "raise"
     #: seed of the points sampled when answering (training draws its own)
     seed: int = 0
+    #: under torchrun, in training: "ranks" places the experts across the ranks in contiguous
+    #: blocks, each rank solving its experts for every rank's samples (the number of experts
+    #: must then be a multiple of the ranks); "local": every rank solves every expert of its
+    #: own samples (plain data parallelism)
+    placement: str = "ranks"
 
     def __post_init__(self):
         self.experts = tuple(int(e) for e in self.experts)
@@ -190,6 +240,7 @@ class ConstraintConfig:
         check(self, "ic_floor", self.ic_floor, low=1e-300, high=1e6)
         check(self, "unconverged", self.unconverged, choices=UNCONVERGED)
         check(self, "seed", self.seed, low=0, high=2**63 - 1, kind=int)
+        check(self, "placement", self.placement, choices=PLACEMENTS)
 
 
 @dataclass
@@ -231,6 +282,31 @@ class MoEConfig(SoftConfig):
 
 
 # -- the network -------------------------------------------------------------------------------
+def unsupported(problem: Problem, grid: Grid | None, periodic: bool = False) -> str | None:
+    """Why the physics-constrained FNO cannot take ``problem`` (None: it can): it predicts one
+    state field, every other field derived from it linearly (``complete_is_linear``), and, on
+    a grid with boundaries (``grid``'s axes, or ``periodic`` False), states on cell centres (the
+    boundary rows extrapolate from them)."""
+    if len(problem.state) != 1:
+        return f"predicts one state field; the state is {problem.state}"
+    if tuple(problem.fields) != tuple(problem.state) and not getattr(
+        problem, "complete_is_linear", False
+    ):
+        return (
+            f"predicts one state field that is every field of the residual, or from which the "
+            f"others follow linearly (complete_is_linear); the state is {problem.state}, the "
+            f"fields {problem.fields}"
+        )
+    if grid is not None:
+        periodic = all(grid.periodic)
+    if problem.state_location != "center" and not periodic:
+        return (
+            f"takes states on cell centres where the grid has boundaries (the boundary rows "
+            f"extrapolate from them); its state sits at grid {problem.state_location}s"
+        )
+    return None
+
+
 class PhysicsFNO(nn.Module):
     """An FNO over the space-time grid from the initial state; with a constraint, its outputs
     are a basis fitted per sample and expert (module docstring).
@@ -251,17 +327,9 @@ class PhysicsFNO(nn.Module):
         physics: PhysicsConfig | None = None,
     ):
         super().__init__()
-        if len(problem.state) != 1 or tuple(problem.fields) != tuple(problem.state):
-            raise ParameterError(
-                f"{problem.name}: the physics-constrained FNO predicts one state field that is "
-                f"every field of the residual; its state is {problem.state}, fields "
-                f"{problem.fields}"
-            )
-        if problem.state_location != "center":
-            raise ParameterError(
-                f"{problem.name}: the physics-constrained FNO takes states on cell centres; "
-                f"its state sits at grid {problem.state_location}s"
-            )
+        why = unsupported(problem, grid)
+        if why is not None:
+            raise ParameterError(f"{problem.name}: the physics-constrained FNO {why}")
         self.problem, self.grid = problem, grid
         self.times = np.asarray(times, dtype=np.float64)
         self.constraint = constraint
@@ -329,20 +397,43 @@ class PhysicsFNO(nn.Module):
             out = nn.functional.gelu(out)
         return out.movedim(1, -1)
 
+    def ramped(self, out: torch.Tensor) -> torch.Tensor:
+        """``(t - t0) / (T - t0) (out - <out>)`` of outputs ``(B, nt, *space, C)``: the part
+        added to u0 when the initial condition is built in (<.>: the spatial mean on a
+        periodic grid)."""
+        t = torch.as_tensor(self.times, dtype=out.dtype, device=out.device)
+        ramp = ((t - t[0]) / (t[-1] - t[0])).reshape(-1, *([1] * (out.ndim - 2)))
+        if all(self.grid.periodic):
+            out = out - out.mean(dim=tuple(range(2, out.ndim - 1)), keepdim=True)
+        return ramp * out
+
     def full(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Every snapshot ``(B, nt, *space)`` (float64 when constrained)."""
         out = self.outputs(x)
+        built_in = self.physics.initial == "built_in"
         if self.constraint is None:
+            if built_in:
+                return x[:, 0, ..., 0][:, None] + self.ramped(out)[..., 0]
             return out[..., 0]
         c = self.constraint
         if generator is None:
             generator = torch.Generator().manual_seed(c.seed)
         basis = out.double()
+        u0 = x[:, 0, ..., 0].double()
+        if built_in:  # u = u0 + s(t) (b - <b>) . omega: the offset u0 is the last column
+            basis = self.ramped(basis)
+            offset = u0[:, None].expand(basis.shape[:-1])[..., None]
+            full_basis = torch.cat([basis, offset], -1)
+        else:
+            full_basis = basis
+        place = self.placement()
         index = self.partition.sample(c.points, generator, self.physics.pde_start)
+        if place is not None:  # every rank solves its experts at rank 0's points
+            index = place.broadcast(index)
         terms, coords, tensors = build_tensors(
             self.problem,
-            basis,
-            x[:, 0, ..., 0].double(),
+            full_basis,
+            u0,
             self.grid,
             self.times,
             self.partition,
@@ -350,29 +441,60 @@ class PhysicsFNO(nn.Module):
             ic_relative=c.ic_relative,
             ic_floor=c.ic_floor,
             bc_rows=self.bc_rows,
+            ic_rows=not built_in,
         )
-        system = ConstraintSystem(self.problem, terms, coords, c.ridge)
         b, k, n = basis.shape[0], self.partition.experts, basis.shape[-1]
-        omega0 = torch.full((b, k, n), float(c.omega0), dtype=torch.float64, device=basis.device)
         options = {"max_iter": c.max_iter, "tol": c.tol, "damping": c.damping}
-        omega = ConstrainedSolve.apply(system, options, omega0, *tensors)
-        res = system.result
-        self.last_solve = {
-            "iterations": res.iterations.detach().cpu(),
-            "residual": res.residual.detach().cpu(),
-            "converged": res.converged.detach().cpu(),
-        }
-        if not (self.training or self.lenient) and not bool(res.converged.all()):
-            self._unconverged(res)
+        if place is None:
+            system = ConstraintSystem(self.problem, terms, coords, c.ridge, offset=built_in)
+            omega0 = torch.full((b, k, n), float(c.omega0), dtype=torch.float64,
+                                device=basis.device)  # fmt: skip
+            omega = ConstrainedSolve.apply(system, options, omega0, *tensors)
+            res = system.result
+            solve = {"iterations": res.iterations, "residual": res.residual,
+                     "converged": res.converged}  # fmt: skip
+        else:
+            mine = [co[place.lo : place.hi] for co in coords]
+            system = ConstraintSystem(self.problem, terms, mine, c.ridge, offset=built_in)
+            owned = ToOwners.apply(place, *tensors)
+            omega0 = torch.full((b * place.world, place.per, n), float(c.omega0),
+                                dtype=torch.float64, device=basis.device)  # fmt: skip
+            omega = FromOwners.apply(place, ConstrainedSolve.apply(system, options, omega0, *owned))
+            res = system.result
+            solve = {
+                "iterations": place.from_owners(res.iterations),
+                "residual": place.from_owners(res.residual),
+                "converged": place.from_owners(res.converged.to(torch.uint8)).bool(),
+            }
+        self.last_solve = {key: v.detach().cpu() for key, v in solve.items()}
+        converged = solve["converged"]
+        if not (self.training or self.lenient) and not bool(converged.all()):
+            self._unconverged(solve)
         per_expert = torch.einsum("b...n,bkn->bk...", basis, omega)
-        return self.partition.stitch(per_expert)
+        u = self.partition.stitch(per_expert)
+        return u + offset[..., 0] if built_in else u
 
-    def _unconverged(self, res) -> None:
-        bad = (~res.converged).nonzero().tolist()
-        worst = float(res.residual[~res.converged].max())
+    def placement(self) -> ExpertPlacement | None:
+        """The experts' placement across the ranks (``constraint.placement = "ranks"``), in
+        training under an initialised process group of several ranks; None (every expert
+        solved in this process) otherwise. Validation and answering (eval mode) solve locally:
+        they may run on one rank alone, where a collective would wait for the others."""
+        c = self.constraint
+        if c is None or c.placement != "ranks" or not self.training:
+            return None
+        dist = distributed.current()
+        if not dist.enabled:
+            return None
+        return ExpertPlacement(self.partition.experts, dist,
+                               f"constraint.experts = {list(c.experts)}")  # fmt: skip
+
+    def _unconverged(self, solve: dict) -> None:
+        converged, residual = solve["converged"], solve["residual"]
+        bad = (~converged).nonzero().tolist()
+        worst = float(residual[~converged].max())
         sample, expert = bad[0]
         msg = (
-            f"Levenberg-Marquardt did not converge for {len(bad)} of {res.converged.numel()} "
+            f"Levenberg-Marquardt did not converge for {len(bad)} of {converged.numel()} "
             f"(sample, expert) problems in {self.constraint.max_iter} iterations to tol "
             f"{self.constraint.tol:g} (first: sample {sample}, expert {expert}; largest final "
             f"residual norm {worst:.3e}); raise constraint.max_iter or tol, or set "
@@ -397,8 +519,8 @@ def physics_loss(model: PhysicsFNO, u: torch.Tensor, u0: torch.Tensor) -> dict[s
     relative L2 error of u(t0), ``bc`` the L2 norms of the boundary conditions' residuals over
     time and face, each averaged over the batch."""
     p, grid, times = model.problem, model.grid, model.times
-    name, loc = p.state[0], p.state_location
-    f = grid_fields(p, {name: u}, grid, times=times, boundary=False, locations=loc)
+    loc = p.state_location
+    f = state_fields(p, u, grid, times)
     b, first = u.shape[0], model.physics.pde_start
     pde = sum(
         torch.linalg.vector_norm(r[:, first:].reshape(b, -1), dim=1) for r in p.residual(f).values()
@@ -480,17 +602,24 @@ class FNOSoftSolver(FNOSolver):
 
     def supports(self, problem: Problem) -> str | None:
         why = super().supports(problem)
-        if why is None and (len(problem.state) != 1 or problem.fields != problem.state):
-            why = "it predicts one state field that is every field of the residual"
-        if why is None and problem.state_location != "center":
-            why = (
-                f"its state sits at grid {problem.state_location}s; the boundary rows "
-                "extrapolate from cell centres"
-            )
+        if why is None:
+            space = problem.domain().space if problem.time_dependent else problem.domain()
+            periodic = tuple(getattr(space, "periodic", ()) or ())
+            why = unsupported(problem, None, all(periodic) and bool(periodic))
         return why
 
     def constraint(self, config) -> ConstraintConfig | None:
         return None
+
+    def stored_matches(self, saved: dict, config) -> bool:
+        """Also the same ``physics`` (where the PDE starts, how the initial condition enters;
+        models saved before ``physics.initial`` existed imposed it)."""
+        physics = saved.get("physics", {})
+        return (
+            super().stored_matches(saved, config)
+            and physics.get("pde_start") == config.physics.pde_start
+            and physics.get("initial", "imposed") == config.physics.initial
+        )
 
     def build_model(self, problem: Problem, config) -> PhysicsFNO:
         fam, grid, times = self.layout(problem, config)
@@ -542,14 +671,9 @@ class MoEHardSolver(FNOSoftSolver):
         return config.constraint
 
     def stored_matches(self, saved: dict, config) -> bool:
-        """Also the same partition and ``physics.pde_start``."""
+        """Also the same partition."""
         experts = list(saved.get("constraint", {}).get("experts", []))
-        start = saved.get("physics", {}).get("pde_start")
-        return (
-            super().stored_matches(saved, config)
-            and experts == list(config.constraint.experts)
-            and start == config.physics.pde_start
-        )
+        return super().stored_matches(saved, config) and experts == list(config.constraint.experts)
 
     def answer_config(self, stored: Any, config: Any) -> Any:
         """The stored model with the caller's answering settings: LM iterations, tolerance,

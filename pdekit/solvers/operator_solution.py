@@ -57,7 +57,9 @@ def predict(model: torch.nn.Module, inputs: np.ndarray | torch.Tensor, batch: in
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():  # no autograd graph: answering is not training
+        # no autograd graph of the network: answering is not training. no_grad, not
+        # inference_mode: a hard-constrained model's LM takes derivatives of its residual inside
+        with torch.no_grad():
             outs = [
                 model(x[i : i + batch].to(param.device, param.dtype)).cpu().double().numpy()
                 for i in range(0, len(x), batch)

@@ -330,11 +330,18 @@ def test_bad_configurations_are_named():
         ConstraintConfig(unconverged="ignore")
     with pytest.raises(ParameterError, match="ridge"):
         ConstraintConfig(ridge=0.0)
-    heat = registry.get("porous_medium/heat")  # a state at grid nodes: refused, with the reason
+    # a state at grid nodes on a grid with boundaries: refused, with the reason (a periodic
+    # grid has no boundary rows: the periodic heat problem's node states are taken)
     from pdekit.solvers.registry import get as get_solver
 
-    assert "cell centres" in get_solver("moe_hard").supports(heat)
-    assert "cell centres" in get_solver("fno_soft").supports(heat)
+    burgers = registry.get("convection_diffusion/burgers")
+    with pytest.raises(ParameterError, match="cell centres where the grid has boundaries"):
+        PhysicsFNO(burgers, Grid([-1.0], [1.0], 16), np.linspace(0, 1, 11), BasisNetworkConfig())
+    heat = registry.get("porous_medium/heat")
+    assert get_solver("moe_hard").supports(heat) is None
+    assert get_solver("fno_soft").supports(heat) is None
+    kolmogorov = registry.get("navier_stokes/kolmogorov")  # velocity not declared linear
+    assert "complete_is_linear" in get_solver("moe_hard").supports(kolmogorov)
     problem = registry.get("porous_medium/diffusion_sorption")
     grid = Grid([0.0], [1.0], 16)
     with pytest.raises(ParameterError, match="does not divide the grid: 3 pieces along x of 16"):

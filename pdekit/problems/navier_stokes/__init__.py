@@ -5,6 +5,7 @@ from pdekit.problems.navier_stokes import (  # noqa: F401
     cavity_transient,
     cylinder,
     cylinder_steady,
+    decaying_turbulence,
     kolmogorov,
     kovasznay,
     lid_driven_cavity,
