@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> None:
         "cases": {},
     }
     if out_path.exists():  # keep the cases not rerun
-        result["cases"] = json.loads(out_path.read_text()).get("cases", {})
+        old = json.loads(out_path.read_text())
+        result["cases"] = old.get("cases", {})
+        if not {"dfg_2d1", "beltrami_mesh"} & set(cases):  # the budget of the rows kept
+            result.update({k: old[k] for k in ("budget_s", "load") if k in old})
 
     def save():
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     if "dfg_2d2_solvers" in cases:
         case = result["cases"].setdefault("dfg_2d2_solvers", {})
         case["t_end"], case["reference"] = args.pinn_t_end, "MAC projection (the problem's)"
+        case["budget_s"] = args.budget
         for solver in solvers:
             config = {"pinn": PINN_CYLINDER, "deepxde": DEEPXDE_CYLINDER}.get(solver, {})
             config = {**config, "sampling": {**config.get("sampling", {}), "n_initial": 512}}
