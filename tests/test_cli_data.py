@@ -118,7 +118,7 @@ TRAIN_SEED = families.get("probconserv_heat").split_seeds("train", 1)[0]
     "argv, message",
     [
         (["generate", "navier_stokes/kolmogorov_x"], "unknown family or problem with families"),
-        (["generate", "nope"], "valid: diffusion_sorption, kolmogorov_nu1e-3"),
+        (["generate", "nope"], "valid: decaying_turbulence, diffusion_sorption, kolmogorov_nu1e-3"),
         (["generate", "navier_stokes/kolmogorov"], "several families: name one"),
         (["generate", "navier_stokes/kolmogorov", "--set", "nu=0.5"], "no family of navier"),
         (["generate", "probconserv_heat", "--size", "0"], "needs a size >= 1 (an empty split"),
