@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from family_support import registered_tiny_family
 
 import pdekit
 from pdekit.errors import ConvergenceError, ParameterError
 from pdekit.geometries import Grid, Interval, SpaceTime, TimeDomain
 from pdekit.problems import registry
 from pdekit.problems.base import BC, Problem, param
-from pdekit.problems.family import Family, families
+from pdekit.problems.family import Family
 from pdekit.solvers.hard_constraint import (
     ConstrainedSolve,
     ConstraintSystem,
@@ -376,15 +377,7 @@ SEED = 4321  # the instance answered (PDEBench sample index; not in the tiny fam
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PDEKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    families.register(TINY_FAMILY)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    families.unregister(TINY)
-    mp.undo()
+    yield from registered_tiny_family(tmp_path_factory, TINY_FAMILY)
 
 
 @pytest.mark.parametrize("solver", ["fno_soft", "moe_hard"])

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from family_support import registered_tiny_family
 
 import pdekit
 from pdekit.problems import registry
-from pdekit.problems.family import Family, families
+from pdekit.problems.family import Family
 from pdekit.problems.navier_stokes.decaying_turbulence import DecayingTurbulence
 from pdekit.solvers.hard_constraint import (
     ConstrainedSolve,
@@ -213,15 +214,7 @@ TINY_CONFIG = {
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PDEKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    families.register(TINY_FAMILY)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    families.unregister(TINY)
-    mp.undo()
+    yield from registered_tiny_family(tmp_path_factory, TINY_FAMILY)
 
 
 @pytest.mark.parametrize("solver", ["fno_soft", "moe_hard"])
