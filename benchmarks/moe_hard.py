@@ -29,7 +29,10 @@ PI-HC-MoE (2 x 2 in space), each trained for the same wall-clock budget ``--ns-m
 steps reached are recorded), scored on the first ``--ns-n-test`` test members as above, beside
 persistence (w(t) = w0) for scale. Merged into the results file as ``cases.navier_stokes``
 (the diffusion-sorption rows are kept); ``--ns-scaling`` adds seconds per training step and
-inference against the sampled points (``navier_stokes_scaling``).
+inference against the sampled points (``navier_stokes_scaling``); ``--ns-scaling-only`` runs
+just those (on the same untrained models as ``--ns-scaling``; each row records the LM
+iterations the timed steps took) and keeps the rest of the file (plot
+``benchmarks/results/moe_hard_ns.png``).
 
     python benchmarks/moe_hard.py --case navier_stokes --ns-minutes 10 --ns-scaling
 
@@ -102,6 +105,12 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--ns-width", type=int, default=16)
     p.add_argument("--ns-modes", type=int, default=6)
     p.add_argument("--ns-scaling", action="store_true")
+    p.add_argument(
+        "--ns-scaling-only",
+        action="store_true",
+        help="with --case navier_stokes: only the scaling rows (untrained models), merged into "
+        "--out beside the rows already there",
+    )
     p.add_argument("--ns-scaling-points", default="250,1000,4000")
     p.add_argument("--grid", type=int, default=64)
     p.add_argument("--steps", type=int, default=3000)
@@ -370,6 +379,20 @@ def main_navier_stokes(a) -> dict:
     """``--case navier_stokes``: train and score the NS variants, merge them into ``--out``."""
     load_before = list(os.getloadavg())
     results = json.loads(a.out.read_text()) if a.out.exists() else {"cases": {}}
+    if a.ns_scaling_only:
+        rows = section_ns_scaling(a)
+        results["navier_stokes_scaling"] = rows
+        results["navier_stokes_scaling_command"] = _command(a)
+        results["navier_stokes_scaling_device"] = machine()["device"]
+        results["navier_stokes_scaling_load_average_before_after"] = [
+            load_before,
+            list(os.getloadavg()),
+        ]
+        plot(rows, a.out.with_name(a.out.stem + "_ns.png"), f"Navier-Stokes, {a.ns_grid}^2, CPU")
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {a.out}", flush=True)
+        return results
     ns = section_navier_stokes(a)
     results.setdefault("cases", {})["navier_stokes"] = ns["rows"]
     results["navier_stokes_baselines"] = ns["baselines"]

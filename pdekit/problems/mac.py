@@ -179,6 +179,10 @@ class MacScene:
             )
         return out
 
+    def inflow_potential(self) -> torch.Tensor:
+        """Float64 (H, W): :func:`inflow_potential` of this scene."""
+        return inflow_potential(self.targets["u"].to(torch.float64), self.roles["u"], self.grid)
+
     @property
     def shape(self) -> tuple[int, int]:
         return self.grid.n
@@ -347,6 +351,23 @@ def _mirrored(role: torch.Tensor, axis: int) -> torch.Tensor:
     neighbour is either upstream of the outlet or wrapped around the layout: never mirrored."""
     near = role == FLUID
     return near | (role == OUTFLOW) if axis == 0 else near
+
+
+def inflow_potential(u_targets: torch.Tensor, u_roles: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """The node potential ``(*batch, H, W)`` whose curl carries the normal velocity prescribed
+    on the wall faces in front of the low-x solid column (u samples of layout column 1 with
+    role WALL in ``u_roles``; ``u_targets``, ``u_roles`` a :attr:`MacScene.targets` and
+    :attr:`MacScene.roles` ``"u"``, or batches of them) unchanged along x through the whole
+    layout, with v = 0: a channel's inflow switched on and the fluid moving with it
+    everywhere, obstacles included (their no-slip is left for the solver to impose); zero
+    where those faces prescribe nothing (a closed box: the state at rest).
+    ``a[i, j] = h_y sum_{j' < j} u_in[j']``, so the flux between the floor and any node is the
+    inflow's up to that node's height. Differentiable in ``u_targets``."""
+    hy = float(grid.spacing[1])
+    face = (u_roles[..., 1:2, :-1] == WALL).to(u_targets.device, u_targets.dtype)
+    flux = hy * torch.cumsum(face * u_targets[..., 1:2, :-1], dim=-1)  # (*batch, 1, W - 1)
+    a = torch.cat([torch.zeros_like(flux[..., :1]), flux], dim=-1)
+    return a.expand(u_targets.shape)
 
 
 def velocity_from_potential(a: torch.Tensor, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:

@@ -149,8 +149,14 @@ class SceneConfig:
     pool: int = 64
     #: scenes advanced per training step (Wandel: 100)
     batch: int = 8
-    #: mean number of times a scene is advanced before it is replaced by a fresh one at rest
+    #: mean number of times a scene is advanced before it is replaced by a fresh one
     mean_life: float = 400.0
+    #: the state a fresh scene (and a rollout) starts from: "rest" (Wandel et al.) or "inflow",
+    #: the inflow carried unchanged through the channel, obstacles included
+    #: (:meth:`~pdekit.problems.mac.MacScene.inflow_potential`; rest for scenes without an
+    #: inflow). Our knob: a U-Net's receptive field spans a few dozen cells, so from rest the
+    #: flux of the inlet must travel the channel step by step before the outlet sees it
+    start: str = "rest"
 
     def __post_init__(self):
         check(self, "cells", self.cells, low=0, high=4096, kind=int)
@@ -158,6 +164,7 @@ class SceneConfig:
         check(self, "pool", self.pool, low=1, high=100000, kind=int)
         check(self, "batch", self.batch, low=1, high=self.pool, kind=int)
         check(self, "mean_life", self.mean_life, low=1.0, high=1e9)
+        check(self, "start", self.start, choices=START_STATES)
 
 
 @dataclass
@@ -170,9 +177,14 @@ class StaggerLossConfig:
     #: conditions inside solids: pdekit.problems.mac) instead of Wandel's first-order walls
     #: (every solid sample moves with its solid)
     mirror_walls: bool = False
+    #: weight of the boundary samples whose prescribed velocity is not zero (an inflow, a lid)
+    #: against the resting ones (walls, obstacles) inside L_bound, a weighted mean; 1 is
+    #: Wandel et al.'s plain mean (our knob: in a channel the inflow is ~1% of the samples)
+    moving_weight: float = 1.0
 
     def __post_init__(self):
         check(self, "boundary_weight", self.boundary_weight, low=0.0, high=1e9)
+        check(self, "moving_weight", self.moving_weight, low=1e-6, high=1e6)
         check(self, "mirror_walls", self.mirror_walls, choices=(True, False))
 
 
@@ -211,6 +223,24 @@ class NeuralStaggerConfig:
             raise ParameterError(
                 f"NeuralStaggerConfig.pretrained must be a path; got {self.pretrained!r}"
             )
+
+
+#: the states a scene can start from (SceneConfig.start)
+START_STATES = ("rest", "inflow")
+
+
+def start_potential(
+    u_targets: torch.Tensor, u_roles: torch.Tensor, grid, start: str
+) -> torch.Tensor:
+    """The potential ``(*batch, H, W)`` scenes with prescribed u ``u_targets`` (roles
+    ``u_roles``) start from
+    (:attr:`SceneConfig.start`: zero at rest, :func:`~pdekit.problems.mac.inflow_potential`
+    for "inflow"); the pressure starts at 0. Differentiable in ``u_targets``."""
+    if start == "inflow":
+        return mac.inflow_potential(u_targets, u_roles, grid)
+    if start == "rest":
+        return torch.zeros_like(u_targets)
+    raise ParameterError(f"start must be one of {START_STATES}; got {start!r}")
 
 
 #: the config sections a stored model must share with the request to answer it (the training
@@ -368,11 +398,13 @@ def physics_terms(
     p_new: torch.Tensor,
     dt: float,
     mirror: bool = False,
+    moving_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Per-sample, per-pair ``nav`` and ``bound`` terms ``(B, s_t)`` of the step from the last
     input frame ``a_prev`` ``(B, H, W)`` to the new frames ``a_new``, ``p_new`` ``(B, s_t, H,
     W)``: mean squared momentum residual on fluid samples, mean squared boundary residual on
-    the others (module docstring)."""
+    the others (module docstring), those with a non-zero target weighted ``moving_weight``
+    against the rest (a weighted mean)."""
     b, st = a_new.shape[:2]
     a_all = torch.cat([a_prev[:, None], a_new], dim=1)
     u, v = mac.velocity_from_potential(a_all, grid)  # (B, s_t + 1, H, W)
@@ -404,8 +436,11 @@ def physics_terms(
         v[:, 1:],
         mirror,
     )
-    nb = (2 - fu - fv).sum((-2, -1))
-    bound = (cond["u"] ** 2 + cond["v"] ** 2).sum((-2, -1)) / nb
+    wu, wv = (
+        1.0 + (moving_weight - 1.0) * (scenes.targets[k] != 0)[:, None].to(rx) for k in ("u", "v")
+    )
+    nb = ((1 - fu) * wu + (1 - fv) * wv).sum((-2, -1))
+    bound = (wu * cond["u"] ** 2 + wv * cond["v"] ** 2).sum((-2, -1)) / nb
     return {"nav": nav, "bound": bound}
 
 
@@ -439,6 +474,8 @@ class StaggerTask:
         shape = (sc.pool, st, *self.grid.n)
         self.a = torch.zeros(shape, dtype=self.dtype, device=device)
         self.p = torch.zeros(shape, dtype=self.dtype, device=device)
+        for i, scene in enumerate(self.scene_list):
+            self.a[i] = self._start(scene)
         self.uses = np.zeros(sc.pool, dtype=np.int64)
         self._refresh_batch()
         self.idx = None
@@ -454,6 +491,10 @@ class StaggerTask:
             )
         return scene
 
+    def _start(self, scene: mac.MacScene) -> torch.Tensor:
+        u_targets = scene.targets["u"].to(self.device, self.dtype)
+        return start_potential(u_targets, scene.roles["u"], scene.grid, self.config.scenes.start)
+
     def _refresh_batch(self) -> None:
         self.pool_scenes = SceneBatch.of(self.scene_list, self.device, self.dtype)
 
@@ -468,7 +509,7 @@ class StaggerTask:
         a1, p1 = self.model(a, p, scenes.channels())
         terms = physics_terms(
             self.problem, self.grid, scenes, a[:, -1], a1, p1, self.dt,
-            self.config.loss.mirror_walls,
+            self.config.loss.mirror_walls, self.config.loss.moving_weight,
         )  # fmt: skip
         loss = stagger_loss(terms, self.config.loss.boundary_weight)
         self._pending = (idx, a1.detach(), p1.detach())
@@ -486,7 +527,7 @@ class StaggerTask:
         for i in fresh:
             self.seeds[i] = self.rng.integers(2**62)
             self.scene_list[i] = self._scene(int(self.seeds[i]))
-            self.a[i] = 0
+            self.a[i] = self._start(self.scene_list[i])
             self.p[i] = 0
             self.uses[i] = 0
         if fresh.size:
@@ -570,13 +611,19 @@ def _spread_step(model: NeuralStaggerStepper, dist, a, p, chans):
 
 @torch.no_grad()
 def rollout(
-    model: NeuralStaggerStepper, scene: mac.MacScene, dt: float, t_end: float, dist=None
+    model: NeuralStaggerStepper,
+    scene: mac.MacScene,
+    dt: float,
+    t_end: float,
+    dist=None,
+    start: str | None = None,
 ) -> Rollout:
-    """Advance ``scene`` from rest to (at least) ``t_end`` in blocks of ``s_t`` steps of
-    ``dt``: the pieces batched on one device, or, given ``dist`` (a
-    :class:`~pdekit.solvers.distributed.Distributed` of several processes, e.g. under
-    ``torchrun``), spread over its processes (:func:`_spread_step`); every process returns the
-    whole rollout."""
+    """Advance ``scene`` from ``start`` (:func:`start_potential`: at rest, or the inflow
+    carried through; default: the model's ``scenes.start``, what it was trained from) to (at
+    least) ``t_end`` in blocks of ``s_t`` steps of ``dt``: the pieces batched on one device,
+    or, given ``dist`` (a :class:`~pdekit.solvers.distributed.Distributed` of several
+    processes, e.g. under ``torchrun``), spread over its processes (:func:`_spread_step`);
+    every process returns the whole rollout."""
     spread = dist is not None and dist.enabled
     scene.check_curl_layout()
     st = model.config.stagger.temporal
@@ -584,7 +631,9 @@ def rollout(
     dtype, device = param.dtype, param.device
     blocks = max(1, math.ceil(t_end / (dt * st) - 1e-9))
     shape = (1, st, *scene.grid.n)
-    a = torch.zeros(shape, dtype=dtype, device=device)
+    start = model.config.scenes.start if start is None else start
+    a = start_potential(scene.targets["u"].to(device, dtype), scene.roles["u"], scene.grid, start)
+    a = a.expand(shape).clone()
     p = torch.zeros(shape, dtype=dtype, device=device)
     chans = SceneBatch.of([scene], device, dtype).channels()
     frames_a, frames_p = [a[:, -1]], [p[:, -1]]
@@ -611,10 +660,11 @@ def rollout(
 
 
 class StepperSolution(Solution):
-    """The problem answered by a rollout of its own scene (``mac_scene(cells)``) from rest to
-    its final time, interpolated in space and time (cubic Lagrange,
-    :class:`~pdekit.problems.references.grid.GridReference`) from the values at the nodes of
-    the MAC layout inside the problem's box (:func:`~pdekit.problems.mac.to_nodes`).
+    """The problem answered by a rollout of its own scene (``mac_scene(cells)``) from the
+    configured start (``scenes.start``: at rest by default) to its final time, interpolated in
+    space and time (cubic Lagrange, :class:`~pdekit.problems.references.grid.GridReference`)
+    from the values at the nodes of the MAC layout inside the problem's box
+    (:func:`~pdekit.problems.mac.to_nodes`).
     ``extras["rollout"]``: the rollout's wall time, steps, maximum divergence and the rms of
     its boundary conditions' residuals."""
 
@@ -750,7 +800,8 @@ class NeuralStaggerSolver(NetworkSolver):
             stored = from_dict(NeuralStaggerConfig, saved)
             if self.layout(problem, stored)[:2] != (cells, dt):
                 continue
-            if all(saved.get(k) == want[k] for k in STORE_SECTIONS):
+            same_start = saved.get("scenes", {}).get("start", "rest") == config.scenes.start
+            if same_start and all(saved.get(k) == want[k] for k in STORE_SECTIONS):
                 return found
         return None
 
@@ -818,13 +869,16 @@ class ControlResult:
 def differentiable_rollout(
     model: NeuralStaggerStepper, scenes: SceneBatch, blocks: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames ``a``, ``p`` ``(B, 1 + blocks s_t, H, W)`` from rest, with the graph kept: the
-    scenes' targets may depend on a parameter that gradients reach through every step."""
+    """Frames ``a``, ``p`` ``(B, 1 + blocks s_t, H, W)`` from the model's start state
+    (``scenes.start``), with the graph kept: the scenes' targets may depend on a parameter that
+    gradients reach through every step (and through the start state)."""
     st = model.config.stagger.temporal
     ref = next(model.parameters())
     shape = (scenes.fluid.shape[0], st, *scenes.fluid.shape[1:])
-    a = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
-    p = torch.zeros_like(a)
+    u_targets = scenes.targets["u"].to(ref.device, ref.dtype)
+    start = start_potential(u_targets, scenes.roles["u"], model.grid, model.config.scenes.start)
+    a = start[:, None].expand(shape)
+    p = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
     chans = scenes.channels()
     frames_a, frames_p = [a[:, -1:]], [p[:, -1:]]
     for _ in range(blocks):

@@ -308,3 +308,39 @@ def test_a_curl_can_meet_the_conditions_of_its_scenes():
         single.check_curl_layout()
     mac.cavity_scene(8).check_curl_layout()
     small_channel().check_curl_layout()
+
+
+def test_inflow_potential_carries_the_inflow_through_the_channel():
+    """The inflow start state: in a channel without obstacles its curl meets every boundary
+    condition (first-order walls, outlet) to round-off, is divergence-free, carries the inflow
+    profile unchanged through every column (v = 0) and so the inflow's flux; with a disk, the
+    only conditions it breaks are the disk's (the fluid passes through it); a closed box (the
+    cavity, whose lid is not an inlet face) starts at rest. A batch of scenes gives each its
+    own potential, and gradients reach the inflow."""
+    scene = small_channel()
+    a = scene.inflow_potential()
+    u, v = mac.velocity_from_potential(a, scene.grid)
+    assert all(float(r.abs().max()) < 1e-12 for r in scene.conditions(u, v, False).values())
+    assert float(mac.divergence(u, v, scene.grid)[scene.fluid].abs().max()) < 1e-12
+    profile = scene.targets["u"][1, 1:7]
+    assert float(profile.min()) > 0
+    assert torch.allclose(u[1:-2, 1:7], profile.expand(u.shape[0] - 3, 6), atol=1e-12)
+    assert float(v.abs().max()) == 0.0
+    hy = float(scene.grid.spacing[1])
+    assert float(a[5, 7] - a[5, 1]) == pytest.approx(hy * float(profile.sum()), rel=1e-12)
+
+    disk = small_channel([Disk((0.5, 0.25), 0.1)])
+    u, v = mac.velocity_from_potential(disk.inflow_potential(), disk.grid)
+    broken = disk.conditions(u, v, False)["u"].abs() > 1e-12
+    inside = mac.rasterise(Disk((0.5, 0.25), 0.1), disk.grid)
+    near = torch.as_tensor(inside) | mac._shift(torch.as_tensor(inside), 1, 0)
+    assert bool(broken.any()) and not bool((broken & ~near).any())
+
+    assert float(mac.cavity_scene(8).inflow_potential().abs().max()) == 0.0
+
+    theta = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    targets = torch.stack([scene.targets["u"], theta * scene.targets["u"]])
+    both = mac.inflow_potential(targets, scene.roles["u"].expand(2, -1, -1), scene.grid)
+    assert torch.allclose(both[1], 2.0 * both[0])
+    both[1].sum().backward()
+    assert float(theta.grad) == pytest.approx(float(both[0].detach().sum()), rel=1e-12)

@@ -122,6 +122,35 @@ def test_temporal_blocks_score_every_consecutive_pair():
     assert torch.allclose(both["bound"][:, 1], second["bound"][:, 0])
 
 
+def test_moving_boundary_weight_is_a_weighted_mean():
+    """loss.moving_weight w: L_bound is sum(w_i r_i^2) / sum(w_i) over the boundary samples,
+    w_i = w where the prescribed velocity is not zero (the cavity's lid), 1 elsewhere; w = 1 is
+    the plain mean (Wandel et al.), computed here by hand from the boundary residuals."""
+    problem = pdekit.problems.get(PROBLEM)
+    cfg = small_config()
+    torch.manual_seed(0)
+    model = ns.NeuralStaggerSolver().build_model(problem, cfg).double()
+    scene = problem.mac_scene(13)
+    sb = ns.SceneBatch.of([scene], dtype=torch.float64)
+    a = 0.01 * torch.randn(1, 1, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        a1, p1 = model(a, torch.zeros_like(a), sb.channels())
+    u, v = mac.velocity_from_potential(a1, model.grid)
+    cond = mac.boundary_residuals(scene.roles, scene.targets, u[0, 0], v[0, 0], mirror=False)
+    for w in (1.0, 25.0):
+        num = den = 0.0
+        for k in ("u", "v"):
+            solid = scene.roles[k] != mac.FLUID
+            weight = torch.where(scene.targets[k] != 0, w, 1.0).double()
+            num += float((weight * cond[k] ** 2)[solid].sum())
+            den += float(weight[solid].sum())
+        t = ns.physics_terms(problem, model.grid, sb, a[:, -1], a1, p1, 0.05, moving_weight=w)
+        assert float(t["bound"][0, 0]) == pytest.approx(num / den, rel=1e-12)
+    assert bool((scene.targets["u"] != 0).any())  # the lid moves: the weight is exercised
+    with pytest.raises(ParameterError, match="moving_weight"):
+        ns.StaggerLossConfig(moving_weight=0.0)
+
+
 def rollout_loss(problem, model, dt: float, steps: int) -> float:
     """The physics loss log(w_b L_bound + L_nav) of a rollout of the problem's scene from
     rest, averaged over its steps (the quantity training lowers, on the states it visits)."""
@@ -272,3 +301,36 @@ def test_optimise_control_reaches_a_reachable_target():
     )
     assert res.history["objective"][0] > 100 * res.objective
     assert res.objective < (0.01 * target) ** 2
+
+
+def test_the_inflow_start_is_where_training_and_rollouts_begin():
+    """scenes.start = "inflow": fresh training scenes, rollouts (by default: the model's own
+    setting) and differentiable rollouts begin at the channel's inflow potential (each scene's
+    own inflow; in a differentiable rollout a function of the control); "rest" still begins at
+    zero; an unknown start is refused with the valid ones."""
+    problem = pdekit.problems.get("navier_stokes/cylinder", t_end=0.1)
+    cfg = small_config()
+    cfg.scenes = ns.SceneConfig(cells=8, dt=0.01, pool=3, batch=2, start="inflow")
+    torch.manual_seed(0)
+    solver = ns.NeuralStaggerSolver()
+    model = solver.build_model(problem, cfg).double()
+    scene = problem.mac_scene(8)
+    want = scene.inflow_potential()
+    assert float(want.abs().max()) > 0
+    r = ns.rollout(model, scene, 0.01, 0.02)
+    assert np.allclose(r.a[0], want.numpy(), atol=1e-12)
+    assert float(np.abs(ns.rollout(model, scene, 0.01, 0.02, start="rest").a[0]).max()) == 0.0
+
+    task = solver.build_task(problem, cfg, model, np.random.default_rng(0), torch.device("cpu"))
+    for i, s in enumerate(task.scene_list):
+        assert torch.allclose(task.a[i, -1].double(), s.inflow_potential(), atol=1e-6)
+
+    scenes_of = ns.scaled_scenes(scene, dtype=torch.float64)
+    theta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    a, _ = ns.differentiable_rollout(model, scenes_of(theta), 1)
+    assert torch.allclose(a[0, 0].detach(), 1.5 * want, atol=1e-12)
+    (grad,) = torch.autograd.grad(a[0, 0].sum(), theta)
+    assert float(grad) == pytest.approx(float(want.sum()), rel=1e-12)
+
+    with pytest.raises(ParameterError, match="start.*rest.*inflow"):
+        ns.SceneConfig(start="moving")
