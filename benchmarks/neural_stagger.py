@@ -98,6 +98,15 @@ def _args(argv=None) -> argparse.Namespace:
         help="time saved models and the projection again, keep the scores",
     )
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a training override for every configuration (VALUE read as JSON when it parses), "
+        "e.g. --set scenes.start=inflow --set loss.moving_weight=30; recorded in each row",
+    )
+    p.add_argument("--models", type=Path, default=MODELS, help="where trained models are kept")
     p.add_argument("--note", default="", help="recorded with the case's run (e.g. the budget)")
     p.add_argument(
         "--ship",
@@ -105,7 +114,17 @@ def _args(argv=None) -> argparse.Namespace:
         metavar="CASE:CONFIG",
         help="copy that saved model into pdekit/model_store (no training) and exit",
     )
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.overrides = {}
+    for item in a.set:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            p.error(f"--set needs KEY=VALUE; got {item!r}")
+        try:
+            a.overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            a.overrides[key] = value
+    return a
 
 
 def _ghia(problem, sol) -> dict:
@@ -320,15 +339,15 @@ def _score(case: str, problem, sol) -> dict:
     return row
 
 
-def ship(spec: str) -> Path:
+def ship(spec: str, models: Path = MODELS, results: Path = RESULTS) -> Path:
     """Copy the saved model of ``CASE:CONFIG`` into the package's model store, weights only
     (a shipped model answers, it is not resumed), named as the solver names its store models,
     with the benchmark's command; rewrite the store's index."""
     case, cfg = spec.split(":")
-    path = MODELS / f"{case}_{cfg}.h5"
+    path = models / f"{case}_{cfg}.h5"
     ckpt = store.load(store.describe(path))
     ckpt.trainer = None
-    command = json.loads(RESULTS.read_text())["runs"][case]["command"]
+    command = json.loads(results.read_text())["runs"][case]["command"]
     command = re.sub(r" --note .*?(?= --|$)", "", command)  # the budget note stays in the JSON
     problem_name, params = CASES[case]
     problem = pdekit.problems.get(problem_name, **params)
@@ -354,7 +373,7 @@ def ship(spec: str) -> Path:
 def main(argv=None) -> dict:
     a = _args(argv)
     if a.ship:
-        ship(a.ship)
+        ship(a.ship, a.models, a.out)
         return {}
     torch.set_num_threads(a.threads or os.cpu_count() or 1)
     steps = 30 if a.quick else a.steps
@@ -367,7 +386,7 @@ def main(argv=None) -> dict:
     out = {**machine(), "command": _command(a), "steps": None if again else steps,
            "cases": old.get("cases", {}),
            "runs": runs}  # fmt: skip
-    MODELS.mkdir(parents=True, exist_ok=True)
+    a.models.mkdir(parents=True, exist_ok=True)
     for case in a.cases.split(","):
         name, params = CASES[case]
         problem = pdekit.problems.get(name, **params)
@@ -385,10 +404,10 @@ def main(argv=None) -> dict:
         models = {}
         for cfg in a.configs.split(","):
             sx, sy, st = CONFIGS[cfg]
-            path = MODELS / f"{case}_{cfg}.h5"
+            path = a.models / f"{case}_{cfg}.h5"
             train_s = rows.get(cfg, {}).get("train_s")
             train_cpu_s = rows.get(cfg, {}).get("train_cpu_s")
-            extra = EXTRA.get((case, cfg), {})
+            extra = {**EXTRA.get((case, cfg), {}), **a.overrides}
             load_before = list(os.getloadavg())
             if a.retime:
                 sol = pdekit.load(path)

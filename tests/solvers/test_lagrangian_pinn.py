@@ -142,7 +142,9 @@ INVERSION_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name, fn, lo, hi, periodic", INVERSION_CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize(
+    "name, fn, lo, hi, periodic", INVERSION_CASES, ids=[c[0] for c in INVERSION_CASES]
+)
 def test_inversion_round_trips(name, fn, lo, hi, periodic):
     """X(X^{-1}(x, t), t) = x (mod the period), labels inside the label interval. Newton stops
     at |X(a) - x| <= 1e-13 (1 + |x|) <= 7.3e-13 or a bracket narrower than 1e-13 (1 + |a|)
