@@ -23,8 +23,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# one worker per core (pytest-xdist), each test file on one worker (module fixtures run once),
+# one thread each (torch, BLAS, numba): more threads than cores makes their pools spin-wait
+TEST_THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 test: lint
-	$(PY) -m pytest
+	$(TEST_THREADS) $(PY) -m pytest -n auto --dist loadfile
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

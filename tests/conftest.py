@@ -10,7 +10,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 if "OMP_NUM_THREADS" not in os.environ:  # respect an explicit setting (shared machines)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # under pytest-xdist (`make test` runs one worker per core) the workers share the cores
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture
