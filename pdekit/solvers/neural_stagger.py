@@ -48,6 +48,14 @@ Our choices where both are silent (each is a config key):
   leak flow through the walls);
 * ``L_nav`` and ``L_bound`` are means over the fluid and over the boundary samples (Wandel:
   means over all cells of masked squares; a constant factor in each);
+* two knobs for channels, off by default (measured in ``docs/guide/operators.md``):
+  ``loss.moving_weight`` weights the boundary samples with a non-zero prescribed velocity (an
+  inflow, a lid) against the resting ones in ``L_bound`` (Wandel: a plain mean, where a
+  channel's inflow is ~1% of the samples); ``scenes.start = "inflow"`` starts fresh training
+  scenes and rollouts with the inflow carried through the channel
+  (:func:`~pdekit.problems.mac.inflow_potential`) instead of at rest (Wandel): the flux
+  through every column is the jump of ``a`` between the walls, which a U-Net with a receptive
+  field of a few dozen cells cannot set along a 224-cell channel in one step;
 * with shared weights each piece also gets its offset (i / s_x, j / s_y) as two constant input
   channels, so one network can tell the interleaved pieces apart;
 * the U-Net is pdekit's :class:`~pdekit.solvers.operators.UNet2d` without normalisation (a
@@ -800,8 +808,11 @@ class NeuralStaggerSolver(NetworkSolver):
             stored = from_dict(NeuralStaggerConfig, saved)
             if self.layout(problem, stored)[:2] != (cells, dt):
                 continue
-            same_start = saved.get("scenes", {}).get("start", "rest") == config.scenes.start
-            if same_start and all(saved.get(k) == want[k] for k in STORE_SECTIONS):
+            # compared as configs (keys added since the model was saved take their defaults);
+            # the start state too: a model answers from the state it was trained from
+            have = to_dict(stored)
+            same_start = stored.scenes.start == config.scenes.start
+            if same_start and all(have[k] == want[k] for k in STORE_SECTIONS):
                 return found
         return None
 
