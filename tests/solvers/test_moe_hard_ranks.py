@@ -9,13 +9,13 @@ data moves are each other's adjoints; and ``torchrun -m pdekit train`` trains as
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import two_ranks
 
 from pdekit.errors import ParameterError
 from pdekit.geometries import Grid
@@ -30,7 +30,6 @@ from pdekit.solvers.moe_hard import (
     physics_loss,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 GRID = Grid([0.0], [1.0], 16)
 TIMES = np.linspace(0.0, 50.0, 11)
 #: the batch of two initial states (rank r of two takes sample r)
@@ -96,14 +95,7 @@ def _worker(out: Path) -> None:
 
 
 def test_experts_on_two_gloo_ranks_equal_one_process(tmp_path):
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        __file__, "ranks", str(tmp_path),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    two_ranks.run([__file__, "ranks", str(tmp_path)], tmp_path)
     model = _model()
     u, grads = _step(model, model, _inputs([0, 1]))
     assert model.last_solve["iterations"].shape == (2, 4)
@@ -206,23 +198,10 @@ def test_torchrun_pdekit_train_matches_one_process(tmp_path):
     ]  # fmt: skip
     weights = {}
     one = [sys.executable, "-m", "pdekit"]
-    for name, launch, steps in (
-        ("ranks", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   "--nproc_per_node=2", "-m", "pdekit"], 4),
-        ("one", one, 4),
-        ("one_3", one, 3),
-    ):  # fmt: skip
-        env = dict(os.environ)
-        env.update(
-            OMP_NUM_THREADS="1",
-            PDEKIT_CACHE_DIR=str(tmp_path / name),
-            PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        )
-        run = launch + args + ["--config", f"train.steps={steps}"]
-        proc = subprocess.run(
-            run, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name, launch, steps in (("ranks", two_ranks.TORCHRUN + ["-m", "pdekit"], 4),
+                                ("one", one, 4), ("one_3", one, 3)):  # fmt: skip
+        run = args + ["--config", f"train.steps={steps}"]
+        two_ranks.run(run, tmp_path, 300, launch, PDEKIT_CACHE_DIR=str(tmp_path / name))
         (path,) = (tmp_path / name / "models").glob("moe_hard_diffusion_sorption_32*.h5")
         ckpt = store.load(store.describe(path))
         assert ckpt.step == steps

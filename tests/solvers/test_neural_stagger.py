@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import two_ranks
 
 import pdekit
 from pdekit.errors import ParameterError
@@ -216,7 +216,6 @@ def test_config_is_reconstructed_from_a_checkpoint_dict():
 
 
 # -- pieces spread over two gloo processes ------------------------------------------------------
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spread_model() -> ns.NeuralStaggerStepper:
@@ -237,14 +236,7 @@ def _spread_worker(out: Path) -> None:
 def test_pieces_on_two_gloo_ranks_equal_the_batched_rollout(tmp_path):
     """One process per half of the 4 pieces (separate weights), gathered every step: the same
     rollout as all pieces batched on one device (float64)."""
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        __file__, "spread", str(tmp_path),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    two_ranks.run([__file__, "spread", str(tmp_path)], tmp_path)
     spread = np.load(tmp_path / "spread.npy")
     problem = pdekit.problems.get(PROBLEM, t_end=0.5)
     batched = ns.rollout(_spread_model(), problem.mac_scene(13), 0.05, 0.5)
