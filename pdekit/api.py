@@ -35,14 +35,23 @@ RESUMABLE_KEYS = tuple(f"train.{k}" for k in RESUMABLE_FIELDS)
 MAX_SEED = 2**63 - 1
 
 
+def _unsupported(problem: Problem, solver_name: str) -> str | None:
+    """Why the solver cannot solve the problem (the problem's ``only_solvers``, then the
+    solver's own ``supports``), or None."""
+    only = getattr(problem, "only_solvers", ())
+    if only and solver_name not in only:
+        return problem.only_solvers_reason or f"only {', '.join(only)} can"
+    return solvers.get(solver_name).supports(problem)
+
+
 def supported_solvers(problem: Problem) -> list[str]:
     """Names of the solvers that can solve ``problem``."""
-    return [n for n in solvers.names() if solvers.get(n).supports(problem) is None]
+    return [n for n in solvers.names() if _unsupported(problem, n) is None]
 
 
 def check_pair(problem: Problem, solver_name: str) -> None:
     """Raise UnsupportedPairError (why, and who can) if the solver cannot solve the problem."""
-    reason = solvers.get(solver_name).supports(problem)
+    reason = _unsupported(problem, solver_name)
     if reason is not None:
         others = [n for n in supported_solvers(problem) if n != solver_name]
         raise UnsupportedPairError(

@@ -212,6 +212,11 @@ class Problem:
     #: boundary tags the problem's conditions name: a mesh given by the user (a problem's
     #: ``mesh`` parameter, read by :meth:`user_mesh`) must have each of them
     required_tags: ClassVar[tuple[str, ...]] = ()
+    #: when not empty, the only solvers that can solve the problem, and ``only_solvers_reason``
+    #: why (e.g. an obstacle that exists as solid cells of a grid scene, which a pointwise
+    #: solver sampling the domain cannot see)
+    only_solvers: ClassVar[tuple[str, ...]] = ()
+    only_solvers_reason: ClassVar[str] = ""
 
     # -- parameters ----------------------------------------------------------------------------
     def __post_init__(self):

@@ -77,7 +77,7 @@ from torch import nn
 
 from pdekit import store
 from pdekit.errors import CheckpointError, ParameterError
-from pdekit.problems import mac
+from pdekit.problems import mac, mac3d
 from pdekit.problems.base import Problem
 from pdekit.problems.grid import grid_residual
 from pdekit.problems.references.grid import GridReference
@@ -86,17 +86,53 @@ from pdekit.solvers import distributed
 from pdekit.solvers.base import NetworkSolver, _load_model
 from pdekit.solvers.config import check, from_dict, to_dict
 from pdekit.solvers.fno import _note
-from pdekit.solvers.operators import UNet2d, UNet2dConfig
+from pdekit.solvers.operators import UNet2d, UNet2dConfig, UNet3d
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
-#: input channels per state frame: a, p, u, v
+#: input channels per state frame in 2D: a, p, u, v
 FRAME_CHANNELS = 4
-#: scene channels: fluid cells, non-fluid u and v samples, their prescribed values
+#: scene channels in 2D: fluid cells, non-fluid u and v samples, their prescribed values
 SCENE_CHANNELS = 5
 #: where each field sits on the MAC layout
 LOCATIONS = {"u": "face_x", "v": "face_y", "p": "center"}
 OUTPUTS = {"momentum_x": "face_x", "momentum_y": "face_y", "continuity": "face_x"}
+#: per grid dimension: the velocity components; the potential's components (2D: one, at the
+#: nodes; 3D: three, on the edges: :mod:`pdekit.problems.mac3d`)
+COMPONENTS = {2: ("u", "v"), 3: ("u", "v", "w")}
+POTENTIAL_COMPONENTS = {2: 1, 3: 3}
+#: the 3D layout: where the fields sit, and the residuals the loss reads
+LOCATIONS_3D = {"u": "face_x", "v": "face_y", "w": "face_z", "p": "center"}
+OUTPUTS_3D = {
+    "momentum_x": "face_x",
+    "momentum_y": "face_y",
+    "momentum_z": "face_z",
+    "continuity": "face_x",
+}
+
+
+def frame_channels(dim: int) -> int:
+    """Input channels per state frame: the potential, p and the velocity."""
+    return POTENTIAL_COMPONENTS[dim] + 1 + dim
+
+
+def scene_channels(dim: int) -> int:
+    """Scene channels: fluid cells, each component's non-fluid samples and their targets."""
+    return 1 + 2 * dim
+
+
+def velocity_of(a: torch.Tensor, grid) -> tuple[torch.Tensor, ...]:
+    """The velocity components of the potential ``a`` on ``grid`` (2D: ``(*batch, H, W)``; 3D:
+    ``(*batch, 3, X, Y, Z)``): :func:`pdekit.problems.mac.velocity_from_potential` or its 3D
+    twin."""
+    if grid.dim == 3:
+        return mac3d.velocity_from_potential(a, grid)
+    return mac.velocity_from_potential(a, grid)
+
+
+def potential_shape(grid) -> tuple[int, ...]:
+    """The shape of one potential frame on ``grid``."""
+    return tuple(grid.n) if grid.dim == 2 else (3, *grid.n)
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -104,8 +140,9 @@ OUTPUTS = {"momentum_x": "face_x", "momentum_y": "face_y", "continuity": "face_x
 class StaggerConfig:
     """The decomposition (NeuralStagger); spatial (1, 1) and temporal 1 is the base solver."""
 
-    #: coarse pieces per axis (s_x, s_y)
-    spatial: tuple[int, int] = (2, 2)
+    #: coarse pieces per axis (s_x, s_y), or (s_x, s_y, s_z) in 3D; two entries on a 3D
+    #: problem split z like y
+    spatial: tuple[int, ...] = (2, 2)
     #: states predicted at once (s_t)
     temporal: int = 1
     #: one network for every piece (True) or one per piece (False)
@@ -113,16 +150,24 @@ class StaggerConfig:
 
     def __post_init__(self):
         self.spatial = tuple(int(s) for s in self.spatial)
-        if len(self.spatial) != 2 or any(s < 1 or s > 16 for s in self.spatial):
+        if len(self.spatial) not in (2, 3) or any(s < 1 or s > 16 for s in self.spatial):
             raise ParameterError(
-                f"StaggerConfig.spatial must be two pieces per axis in [1, 16]; got {self.spatial}"
+                "StaggerConfig.spatial must be two or three pieces per axis (s_x, s_y[, s_z]), "
+                f"each in [1, 16]; got {self.spatial}"
             )
         check(self, "temporal", self.temporal, low=1, high=16, kind=int)
         check(self, "shared_weights", self.shared_weights, choices=(True, False))
 
-    @property
-    def pieces(self) -> int:
-        return self.spatial[0] * self.spatial[1]
+    def factors(self, dim: int) -> tuple[int, ...]:
+        """The pieces per axis on a ``dim``-dimensional layout (z split like y when only
+        (s_x, s_y) are given)."""
+        if len(self.spatial) == dim:
+            return self.spatial
+        if dim == 3 and len(self.spatial) == 2:
+            return (*self.spatial, self.spatial[1])
+        raise ParameterError(
+            f"StaggerConfig.spatial {self.spatial} has three entries; the problem is {dim}D"
+        )
 
 
 @dataclass
@@ -244,11 +289,13 @@ def start_potential(
     ``u_roles``) start from
     (:attr:`SceneConfig.start`: zero at rest, :func:`~pdekit.problems.mac.inflow_potential`
     for "inflow"); the pressure starts at 0. Differentiable in ``u_targets``."""
+    if start not in START_STATES:
+        raise ParameterError(f"start must be one of {START_STATES}; got {start!r}")
+    if grid.dim == 3:  # the 3D scenes have no inlet (mac3d: periodic, force-driven): rest
+        return u_targets.new_zeros(*u_targets.shape[:-3], 3, *u_targets.shape[-3:])
     if start == "inflow":
         return mac.inflow_potential(u_targets, u_roles, grid)
-    if start == "rest":
-        return torch.zeros_like(u_targets)
-    raise ParameterError(f"start must be one of {START_STATES}; got {start!r}")
+    return torch.zeros_like(u_targets)
 
 
 #: the config sections a stored model must share with the request to answer it (the training
@@ -266,10 +313,11 @@ class SceneBatch:
     fluid: torch.Tensor  # bool (B, H, W) cells
 
     @classmethod
-    def of(cls, scenes: list[mac.MacScene], device=None, dtype=torch.float32) -> SceneBatch:
+    def of(cls, scenes: list, device=None, dtype=torch.float32) -> SceneBatch:
+        comps = COMPONENTS[scenes[0].grid.dim]
         return cls(
-            {k: torch.stack([s.roles[k] for s in scenes]).to(device) for k in ("u", "v")},
-            {k: torch.stack([s.targets[k] for s in scenes]).to(device, dtype) for k in ("u", "v")},
+            {k: torch.stack([s.roles[k] for s in scenes]).to(device) for k in comps},
+            {k: torch.stack([s.targets[k] for s in scenes]).to(device, dtype) for k in comps},
             torch.stack([s.fluid for s in scenes]).to(device),
         )
 
@@ -281,13 +329,12 @@ class SceneBatch:
         )
 
     def channels(self) -> torch.Tensor:
-        """(B, SCENE_CHANNELS, H, W): fluid cells, non-fluid u and v samples, their targets."""
+        """(B, scene_channels, *grid): fluid cells, each component's non-fluid samples, their
+        targets (2D: fluid, u and v samples, their targets)."""
         dtype = self.targets["u"].dtype
-        bu = (self.roles["u"] != mac.FLUID).to(dtype)
-        bv = (self.roles["v"] != mac.FLUID).to(dtype)
-        return torch.stack(
-            [self.fluid.to(dtype), bu, bv, bu * self.targets["u"], bv * self.targets["v"]], 1
-        )
+        masks = [(role != mac.FLUID).to(dtype) for role in self.roles.values()]
+        values = [m * t for m, t in zip(masks, self.targets.values())]
+        return torch.stack([self.fluid.to(dtype), *masks, *values], 1)
 
 
 # -- the network -------------------------------------------------------------------------------
@@ -295,35 +342,42 @@ class PieceNetworks(nn.Module):
     """Fine fields ``(B, C_in, H, W)`` -> ``(B, C_out, H, W)`` through coarse networks, one per
     interleaved piece (or one shared by all): split, each piece on its own, reassembled."""
 
-    def __init__(self, in_channels: int, out_channels: int, stagger: StaggerConfig, net):
+    def __init__(
+        self, in_channels: int, out_channels: int, stagger: StaggerConfig, net, dim: int = 2
+    ):
         super().__init__()
-        self.factors = stagger.spatial
+        self.factors = stagger.factors(dim)
         self.shared = stagger.shared_weights
-        p = stagger.pieces
+        p = math.prod(self.factors)
         self.offsets = self.shared and p > 1
         cfg = UNet2dConfig(
-            in_channels=in_channels + 2 * int(self.offsets),
+            in_channels=in_channels + dim * int(self.offsets),
             out_channels=out_channels,
             width=net.width,
             depth=net.depth,
             norm="none",
+            # 3D layouts may be periodic for the flow itself (mac3d): circular padding there
+            padding="zeros" if dim == 2 else "circular",
         )
-        self.nets = nn.ModuleList([UNet2d(cfg) for _ in range(1 if self.shared else p)])
+        unet = UNet2d if dim == 2 else UNet3d
+        self.nets = nn.ModuleList([unet(cfg) for _ in range(1 if self.shared else p)])
 
     @property
     def pieces(self) -> int:
-        return self.factors[0] * self.factors[1]
+        return math.prod(self.factors)
 
     def piece_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, P, C, h, w)``: every piece's inputs (with its offset channels if shared)."""
         xs = mac.unshuffle(x, self.factors)
         if self.offsets:
-            b, p, _, h, w = xs.shape
-            sx, sy = self.factors
+            b, p, _, *n = xs.shape
+            d = len(self.factors)
             off = torch.tensor(
-                [[i / sx, j / sy] for i in range(sx) for j in range(sy)], dtype=x.dtype
+                [[i / s for i, s in zip(idx, self.factors)] for idx in np.ndindex(*self.factors)],
+                dtype=x.dtype,
             ).to(x.device)
-            xs = torch.cat([xs, off[None, :, :, None, None].expand(b, p, 2, h, w)], dim=2)
+            off = off.reshape(1, p, d, *([1] * d)).expand(b, p, d, *n)
+            xs = torch.cat([xs, off], dim=2)
         return xs
 
     def run_pieces(self, xs: torch.Tensor, which: list[int] | None = None) -> torch.Tensor:
@@ -344,55 +398,70 @@ class NeuralStaggerStepper(nn.Module):
     """The time stepper: ``s_t`` frames of (a, p) and a scene -> the next ``s_t`` frames.
 
     ``forward(a, p, scene_channels)``: a, p ``(B, s_t, H, W)`` (oldest first), scene channels
-    ``(B, SCENE_CHANNELS, H, W)`` -> new a, p ``(B, s_t, H, W)``.
+    ``(B, SCENE_CHANNELS, H, W)`` -> new a, p ``(B, s_t, H, W)``. On a 3D layout the potential
+    has three components, a ``(B, s_t, 3, X, Y, Z)`` (:mod:`pdekit.problems.mac3d`), p
+    ``(B, s_t, X, Y, Z)``, and the pieces split three axes.
     """
 
     def __init__(self, grid, config: NeuralStaggerConfig):
         super().__init__()
         self.grid = grid
         self.config = config
+        self.dim = d = grid.dim
+        self.potentials = POTENTIAL_COMPONENTS[d]
         st = config.stagger.temporal
+        factors = config.stagger.factors(d)
         self.net = PieceNetworks(
-            FRAME_CHANNELS * st + SCENE_CHANNELS, 2 * st, config.stagger, config.network
+            frame_channels(d) * st + scene_channels(d),
+            (self.potentials + 1) * st,
+            config.stagger,
+            config.network,
+            d,
         )
-        coarse = [n // s for n, s in zip(grid.n, config.stagger.spatial)]
+        coarse = [n // s for n, s in zip(grid.n, factors)]
         f = 2**config.network.depth
-        if any(n % s for n, s in zip(grid.n, config.stagger.spatial)) or any(c % f for c in coarse):
+        if any(n % s for n, s in zip(grid.n, factors)) or any(c % f for c in coarse):
             raise ParameterError(
                 f"a layout of {grid.n} cells does not split into pieces "
-                f"{config.stagger.spatial} whose grids are multiples of 2**depth = {f} "
+                f"{factors} whose grids are multiples of 2**depth = {f} "
                 "(change scenes.cells, stagger.spatial or network.depth)"
             )
 
+    def _components(self, a: torch.Tensor) -> torch.Tensor:
+        """``a`` with its component axis: ``(B, s_t, P, *grid)``."""
+        return a[:, :, None] if self.dim == 2 else a
+
     def inputs(self, a, p, scene_channels) -> torch.Tensor:
-        u, v = mac.velocity_from_potential(a, self.grid)
-        frames = torch.stack([a, p, u, v], dim=2).flatten(1, 2)  # (B, 4 s_t, H, W)
-        return torch.cat([frames, scene_channels], dim=1)
+        vel = velocity_of(a, self.grid)
+        frames = torch.cat([self._components(a), p[:, :, None], torch.stack(vel, dim=2)], dim=2)
+        return torch.cat([frames.flatten(1, 2), scene_channels], dim=1)
 
     def advance(self, x, a, p) -> tuple[torch.Tensor, torch.Tensor]:
-        """New frames from the network's output ``x`` ``(B, 2 s_t, H, W)`` and the last input
-        frame: saturated increments, re-centred to zero mean."""
+        """New frames from the network's output ``x`` ``(B, (P + 1) s_t, *grid)`` (P potential
+        components) and the last input frame: saturated increments, re-centred to zero mean."""
         net = self.config.network
         st = self.config.stagger.temporal
-        x = x.reshape(x.shape[0], st, 2, *x.shape[2:])
-        a0, p0 = a[:, -1:], p[:, -1:]
-        a1 = net.a_bound * torch.tanh((a0 + x[:, :, 0]) / net.a_bound)
-        p1 = net.p_bound * torch.tanh((p0 + x[:, :, 1]) / net.p_bound)
-        a1 = a1 - a1.mean(dim=(-2, -1), keepdim=True)
-        p1 = p1 - p1.mean(dim=(-2, -1), keepdim=True)
-        return a1, p1
+        k = self.potentials
+        x = x.reshape(x.shape[0], st, k + 1, *x.shape[2:])
+        a0, p0 = self._components(a)[:, -1:], p[:, -1:]
+        a1 = net.a_bound * torch.tanh((a0 + x[:, :, :k]) / net.a_bound)
+        p1 = net.p_bound * torch.tanh((p0 + x[:, :, k]) / net.p_bound)
+        space = tuple(range(-self.dim, 0))
+        a1 = a1 - a1.mean(dim=space, keepdim=True)
+        p1 = p1 - p1.mean(dim=space, keepdim=True)
+        return (a1[:, :, 0] if self.dim == 2 else a1), p1
 
     def forward(self, a, p, scene_channels):
         return self.advance(self.net(self.inputs(a, p, scene_channels)), a, p)
 
     def piece_outputs(self, a, p, scene_channels, which: list[int]) -> torch.Tensor:
-        """The outputs ``(B, len(which), 2 s_t, h, w)`` of the pieces ``which`` alone (what one
+        """The outputs ``(B, len(which), C, h, w)`` of the pieces ``which`` alone (what one
         process computes when the pieces are spread over processes)."""
         xs = self.net.piece_inputs(self.inputs(a, p, scene_channels))
         return self.net.run_pieces(xs[:, which], which)
 
     def assemble(self, outputs: torch.Tensor, a, p):
-        """New frames from every piece's outputs ``(B, pieces, 2 s_t, h, w)``."""
+        """New frames from every piece's outputs ``(B, pieces, C, h, w)``."""
         return self.advance(mac.shuffle(outputs, self.net.factors), a, p)
 
 
@@ -410,45 +479,46 @@ def physics_terms(
 ) -> dict[str, torch.Tensor]:
     """Per-sample, per-pair ``nav`` and ``bound`` terms ``(B, s_t)`` of the step from the last
     input frame ``a_prev`` ``(B, H, W)`` to the new frames ``a_new``, ``p_new`` ``(B, s_t, H,
-    W)``: mean squared momentum residual on fluid samples, mean squared boundary residual on
-    the others (module docstring), those with a non-zero target weighted ``moving_weight``
-    against the rest (a weighted mean)."""
+    W)`` (3D: a ``(B, [s_t,] 3, X, Y, Z)``): mean squared momentum residual on fluid samples,
+    mean squared boundary residual on the others (module docstring), those with a non-zero
+    target weighted ``moving_weight`` against the rest (a weighted mean)."""
     b, st = a_new.shape[:2]
+    d = grid.dim
+    comps = COMPONENTS[d]
+    space = tuple(range(-d, 0))
     a_all = torch.cat([a_prev[:, None], a_new], dim=1)
-    u, v = mac.velocity_from_potential(a_all, grid)  # (B, s_t + 1, H, W)
+    vel = velocity_of(a_all, grid)  # each (B, s_t + 1, *grid)
     pairs = {
-        "u": torch.stack([u[:, :-1], u[:, 1:]], dim=2).flatten(0, 1),  # (B s_t, 2, H, W)
-        "v": torch.stack([v[:, :-1], v[:, 1:]], dim=2).flatten(0, 1),
-        "p": torch.stack([p_new, p_new], dim=2).flatten(0, 1),  # the new level's pressure
+        c: torch.stack([f[:, :-1], f[:, 1:]], dim=2).flatten(0, 1)  # (B s_t, 2, *grid)
+        for c, f in zip(comps, vel)
     }
+    pairs["p"] = torch.stack([p_new, p_new], dim=2).flatten(0, 1)  # the new level's pressure
     res = grid_residual(
         problem,
         pairs,
         grid,
-        outputs=OUTPUTS,
+        outputs=OUTPUTS if d == 2 else OUTPUTS_3D,
         times=np.array([0.0, dt]),
-        locations=LOCATIONS,
+        locations=LOCATIONS if d == 2 else LOCATIONS_3D,
         time_scheme="cn",
         order=2,
         boundary=False,
     )
-    rx = res["momentum_x"][:, 0].reshape(b, st, *grid.n)
-    ry = res["momentum_y"][:, 0].reshape(b, st, *grid.n)
-    fu = (scenes.roles["u"] == mac.FLUID)[:, None].to(rx)
-    fv = (scenes.roles["v"] == mac.FLUID)[:, None].to(rx)
-    nav = ((rx * fu) ** 2 + (ry * fv) ** 2).sum((-2, -1)) / (fu + fv).sum((-2, -1))
-    cond = mac.boundary_residuals(
-        {k: r[:, None] for k, r in scenes.roles.items()},
-        {k: t[:, None] for k, t in scenes.targets.items()},
-        u[:, 1:],
-        v[:, 1:],
-        mirror,
+    roles = {k: r[:, None] for k, r in scenes.roles.items()}
+    targets = {k: t[:, None] for k, t in scenes.targets.items()}
+    rs = [res[f"momentum_{'xyz'[k]}"][:, 0].reshape(b, st, *grid.n) for k in range(d)]
+    fluid = [(roles[c] == mac.FLUID).to(rs[0]) for c in comps]
+    nav = sum(((r * f) ** 2).sum(space) for r, f in zip(rs, fluid)) / sum(
+        f.sum(space) for f in fluid
     )
-    wu, wv = (
-        1.0 + (moving_weight - 1.0) * (scenes.targets[k] != 0)[:, None].to(rx) for k in ("u", "v")
-    )
-    nb = ((1 - fu) * wu + (1 - fv) * wv).sum((-2, -1))
-    bound = (wu * cond["u"] ** 2 + wv * cond["v"] ** 2).sum((-2, -1)) / nb
+    new = [f[:, 1:] for f in vel]
+    if d == 2:
+        cond = mac.boundary_residuals(roles, targets, *new, mirror)
+    else:
+        cond = mac3d.boundary_residuals(roles, targets, new, mirror)
+    weights = [1.0 + (moving_weight - 1.0) * (targets[c] != 0).to(rs[0]) for c in comps]
+    nb = sum(((1 - f) * w).sum(space) for f, w in zip(fluid, weights))
+    bound = sum((w * cond[c] ** 2).sum(space) for c, w in zip(comps, weights)) / nb
     return {"nav": nav, "bound": bound}
 
 
@@ -479,9 +549,10 @@ class StaggerTask:
         self.seeds = self.rng.integers(2**62, size=sc.pool)
         self.scene_list = [self._scene(int(s)) for s in self.seeds]
         st = config.stagger.temporal
-        shape = (sc.pool, st, *self.grid.n)
-        self.a = torch.zeros(shape, dtype=self.dtype, device=device)
-        self.p = torch.zeros(shape, dtype=self.dtype, device=device)
+        self.a = torch.zeros(
+            (sc.pool, st, *potential_shape(self.grid)), dtype=self.dtype, device=device
+        )
+        self.p = torch.zeros((sc.pool, st, *self.grid.n), dtype=self.dtype, device=device)
         for i, scene in enumerate(self.scene_list):
             self.a[i] = self._start(scene)
         self.uses = np.zeros(sc.pool, dtype=np.int64)
@@ -574,28 +645,40 @@ class StaggerTask:
 @dataclass
 class Rollout:
     """Frames of a rollout on one scene: ``u``, ``v``, ``p``, ``a`` ``(frames, H, W)`` at
-    ``times``; ``wall_s`` the seconds the network steps took."""
+    ``times``; ``wall_s`` the seconds the network steps took. On a 3D scene also ``w``, all
+    ``(frames, X, Y, Z)``, and ``a`` ``(frames, 3, X, Y, Z)``."""
 
-    scene: mac.MacScene
+    scene: Any
     times: np.ndarray
     u: np.ndarray
     v: np.ndarray
     p: np.ndarray
     a: np.ndarray
     wall_s: float
+    w: np.ndarray | None = None
+
+    @property
+    def velocity(self) -> tuple[np.ndarray, ...]:
+        return (self.u, self.v) if self.w is None else (self.u, self.v, self.w)
 
     def max_divergence(self) -> float:
         """``max |div v|`` on fluid cells over the frames (round-off for a curl)."""
-        div = mac.divergence(torch.as_tensor(self.u), torch.as_tensor(self.v), self.scene.grid)
+        vel = [torch.as_tensor(f) for f in self.velocity]
+        ops = mac if self.w is None else mac3d
+        div = ops.divergence(*vel, self.scene.grid)
         return float(div[:, self.scene.fluid].abs().max())
 
     def boundary_rms(self, mirror: bool = False) -> float:
         """Root mean square of the boundary conditions' residuals (walls mirrored or not:
         :func:`~pdekit.problems.mac.boundary_residuals`) over the frames after the first (the
         first is the state at rest, before the boundaries move)."""
-        u, v = torch.as_tensor(self.u[1:]), torch.as_tensor(self.v[1:])
-        c = self.scene.conditions(u, v, mirror)
-        n = sum(int((self.scene.roles[k] != mac.FLUID).sum()) for k in ("u", "v"))
+        vel = [torch.as_tensor(f[1:]) for f in self.velocity]
+        c = (
+            self.scene.conditions(*vel, mirror)
+            if self.w is None
+            else (self.scene.conditions(vel, mirror))
+        )
+        n = sum(int((self.scene.roles[k] != mac.FLUID).sum()) for k in c)
         return float(math.sqrt(sum(float((r**2).sum()) for r in c.values()) / (n * len(c["u"]))))
 
 
@@ -638,11 +721,10 @@ def rollout(
     param = next(model.parameters())
     dtype, device = param.dtype, param.device
     blocks = max(1, math.ceil(t_end / (dt * st) - 1e-9))
-    shape = (1, st, *scene.grid.n)
     start = model.config.scenes.start if start is None else start
     a = start_potential(scene.targets["u"].to(device, dtype), scene.roles["u"], scene.grid, start)
-    a = a.expand(shape).clone()
-    p = torch.zeros(shape, dtype=dtype, device=device)
+    a = a.expand((1, st, *potential_shape(scene.grid))).clone()
+    p = torch.zeros((1, st, *scene.grid.n), dtype=dtype, device=device)
     chans = SceneBatch.of([scene], device, dtype).channels()
     frames_a, frames_p = [a[:, -1]], [p[:, -1]]
     was = model.training
@@ -662,9 +744,10 @@ def rollout(
         model.train(was)
     a_all = torch.cat(frames_a).double().cpu()
     p_all = torch.cat(frames_p).double().cpu()
-    u, v = mac.velocity_from_potential(a_all, scene.grid)
+    vel = [f.numpy() for f in velocity_of(a_all, scene.grid)]
     times = dt * np.arange(len(a_all))
-    return Rollout(scene, times, u.numpy(), v.numpy(), p_all.numpy(), a_all.numpy(), wall)
+    w = vel[2] if len(vel) == 3 else None
+    return Rollout(scene, times, vel[0], vel[1], p_all.numpy(), a_all.numpy(), wall, w)
 
 
 class StepperSolution(Solution):
@@ -700,6 +783,8 @@ class StepperSolution(Solution):
 
     @property
     def interpolant(self) -> GridReference:
+        if self._interpolant is None and self.problem.domain().space.dim == 3:
+            self._interpolant = _interpolant_3d(self.problem, self.rollout())
         if self._interpolant is None:
             r = self.rollout()
             lo, hi = self.problem.domain().space.bounds
@@ -726,6 +811,36 @@ class StepperSolution(Solution):
         return self.interpolant(points)
 
 
+def _interpolant_3d(problem, r: Rollout) -> GridReference:
+    """A 3D rollout as a :class:`GridReference` on the layout's nodes inside the problem's box
+    (:func:`~pdekit.problems.mac3d.to_nodes`); the scene's periodic axes stay periodic (all
+    their nodes)."""
+    scene = r.scene
+    lo, hi = problem.domain().space.bounds
+    nodes = mac3d.to_nodes(scene, r.u, r.v, r.w, r.p)
+    axes, index = {}, []
+    for k, c in enumerate("xyz"):
+        x = scene.grid.axis(k, "node")
+        if scene.periodic[k]:
+            keep = np.arange(x.size)
+        else:
+            tol = 1e-9 * float(scene.grid.spacing[k])
+            keep = np.nonzero((x >= lo[k] - tol) & (x <= hi[k] + tol))[0]
+        axes[c] = x[keep]
+        index.append(keep)
+    axes["t"] = r.times
+    values = {k: np.moveaxis(v[(slice(None), *np.ix_(*index))], 0, -1) for k, v in nodes.items()}
+    coords = problem.coordinates
+    order = [("x", "y", "z", "t").index(c) for c in coords]
+    return GridReference(
+        {c: axes[c] for c in coords},
+        {k: np.transpose(v, order) for k, v in values.items()},
+        [c in "xyz" and scene.periodic["xyz".index(c)] for c in coords],
+        description=f"neural_stagger rollout on {scene.name}",
+        accuracy="the trained network's",
+    )
+
+
 # -- the solver --------------------------------------------------------------------------------
 @register_solver("neural_stagger")
 class NeuralStaggerSolver(NetworkSolver):
@@ -741,8 +856,11 @@ class NeuralStaggerSolver(NetworkSolver):
     def supports(self, problem: Problem) -> str | None:
         if not callable(getattr(problem, "mac_scene", None)):
             return "it needs a flow scene on a MAC grid (the problem has no mac_scene)"
-        if not problem.time_dependent or set(problem.fields) != {"u", "v", "p"}:
-            return "it steps 2D incompressible flows (u, v, p) in time"
+        if not problem.time_dependent or set(problem.fields) not in (
+            {"u", "v", "p"},
+            {"u", "v", "w", "p"},
+        ):
+            return "it steps 2D or 3D incompressible flows (u, v[, w], p) in time"
         return None
 
     def layout(self, problem: Problem, config: NeuralStaggerConfig) -> tuple[int, float, Any]:
@@ -783,10 +901,10 @@ class NeuralStaggerSolver(NetworkSolver):
 
     def _store_name(self, problem: Problem, config) -> str:
         cells, dt, _ = self.layout(problem, config)
-        sx, sy = config.stagger.spatial
+        pieces = "x".join(str(s) for s in config.stagger.spatial)
         tag = "_".join(f"{k}{v:g}" for k, v in sorted(_answer_params(problem).items()))
         name = problem.name.split("/")[-1]
-        return f"neural_stagger_{name}_{tag}_{cells}c_s{sx}x{sy}t{config.stagger.temporal}"
+        return f"neural_stagger_{name}_{tag}_{cells}c_s{pieces}t{config.stagger.temporal}"
 
     def _stored(self, problem: Problem, config: NeuralStaggerConfig):
         if config.pretrained:

@@ -352,21 +352,28 @@ class UNet2dConfig:
         check(self, "padding", self.padding, choices=PADDINGS)
 
 
-def _norm(kind: str, channels: int, groups: int) -> nn.Module:
+def _norm(kind: str, channels: int, groups: int, dim: int = 2) -> nn.Module:
     if kind == "group":
         return nn.GroupNorm(math.gcd(groups, channels), channels)
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return (nn.BatchNorm2d if dim == 2 else nn.BatchNorm3d)(channels)
     return nn.Identity()
 
 
+#: (convolution, transposed convolution, average pooling) per grid dimension
+_LAYERS = {
+    2: (nn.Conv2d, nn.ConvTranspose2d, nn.functional.avg_pool2d),
+    3: (nn.Conv3d, nn.ConvTranspose3d, nn.functional.avg_pool3d),
+}
+
+
 class _Block(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, cfg: UNet2dConfig):
+    def __init__(self, c_in: int, c_out: int, cfg: UNet2dConfig, dim: int = 2):
         layers: list[nn.Module] = []
         for a, b in ((c_in, c_out), (c_out, c_out)):
             layers += [
-                nn.Conv2d(a, b, 3, padding=1, padding_mode=cfg.padding),
-                _norm(cfg.norm, b, cfg.groups),
+                _LAYERS[dim][0](a, b, 3, padding=1, padding_mode=cfg.padding),
+                _norm(cfg.norm, b, cfg.groups, dim),
                 nn.GELU(),
             ]
         super().__init__(*layers)
@@ -378,35 +385,42 @@ class UNet2d(nn.Module):
     PyTorch's default initialisation of the convolutions; GroupNorm/BatchNorm start as identity.
     """
 
+    #: grid dimension (:class:`UNet3d`: 3, the same network with 3x3x3 convolutions)
+    dim = 2
+
     def __init__(self, config: UNet2dConfig | None = None):
         super().__init__()
         self.config = cfg = config or UNet2dConfig()
+        d = self.dim
+        conv, up, _ = _LAYERS[d]
         widths = [cfg.width * 2**i for i in range(cfg.depth + 1)]
-        self.down = nn.ModuleList([_Block(cfg.in_channels, widths[0], cfg)])
-        self.down.extend(_Block(a, b, cfg) for a, b in zip(widths[:-1], widths[1:]))
+        self.down = nn.ModuleList([_Block(cfg.in_channels, widths[0], cfg, d)])
+        self.down.extend(_Block(a, b, cfg, d) for a, b in zip(widths[:-1], widths[1:]))
         self.upsample = nn.ModuleList(
-            nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(widths[:-1], widths[1:])
+            up(b, a, 2, stride=2) for a, b in zip(widths[:-1], widths[1:])
         )
-        self.up = nn.ModuleList(_Block(2 * a, a, cfg) for a in widths[:-1])
-        self.out = nn.Conv2d(widths[0], cfg.out_channels, 1)
+        self.up = nn.ModuleList(_Block(2 * a, a, cfg, d) for a in widths[:-1])
+        self.out = conv(widths[0], cfg.out_channels, 1)
 
     def check_input(self, x: torch.Tensor) -> None:
         """ParameterError naming a wrong shape, channel count or grid size."""
         cfg = self.config
-        if x.ndim != 4:
+        name = type(self).__name__
+        if x.ndim != 2 + self.dim:
             raise ParameterError(
-                f"UNet2d expects input (batch, channels, n_x, n_y); got shape {tuple(x.shape)}"
+                f"{name} expects input (batch, channels, {self.dim} grid axes); got shape "
+                f"{tuple(x.shape)}"
             )
         if x.shape[1] != cfg.in_channels:
             raise ParameterError(
-                f"UNet2d expects {cfg.in_channels} input channels (UNet2dConfig.in_channels); "
+                f"{name} expects {cfg.in_channels} input channels (UNet2dConfig.in_channels); "
                 f"got {x.shape[1]} in input of shape {tuple(x.shape)}"
             )
         f = 2**cfg.depth
         for j, n in enumerate(x.shape[2:]):
             if n % f or n < f:
                 raise ParameterError(
-                    f"UNet2d input grid axis {j} has {n} points; depth {cfg.depth} needs a "
+                    f"{name} input grid axis {j} has {n} points; depth {cfg.depth} needs a "
                     f"positive multiple of 2**depth = {f}"
                 )
 
@@ -416,10 +430,17 @@ class UNet2d(nn.Module):
         h = x
         for i, block in enumerate(self.down):
             if i:
-                h = nn.functional.avg_pool2d(h, 2)
+                h = _LAYERS[self.dim][2](h, 2)
             h = block(h)
             skips.append(h)
         skips.pop()
         for up, block in zip(reversed(self.upsample), reversed(self.up)):
             h = block(torch.cat([skips.pop(), up(h)], dim=1))
         return self.out(h)
+
+
+class UNet3d(UNet2d):
+    """:class:`UNet2d` on 3D fields (batch, channels, n_x, n_y, n_z): 3x3x3 convolutions,
+    2x2x2 pooling and up-sampling; configured by a :class:`UNet2dConfig`."""
+
+    dim = 3

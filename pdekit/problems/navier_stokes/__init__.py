@@ -6,6 +6,7 @@ from pdekit.problems.navier_stokes import (  # noqa: F401
     cylinder,
     cylinder_steady,
     decaying_turbulence,
+    duct_sphere,
     kolmogorov,
     kovasznay,
     lid_driven_cavity,
