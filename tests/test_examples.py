@@ -233,3 +233,62 @@ def test_operator_learning(tmp_path, monkeypatch, capsys):
         assert "test split (8 members)" in out
     finally:
         families.unregister(ex.FAMILY.name)
+
+
+def test_flow_control(tmp_path, monkeypatch):
+    """The control through a (barely) trained network, checked by the test's own projection
+    runs: the target is the projection solver's probe value at lid speed 1.3, the report's
+    projection value at the network's control is a fresh run's there, and the projection
+    solver's own control reproduces the target; the network's values are its stored model's,
+    rolled out by the plain (non-differentiable) rollout on a scene built with that lid."""
+    from pdekit.problems import mac
+    from pdekit.problems.references.projection import ProjectionSolver, stable_dt
+    from pdekit.solvers import neural_stagger as ns
+
+    monkeypatch.setenv("PDEKIT_CACHE_DIR", str(tmp_path / "cache"))  # the model store too
+    ex = load_example("flow_control")
+    report = ex.main(tmp_path / "out", steps=30, cells=13, width=8, depth=1, iterations=10,
+                     verbose=False)  # fmt: skip
+    assert json.loads((tmp_path / "out" / "control.json").read_text()) == report
+    i, j, nu = report["probe"]["i"], report["probe"]["j"], 1.0 / report["re"]
+    scene = mac.cavity_scene(13)
+    assert scene.roles["u"][i, j] == mac.FLUID
+    h = 1.0 / 13  # the u sample nearest (0.5, 0.7)
+    assert abs(report["probe"]["x"] - 0.5) <= h / 2 and abs(report["probe"]["y"] - 0.7) <= h / 2
+
+    def projection_probe(theta):
+        lid = mac.cavity_scene(13, lid=theta)
+        zero = np.zeros(lid.grid.n)
+        run = ProjectionSolver(lid, nu, report["projection_dt"]).run(zero, zero, 1.0)
+        return float(run.u[-1][i, j])
+
+    # one projection step for every run: the stable step of the fastest lid allowed (1.5)
+    assert report["projection_dt"] == stable_dt(mac.cavity_scene(13, lid=1.5), nu, speed=1.5)
+    target = projection_probe(1.3)
+    assert report["target"] == pytest.approx(target, rel=1e-12)
+    theta_net = report["theta_network"]
+    assert report["probe_projection"] == pytest.approx(projection_probe(theta_net), rel=1e-12)
+    # the projection solver's own control: 1.3 to Brent's tolerance (1e-10), target reproduced
+    assert report["theta_projection"] == pytest.approx(1.3, rel=1e-8)
+    assert projection_probe(report["theta_projection"]) == pytest.approx(target, rel=1e-8)
+    # the network's side: Adam from 1.0 within the training lid speeds, and the probe there
+    assert report["train_steps"] == 30 and Path(report["model"]).is_relative_to(tmp_path)
+    hist = report["history"]["theta"]
+    assert len(hist) == 10 and hist[0] == 1.0 and 0.5 <= theta_net <= 1.5
+    model = pdekit.load(report["model"]).model
+    for theta, key in ((theta_net, "probe_network"), (1.3, "probe_network_at_theta_target")):
+        r = ns.rollout(model, mac.cavity_scene(13, lid=theta), 0.05, 1.0)
+        assert len(r.times) == 21
+        assert float(r.u[-1, i, j]) == pytest.approx(report[key], rel=1e-4, abs=1e-6)  # float32
+    # the reported differences are those of the reported numbers
+    diff = abs(theta_net - report["theta_projection"]) / report["theta_projection"]
+    assert report["theta_rel_diff"] == pytest.approx(diff, rel=1e-12)
+    miss = abs(report["probe_projection"] - target) / abs(target)
+    assert report["target_miss_rel"] == pytest.approx(miss, rel=1e-9)
+    # the stored model, taken instead of trained: the same control (CPU, one thread)
+    again = ex.main(tmp_path / "again", cells=13, iterations=10, pretrained=report["model"],
+                    verbose=False)  # fmt: skip
+    assert again["theta_network"] == theta_net and again["train_s"] is None
+    assert again["network"] == report["network"] and again["train_steps"] == 30
+    with pytest.raises(pdekit.errors.ParameterError, match="this run needs .* 29 cells"):
+        ex.main(tmp_path / "other", cells=29, pretrained=report["model"], verbose=False)

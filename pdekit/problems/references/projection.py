@@ -541,3 +541,219 @@ class PeriodicProjectionSolver(ProjectionSolver):
 
     def _impose(self, u, v, outlet: bool = True):
         return u, v
+
+
+# -- control: the classical comparator of a control tuned through a neural rollout -------------
+@dataclass
+class ControlSearch:
+    """:func:`projection_control`'s answer: the control ``theta`` found, the ``residual`` there,
+    the time step ``dt`` of every run, and each run in order (``history``: ``theta`` and
+    ``residual``)."""
+
+    theta: float
+    residual: float
+    dt: float
+    history: dict[str, list[float]]
+
+
+def _finite(name: str, value) -> float:
+    """``value`` as a finite float (ParameterError naming ``name`` otherwise)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not math.isfinite(x):
+        raise ParameterError(f"{name} must be a finite real number; got {value!r}")
+    return x
+
+
+def _control_scene(scene_of, theta: float) -> MacScene:
+    """``scene_of(theta)``, which must be a :class:`MacScene`."""
+    if not callable(scene_of):
+        raise ParameterError(f"scene_of must be a function theta -> MacScene; got {scene_of!r}")
+    scene = scene_of(theta)
+    if not isinstance(scene, MacScene):
+        raise ParameterError(
+            f"scene_of must return a MacScene; scene_of({theta:g}) is a {type(scene).__name__}"
+        )
+    return scene
+
+
+def scene_speed(scene: MacScene) -> float:
+    """The largest magnitude of the velocities a scene prescribes (a lid's or an inflow's
+    speed): the ``speed`` of :func:`stable_dt` for a flow driven by them."""
+    w = scene.wall_velocity
+    return float(torch.sqrt(w[0] ** 2 + w[1] ** 2).max())
+
+
+def _final_value(scene: MacScene, nu, dt, t_end, fn, scheme: str, name: str) -> float:
+    """``fn(u, v, p)`` (the argument ``name``) of the projection solver's state at ``t_end`` on
+    ``scene`` from rest."""
+    zero = np.zeros(scene.grid.n)
+    run = ProjectionSolver(scene, nu, dt, scheme=scheme).run(zero, zero, t_end)
+    value = fn(run.u[-1], run.v[-1], run.p[-1])
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = math.nan
+    if not math.isfinite(out):
+        raise ParameterError(f"{name} must return a finite real number; got {value!r}")
+    return out
+
+
+def control_objective(
+    scene_of,
+    theta: float,
+    nu: float,
+    t_end: float,
+    objective,
+    dt: float | None = None,
+    *,
+    scheme: str = "ab2",
+) -> float:
+    """The objective of the projection solver's flow at ``t_end`` under the control ``theta``.
+
+    Runs :class:`ProjectionSolver` on the scene ``scene_of(theta)`` from rest (every fluid
+    velocity 0, the scene's prescribed velocities switched on at t = 0: an impulsive start) to
+    ``t_end`` and returns ``objective(u, v, p)`` of the final state: the classical counterpart
+    of the objective that :func:`pdekit.solvers.neural_stagger.optimise_control` evaluates on a
+    rollout of a trained network.
+
+    Parameters
+    ----------
+    scene_of:
+        ``theta`` (a float) -> :class:`~pdekit.problems.mac.MacScene` whose prescribed
+        velocities depend on it, e.g. ``lambda s: cavity_scene(32, lid=s)``.
+    theta:
+        The control, a finite real number.
+    nu:
+        Kinematic viscosity, finite and > 0.
+    t_end:
+        Final time, finite and > 0.
+    objective:
+        ``(u, v, p) -> float`` of the final state: numpy float64 ``(H, W)`` arrays on the MAC
+        layout (:mod:`pdekit.problems.mac`: ``u`` on x-faces, ``v`` on y-faces, ``p`` at cell
+        centres, mean zero over each fluid region).
+    dt:
+        Time step, > 0 and at most the diffusion limit (:func:`diffusion_limit`); default:
+        :func:`stable_dt` of the scene at its own speed (:func:`scene_speed`). A run compared
+        across controls is best given one ``dt`` for all (:func:`projection_control`).
+    scheme:
+        ``"ab2"`` (default) or ``"euler"``.
+
+    Returns
+    -------
+    float
+        ``objective(u, v, p)`` at ``t_end``.
+    """
+    theta = _finite("theta", theta)
+    nu, t_end = _positive("nu", nu), _positive("t_end", t_end)
+    if not callable(objective):
+        raise ParameterError(f"objective must be a function (u, v, p) -> float; got {objective!r}")
+    scene = _control_scene(scene_of, theta)
+    if dt is None:
+        dt = stable_dt(scene, nu, scene_speed(scene), scheme=scheme)
+    return _final_value(scene, nu, _positive("dt", dt), t_end, objective, scheme, "objective")
+
+
+def projection_control(
+    scene_of,
+    theta0: float,
+    theta1: float,
+    nu: float,
+    t_end: float,
+    residual,
+    *,
+    dt: float | None = None,
+    xtol: float = 1e-10,
+    max_runs: int = 60,
+    scheme: str = "ab2",
+) -> ControlSearch:
+    """The control ``theta`` in ``[theta0, theta1]`` whose flow at ``t_end`` makes ``residual``
+    vanish, found with the projection solver alone (no gradients).
+
+    Each trial runs :func:`control_objective` with ``residual`` as the objective; a target
+    ``q*`` for a quantity ``q`` of the flow is matched by ``residual = q - q*``. The search is
+    Brent's method (:func:`scipy.optimize.brentq`: inverse quadratic interpolation and secant
+    steps, safeguarded by bisection; R. P. Brent, "Algorithms for Minimization without
+    Derivatives", 1973, ch. 4): derivative-free, it keeps a bracket of a sign change of the
+    residual, so it converges whenever the two ends bracket one, superlinearly where the
+    residual is smooth (a handful of runs to 1e-10).
+
+    Every run uses one time step, so the residual is the same discretisation at every trial:
+    with a step that followed ``theta`` the number of steps would jump with it, and so would the
+    residual (by its time error). Default: :func:`stable_dt` at the faster of the two end scenes
+    (:func:`scene_speed`), stable at every control in between when the prescribed speeds grow
+    with ``|theta|`` between them (a lid or an inflow times ``theta``).
+
+    Parameters
+    ----------
+    scene_of:
+        ``theta`` -> :class:`~pdekit.problems.mac.MacScene` (as :func:`control_objective`).
+    theta0, theta1:
+        The ends of the bracket, finite and distinct; the residual must change sign between
+        them (or vanish at one of them).
+    nu, t_end:
+        Viscosity and final time, finite and > 0.
+    residual:
+        ``(u, v, p) -> float`` of the final state (numpy float64 arrays on the MAC layout).
+    dt:
+        Time step of every run (see above).
+    xtol:
+        Absolute tolerance on ``theta``, > 0.
+    max_runs:
+        Solver runs at most, an integer >= 3 (ConvergenceError beyond).
+    scheme:
+        ``"ab2"`` (default) or ``"euler"``.
+
+    Returns
+    -------
+    ControlSearch
+        ``theta``, the residual there, ``dt`` and every run's ``theta`` and ``residual``.
+    """
+    from scipy.optimize import brentq
+
+    theta0, theta1 = _finite("theta0", theta0), _finite("theta1", theta1)
+    if theta0 == theta1:
+        raise ParameterError(f"theta0 and theta1 must differ (a bracket); both are {theta0:g}")
+    nu, t_end = _positive("nu", nu), _positive("t_end", t_end)
+    xtol = _positive("xtol", xtol)
+    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 3:
+        raise ParameterError(f"max_runs must be an integer >= 3; got {max_runs!r}")
+    if not callable(residual):
+        raise ParameterError(f"residual must be a function (u, v, p) -> float; got {residual!r}")
+    _check_scheme(scheme)
+    ends = (_control_scene(scene_of, theta0), _control_scene(scene_of, theta1))
+    if dt is None:
+        dt = min(stable_dt(s, nu, scene_speed(s), scheme=scheme) for s in ends)
+    dt = _positive("dt", dt)
+    known = dict(zip((theta0, theta1), ends))
+    history: dict[str, list[float]] = {"theta": [], "residual": []}
+    seen: dict[float, float] = {}
+
+    def run(theta: float) -> float:
+        theta = float(theta)
+        if theta not in seen:
+            if len(history["theta"]) >= max_runs:
+                raise ConvergenceError(
+                    f"projection_control: no control within xtol = {xtol:g} after max_runs = "
+                    f"{max_runs} runs (last: theta = {theta:.12g})"
+                )
+            scene = known.get(theta) or _control_scene(scene_of, theta)
+            seen[theta] = _final_value(scene, nu, dt, t_end, residual, scheme, "residual")
+            history["theta"].append(theta)
+            history["residual"].append(seen[theta])
+        return seen[theta]
+
+    r0, r1 = run(theta0), run(theta1)
+    if r0 == 0.0 or r1 == 0.0:
+        theta = theta0 if r0 == 0.0 else theta1
+        return ControlSearch(theta, 0.0, dt, history)
+    if (r0 > 0) == (r1 > 0):
+        raise ParameterError(
+            f"the residual has the same sign at theta0 = {theta0:g} ({r0:.6g}) and theta1 = "
+            f"{theta1:g} ({r1:.6g}): [theta0, theta1] must bracket the control (a sign change "
+            f"of the residual); widen it"
+        )
+    theta = brentq(run, theta0, theta1, xtol=xtol, maxiter=max_runs, full_output=False)
+    return ControlSearch(float(theta), run(theta), dt, history)
