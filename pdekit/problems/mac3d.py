@@ -92,8 +92,11 @@ class MacScene3d:
                 f"solid needs shape {g.n} and wall_velocity (3, *{g.n}); got "
                 f"{tuple(solid.shape)} and {tuple(wall.shape)}"
             )
-        periodic = tuple(bool(p) for p in self.periodic)
-        force = tuple(float(f) for f in self.body_force)
+        try:
+            periodic = tuple(bool(p) for p in self.periodic)
+            force = tuple(float(f) for f in self.body_force)
+        except (TypeError, ValueError):
+            periodic, force = (), ()
         if len(periodic) != 3 or len(force) != 3 or not all(map(math.isfinite, force)):
             raise ParameterError(
                 f"periodic needs three flags and body_force three finite numbers; got "

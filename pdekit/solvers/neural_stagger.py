@@ -61,6 +61,18 @@ Our choices where both are silent (each is a config key):
 * the U-Net is pdekit's :class:`~pdekit.solvers.operators.UNet2d` without normalisation (a
   normalised network cannot scale its increments with the flow's amplitude); Wandel's has
   hidden size 20 and 4 levels, our default is width 20, depth 3.
+
+3D (the paper shows 2D and 3D flows; neither paper's 3D details are public, so all of this is
+ours): the same stepper on a 3D MAC layout (:mod:`pdekit.problems.mac3d`). The potential has
+three components on the cell edges, v = curl a (divergence-free to round-off); the frames carry
+(a_x, a_y, a_z, p, u, v, w), the scene channels the fluid cells and each component's
+non-fluid samples and targets; the pieces split three axes (``stagger.spatial`` with two
+entries splits z like y); the coarse networks are :class:`~pdekit.solvers.operators.UNet3d`
+with circular padding (a 3D layout may be periodic for the flow itself); the loss is the 3D
+problem's own residual on the MAC grid, as in 2D. The 3D scenes have no inlet: the duct of
+``navier_stokes/duct_sphere`` is periodic along its axis and driven by a body force, which
+acts everywhere, so the flux needs no long-range transport (the 2D channel's difficulty) and
+``scenes.start`` is rest.
 """
 
 from __future__ import annotations
