@@ -394,8 +394,9 @@ def neural_stagger_table(path: str | Path) -> str:
         return f"{r.get('steps', d['steps'])} Adam steps per configuration"
 
     lines = [
-        "| case | configuration (s_x, s_y, s_t) | velocity rel. L2 | centrelines vs Ghia (u, v) "
-        "| boundary rms | rollout | vs base | vs projection | training |",
+        "| case | configuration (s_x, s_y[, s_z], s_t) | velocity rel. L2 "
+        "| centrelines vs Ghia (u, v) | boundary rms | rollout | vs base | vs projection "
+        "| training |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     cylinders = [c for c in d["cases"] if c.startswith("cylinder")]
@@ -406,15 +407,16 @@ def neural_stagger_table(path: str | Path) -> str:
         for key, r in rows.items():
             if key == "projection":
                 continue
-            sx, sy = r["spatial"]
+            pieces = ", ".join(str(k) for k in r["spatial"])
             ghia = (
                 f"{r['ghia_u_max_dev']:.3f}, {r['ghia_v_max_dev']:.3f}"
                 if "ghia_u_max_dev" in r
                 else "-"
             )
             lines.append(
-                f"| {case} | {key} ({sx}, {sy}, {r['temporal']}) | {r['rel_l2']:.3f} | {ghia} "
-                f"| {r['boundary_rms']:.3f} | {r['rollout_s']:.2f} s ({r['steps']} steps) "
+                f"| {case} | {key} ({pieces}, {r['temporal']}) | {r['rel_l2']:.3f} | {ghia} "
+                f"| {r['boundary_rms']:.3f} | {num(r.get('rollout_s'), '.2f')} s "
+                f"({r['steps']} steps) "
                 f"| {r.get('speedup_vs_base', float('nan')):.2f}x "
                 f"| {r.get('speedup_vs_projection', float('nan')):.2f}x "
                 f"| {r['train_s'] / 60:.0f} min |"
@@ -586,6 +588,8 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "spectral_fno": spectral_fno_table,
     "moe_hard": moe_hard_table,
     "neural_stagger": neural_stagger_table,
+    "neural_stagger_3d": neural_stagger_table,
+    "neural_stagger_3d_300steps": neural_stagger_table,
     "cylinder": cylinder_table,
 }
 

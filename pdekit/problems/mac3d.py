@@ -174,6 +174,12 @@ class MacScene3d:
         """ParameterError unless every sample where a curl wraps around a non-periodic axis lies
         inside solids (FREE): needed by solvers whose velocity is a curl."""
         for axis, comp in enumerate(COMPONENTS):
+            if self.body_force[axis] and all(self.periodic[t] for t in _tangential(axis)):
+                raise ParameterError(
+                    f"scene {self.name!r}: a curl of a periodic potential carries no net flux "
+                    f"along axis {axis}, which the body force {self.body_force[axis]:g} drives: "
+                    "make an axis across it non-periodic (walls)"
+                )
             if bool((self.roles[comp][self._wrapped(axis)] != FREE).any()):
                 raise ParameterError(
                     f"scene {self.name!r}: the {comp} samples where a curl wraps around the "

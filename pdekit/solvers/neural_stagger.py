@@ -102,24 +102,17 @@ from pdekit.solvers.operators import UNet2d, UNet2dConfig, UNet3d
 from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
-#: input channels per state frame in 2D: a, p, u, v
-FRAME_CHANNELS = 4
-#: scene channels in 2D: fluid cells, non-fluid u and v samples, their prescribed values
-SCENE_CHANNELS = 5
-#: where each field sits on the MAC layout
-LOCATIONS = {"u": "face_x", "v": "face_y", "p": "center"}
-OUTPUTS = {"momentum_x": "face_x", "momentum_y": "face_y", "continuity": "face_x"}
 #: per grid dimension: the velocity components; the potential's components (2D: one, at the
 #: nodes; 3D: three, on the edges: :mod:`pdekit.problems.mac3d`)
-COMPONENTS = {2: ("u", "v"), 3: ("u", "v", "w")}
+VELOCITY = {2: ("u", "v"), 3: ("u", "v", "w")}
 POTENTIAL_COMPONENTS = {2: 1, 3: 3}
-#: the 3D layout: where the fields sit, and the residuals the loss reads
-LOCATIONS_3D = {"u": "face_x", "v": "face_y", "w": "face_z", "p": "center"}
-OUTPUTS_3D = {
-    "momentum_x": "face_x",
-    "momentum_y": "face_y",
-    "momentum_z": "face_z",
-    "continuity": "face_x",
+#: per grid dimension: where each field sits on the MAC layout, and the residuals the loss reads
+LOCATIONS = {
+    d: {**{c: f"face_{'xyz'[k]}" for k, c in enumerate(VELOCITY[d])}, "p": "center"} for d in (2, 3)
+}
+OUTPUTS = {
+    d: {**{f"momentum_{'xyz'[k]}": f"face_{'xyz'[k]}" for k in range(d)}, "continuity": "face_x"}
+    for d in (2, 3)
 }
 
 
@@ -178,7 +171,8 @@ class StaggerConfig:
         if dim == 3 and len(self.spatial) == 2:
             return (*self.spatial, self.spatial[1])
         raise ParameterError(
-            f"StaggerConfig.spatial {self.spatial} has three entries; the problem is {dim}D"
+            f"StaggerConfig.spatial {self.spatial} does not fit a {dim}D problem (give "
+            f"{dim} pieces per axis{'; two split z like y' if dim == 3 else ''})"
         )
 
 
@@ -303,7 +297,11 @@ def start_potential(
     for "inflow"); the pressure starts at 0. Differentiable in ``u_targets``."""
     if start not in START_STATES:
         raise ParameterError(f"start must be one of {START_STATES}; got {start!r}")
-    if grid.dim == 3:  # the 3D scenes have no inlet (mac3d: periodic, force-driven): rest
+    if grid.dim == 3:  # the 3D scenes have no inlet (mac3d: periodic, force-driven)
+        if start != "rest":
+            raise ParameterError(
+                f"scenes.start = {start!r} needs a channel inlet; 3D scenes start at rest"
+            )
         return u_targets.new_zeros(*u_targets.shape[:-3], 3, *u_targets.shape[-3:])
     if start == "inflow":
         return mac.inflow_potential(u_targets, u_roles, grid)
@@ -326,7 +324,7 @@ class SceneBatch:
 
     @classmethod
     def of(cls, scenes: list, device=None, dtype=torch.float32) -> SceneBatch:
-        comps = COMPONENTS[scenes[0].grid.dim]
+        comps = VELOCITY[scenes[0].grid.dim]
         return cls(
             {k: torch.stack([s.roles[k] for s in scenes]).to(device) for k in comps},
             {k: torch.stack([s.targets[k] for s in scenes]).to(device, dtype) for k in comps},
@@ -341,18 +339,19 @@ class SceneBatch:
         )
 
     def channels(self) -> torch.Tensor:
-        """(B, scene_channels, *grid): fluid cells, each component's non-fluid samples, their
-        targets (2D: fluid, u and v samples, their targets)."""
+        """``(B, scene_channels, *grid)``: fluid cells, each component's non-fluid samples,
+        their targets (2D: fluid, u and v samples, their targets)."""
         dtype = self.targets["u"].dtype
         masks = [(role != mac.FLUID).to(dtype) for role in self.roles.values()]
-        values = [m * t for m, t in zip(masks, self.targets.values())]
+        values = [m * self.targets[k] for k, m in zip(self.roles, masks)]
         return torch.stack([self.fluid.to(dtype), *masks, *values], 1)
 
 
 # -- the network -------------------------------------------------------------------------------
 class PieceNetworks(nn.Module):
-    """Fine fields ``(B, C_in, H, W)`` -> ``(B, C_out, H, W)`` through coarse networks, one per
-    interleaved piece (or one shared by all): split, each piece on its own, reassembled."""
+    """Fine fields ``(B, C_in, *grid)`` -> ``(B, C_out, *grid)`` (2D or 3D, ``dim``) through
+    coarse networks, one per interleaved piece (or one shared by all): split, each piece on its
+    own, reassembled."""
 
     def __init__(
         self, in_channels: int, out_channels: int, stagger: StaggerConfig, net, dim: int = 2
@@ -410,7 +409,7 @@ class NeuralStaggerStepper(nn.Module):
     """The time stepper: ``s_t`` frames of (a, p) and a scene -> the next ``s_t`` frames.
 
     ``forward(a, p, scene_channels)``: a, p ``(B, s_t, H, W)`` (oldest first), scene channels
-    ``(B, SCENE_CHANNELS, H, W)`` -> new a, p ``(B, s_t, H, W)``. On a 3D layout the potential
+    ``(B, scene_channels(2), H, W)`` -> new a, p ``(B, s_t, H, W)``. On a 3D layout the potential
     has three components, a ``(B, s_t, 3, X, Y, Z)`` (:mod:`pdekit.problems.mac3d`), p
     ``(B, s_t, X, Y, Z)``, and the pieces split three axes.
     """
@@ -496,7 +495,7 @@ def physics_terms(
     target weighted ``moving_weight`` against the rest (a weighted mean)."""
     b, st = a_new.shape[:2]
     d = grid.dim
-    comps = COMPONENTS[d]
+    comps = VELOCITY[d]
     space = tuple(range(-d, 0))
     a_all = torch.cat([a_prev[:, None], a_new], dim=1)
     vel = velocity_of(a_all, grid)  # each (B, s_t + 1, *grid)
@@ -509,9 +508,9 @@ def physics_terms(
         problem,
         pairs,
         grid,
-        outputs=OUTPUTS if d == 2 else OUTPUTS_3D,
+        outputs=OUTPUTS[d],
         times=np.array([0.0, dt]),
-        locations=LOCATIONS if d == 2 else LOCATIONS_3D,
+        locations=LOCATIONS[d],
         time_scheme="cn",
         order=2,
         boundary=False,
@@ -685,11 +684,10 @@ class Rollout:
         :func:`~pdekit.problems.mac.boundary_residuals`) over the frames after the first (the
         first is the state at rest, before the boundaries move)."""
         vel = [torch.as_tensor(f[1:]) for f in self.velocity]
-        c = (
-            self.scene.conditions(*vel, mirror)
-            if self.w is None
-            else (self.scene.conditions(vel, mirror))
-        )
+        if self.w is None:
+            c = self.scene.conditions(*vel, mirror)
+        else:
+            c = self.scene.conditions(vel, mirror)
         n = sum(int((self.scene.roles[k] != mac.FLUID).sum()) for k in c)
         return float(math.sqrt(sum(float((r**2).sum()) for r in c.values()) / (n * len(c["u"]))))
 
@@ -1013,6 +1011,11 @@ def differentiable_rollout(
     """Frames ``a``, ``p`` ``(B, 1 + blocks s_t, H, W)`` from the model's start state
     (``scenes.start``), with the graph kept: the scenes' targets may depend on a parameter that
     gradients reach through every step (and through the start state)."""
+    if model.dim != 2:
+        raise ParameterError(
+            "differentiable_rollout and optimise_control take 2D models; this one steps a "
+            f"{model.dim}D layout"
+        )
     st = model.config.stagger.temporal
     ref = next(model.parameters())
     shape = (scenes.fluid.shape[0], st, *scenes.fluid.shape[1:])

@@ -122,7 +122,7 @@ OVERRIDES = {
 
 
 def test_training_on_the_duct_lowers_the_loss_and_answers_the_problem(tmp_path):
-    """A short training run on random duct scenes (spheres, forces) lowers the physics loss of
+    """A short training run on random duct scenes (spheres) lowers the physics loss of
     a 5-step rollout of the problem's own scene; the rollout is divergence-free (a curl: float32
     round-off) and the Solution evaluates u, v, w, p anywhere in the duct (periodic along x)
     and writes VTK; a run resumed from its checkpoint ends where the uninterrupted one does."""
@@ -160,7 +160,7 @@ def test_training_on_the_duct_lowers_the_loss_and_answers_the_problem(tmp_path):
     vals = full(pts)
     assert set(vals) == {"u", "v", "w", "p"}
     assert vals["u"][0] == pytest.approx(vals["u"][1], abs=1e-12)  # periodic along x
-    assert abs(vals["u"][2]) < 1e-12  # on the wall z = 0 (no slip)
+    assert abs(vals["u"][2]) < 1e-12  # on the wall y = 0 (no slip)
     written = full.to_vtk(tmp_path / "duct.pvd")
     assert written.exists()
 
@@ -172,3 +172,29 @@ def test_only_the_grid_stepper_is_offered_for_the_immersed_sphere():
     assert pdekit.supported_solvers(problem) == ["neural_stagger"]
     with pytest.raises(pdekit.errors.UnsupportedPairError, match="solid cells.*neural_stagger"):
         pdekit.check_pair(problem, "pinn")
+
+
+def test_bad_3d_settings_name_their_key():
+    problem = pdekit.problems.get(PROBLEM)
+    with pytest.raises(ParameterError, match="scenes.cells.*13"):
+        problem.mac_scene(20)
+    cfg = ns.NeuralStaggerConfig()
+    cfg.scenes.start = "inflow"
+    model = ns.NeuralStaggerSolver().build_model(problem, cfg)
+    with pytest.raises(ParameterError, match="scenes.start"):
+        ns.rollout(model, problem.mac_scene(13), 0.04, 0.04)
+    with pytest.raises(ParameterError, match="2D models"):
+        ns.differentiable_rollout(model, ns.SceneBatch.of([problem.mac_scene(13)]), 1)
+    with pytest.raises(pdekit.errors.UnknownNameError, match="valid:.*neural_stagger"):
+        pdekit.check_pair(problem, "no_such_solver")  # the unknown name first, with the valid
+
+
+def test_a_force_along_an_axis_periodic_all_around_is_refused_for_a_curl():
+    """A curl of a periodic potential has no net flux along x when y and z are periodic too:
+    a body force along x there could not be followed by a curl-based stepper."""
+    scene = mac3d.duct_scene(0.5, 1.0, 4, 1.0)
+    box = mac3d.MacScene3d(scene.grid, torch.zeros(scene.shape, dtype=torch.bool),
+                           scene.wall_velocity, (True, True, True), (1.0, 0.0, 0.0))  # fmt: skip
+    with pytest.raises(ParameterError, match="no net flux"):
+        box.check_curl_layout()
+    scene.check_curl_layout()  # walls across the duct: the flux returns where the curl wraps

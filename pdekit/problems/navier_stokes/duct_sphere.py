@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pdekit.errors import ParameterError
 from pdekit.geometries import Box, SpaceTime, TimeDomain
 from pdekit.geometries.csg import Ball
 from pdekit.problems import mac3d
@@ -26,11 +27,10 @@ LENGTH = 32 / 13
 #: the sphere's centre and diameter
 CENTRE, DIAMETER = (LENGTH / 2, 0.5, 0.5), 0.5
 #: the training scenes' obstacles: spheres of diameter DIAMETER x these factors, centres
-#: anywhere along x and up to this fraction of the side off the axis
+#: anywhere along x and up to this fraction of the side off the axis (the force is the
+#: problem's: the physics loss reads it from the problem's residual)
 TRAINING_DIAMETERS = (0.6, 1.2)
 TRAINING_OFFSET = 0.15
-#: the training scenes' forces, as factors of the problem's force
-TRAINING_FORCES = (0.5, 1.5)
 
 
 @register("navier_stokes/duct_sphere")
@@ -44,10 +44,12 @@ class DuctSphere(Problem):
 
     no-slip on the four walls and the sphere, at rest at t = 0. The sphere is a solid at rest
     immersed in the duct (the domain is the whole duct; u = 0 inside the sphere, where the
-    equations do not hold and the pressure means nothing), as grid solvers see it. The flow accelerates towards
-    the steady flow through a periodic row of spheres in a duct (at the defaults, nu = 0.02
-    and f = 1, the steady mean speed is ~0.5, a sphere Reynolds number ~13; without the sphere
-    the duct's Poiseuille flow would reach a mean speed f side^2 / (28.45 nu) = 1.76). The
+    equations do not hold and the pressure means nothing), as grid solvers see it. The flow
+    accelerates towards the steady flow through a periodic row of spheres in a duct: at the
+    defaults (nu = 0.02, f = 1) the reference's bulk speed (flux / cross-section) is 0.710 at
+    t = 2 and 0.820 at steady state (t >= 8; a sphere Reynolds number U D / nu = 20.5), its
+    largest u 1.37 and 1.59 (measured on 13 cells across); without the sphere the duct's
+    Poiseuille flow would reach a bulk speed f side^2 / (28.45 nu) = 1.76. The
     pressure is periodic and fixed only up to a constant (``gauge_fields``).
 
     Reference: our 3D projection solver (:mod:`~pdekit.problems.references.projection3d`,
@@ -58,7 +60,8 @@ class DuctSphere(Problem):
 
     Grid time steppers (``neural_stagger``) read :meth:`mac_scene`: the duct on a 3D MAC layout
     (:func:`~pdekit.problems.mac3d.duct_scene`), and, given a generator, a training scene with
-    a random sphere and force (:data:`TRAINING_DIAMETERS`, :data:`TRAINING_FORCES`).
+    a random sphere (:data:`TRAINING_DIAMETERS`, :data:`TRAINING_OFFSET`) under the problem's
+    force.
     """
 
     nu: float = param(0.02, low=0.005, high=1.0, doc="kinematic viscosity")
@@ -83,7 +86,8 @@ class DuctSphere(Problem):
     #: default grid of the time steppers: fluid cells across the duct (h = 1/13, 6.5 cells per
     #: sphere diameter; the layout is 32 x 16 x 16)
     stepper_cells = 13
-    #: default time step of the time steppers (about 1.6 steps per cell at the mean speed)
+    #: default time step of the time steppers (the fastest u at t = 2, 1.37, moves 0.71 cells per
+    #: step; 50 steps to the default horizon)
     stepper_dt = 0.04
 
     def sphere(self) -> Ball:
@@ -114,8 +118,13 @@ class DuctSphere(Problem):
         self, cells: int, rng: np.random.Generator | None = None, pad_to: int = 16
     ) -> mac3d.MacScene3d:
         """The duct on ``cells`` fluid cells across (the layout padded across to a multiple of
-        ``pad_to``); with ``rng``, a training scene: a sphere of random diameter and position
-        and a random force."""
+        ``pad_to``); with ``rng``, a training scene: a sphere of random diameter and position.
+        ``cells`` must make the duct's length whole cells: a multiple of 13."""
+        if int(cells) < 13 or int(cells) % 13:
+            raise ParameterError(
+                f"cells (scenes.cells) must be a positive multiple of 13 for {self.name} (the "
+                f"duct's length is 32/13 of its side); got {cells}"
+            )
         if rng is None:
             return mac3d.duct_scene(
                 LENGTH, SIDE, cells, self.force, [self.sphere()], pad_to, name=self.name
@@ -125,10 +134,9 @@ class DuctSphere(Problem):
             rng.uniform(0.0, LENGTH),
             *(0.5 * SIDE + TRAINING_OFFSET * SIDE * rng.uniform(-1, 1, size=2)),
         )
-        force = self.force * rng.uniform(*TRAINING_FORCES)
         # the sphere and its periodic images (a sphere across x = 0 appears at both ends)
         balls = [Ball((centre[0] + k * LENGTH, *centre[1:]), d / 2) for k in (-1, 0, 1)]
-        return mac3d.duct_scene(LENGTH, SIDE, cells, force, balls, pad_to)
+        return mac3d.duct_scene(LENGTH, SIDE, cells, self.force, balls, pad_to)
 
     def reference_settings(self) -> dict:
         """The reference run (part of its cache key)."""
@@ -177,9 +185,9 @@ def _reference(problem: DuctSphere) -> GridReference:
         {k: arrays[k] for k in ("u", "v", "w", "p")},
         (True, False, False, False),
         description=(
-            f"3D Chorin projection on the MAC duct, {arrays['x'].size} x {n} x {n} cells, Adams-Bashforth "
-            f"2, {int(arrays['steps'])} steps; values at the cell vertices, cubic "
-            "interpolation"
+            f"3D Chorin projection on the MAC duct, {arrays['x'].size} x {n} x {n} cells, "
+            f"Adams-Bashforth 2, {int(arrays['steps'])} steps; values at the cell vertices, "
+            "cubic interpolation"
         ),
         accuracy=(
             "second order in space and time away from the sphere (Poiseuille duct flow: "
