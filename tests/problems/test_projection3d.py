@@ -21,25 +21,11 @@ from pdekit.problems.mac import FLUID, WALL, cavity_scene, rasterise
 from pdekit.problems.references.projection3d import (
     ProjectionSolver3d,
     diffusion_limit3d,
+    duct_poiseuille,
     stable_dt3d,
 )
 
 SPHERE = Ball((0.5, 0.5, 0.5), 0.25)
-
-
-def duct_poiseuille(y, z, side: float, force: float, nu: float, terms: int = 200):
-    """Steady flow u(y, z) in the square duct (0, side)^2: nu lap u = -force, u = 0 on the
-    walls; the Fourier series (White, Viscous Fluid Flow, eq. 3-48) on (-a, a)^2, a = side/2:
-    u = 16 a^2 f / (nu pi^3) sum_{i odd} (-1)^((i-1)/2) [1 - cosh(i pi z'/2a) / cosh(i pi/2)]
-    cos(i pi y'/2a) / i^3, with y' = y - a, z' = z - a (cosh ratio written overflow-free)."""
-    a = side / 2
-    yp, zp = np.asarray(y) - a, np.asarray(z) - a
-    out = np.zeros(np.broadcast(yp, zp).shape)
-    for i in range(1, 2 * terms, 2):
-        s, t = abs(i * math.pi * zp / (2 * a)), i * math.pi / 2
-        ratio = np.exp(s - t) * (1 + np.exp(-2 * s)) / (1 + math.exp(-2 * t))
-        out += (-1) ** ((i - 1) // 2) * (1 - ratio) * np.cos(i * math.pi * yp / (2 * a)) / i**3
-    return 16 * a**2 * force / (nu * math.pi**3) * out
 
 
 def zeros(scene):

@@ -182,6 +182,57 @@ def _roll(a: np.ndarray, k: int, axis: int) -> np.ndarray:
     return np.roll(a, k, axis=axis)
 
 
+def fluid_poisson(fluid: np.ndarray, faces, spacing):
+    """The pressure Poisson operator of a MAC layout (2D or 3D), factorised: the graph
+    Laplacian A (positive semi-definite) of the ``fluid`` cells coupled through the FLUID faces
+    ``faces[k]`` (bool, the faces normal to axis k on the low side of each cell), so that
+    div(G phi) = -A phi; one cell per connected region pinned, the rest LU-factorised.
+
+    Returns (number of regions, region of each fluid cell, region sizes, the unpinned cells,
+    the LU factors of A on them or None): what :func:`solve_pressure` reads."""
+    n = int(fluid.sum())
+    idx = -np.ones(fluid.shape, dtype=np.int64)
+    idx[fluid] = np.arange(n)
+    rows, cols, vals = [], [], []
+    for axis, (mask, h) in enumerate(zip(faces, spacing)):
+        a = _roll(idx, 1, axis)[mask]  # the cell on the low side of the face
+        b = idx[mask]
+        if (a < 0).any() or (b < 0).any():
+            raise ParameterError("a FLUID face lies next to a solid cell (inconsistent scene)")
+        w = np.full(a.size, 1.0 / h**2)
+        rows += [a, a, b, b]
+        cols += [a, b, a, b]
+        vals += [w, -w, -w, w]
+    A = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+    A.sum_duplicates()
+    n_regions, region = csgraph.connected_components(A, directed=False)
+    size = np.bincount(region, minlength=n_regions)
+    pinned = np.zeros(n, dtype=bool)
+    pinned[np.unique(region, return_index=True)[1]] = True
+    keep = np.flatnonzero(~pinned)
+    lu = None
+    if keep.size:
+        lu = spla.splu(A[keep][:, keep].tocsc(), permc_spec="MMD_AT_PLUS_A")
+    return n_regions, region, size, keep, lu
+
+
+def solve_pressure(poisson, fluid: np.ndarray, div: np.ndarray, dt: float) -> np.ndarray:
+    """phi (on the layout of ``fluid``, 0 in solids, mean zero over each fluid region) with
+    A phi = div / dt on the fluid cells (``poisson``: :func:`fluid_poisson`; ``div`` the
+    divergence at every cell), the right-hand side made compatible per region first."""
+    n_regions, region, size, keep, lu = poisson
+    rhs = -div[fluid] / dt
+    rhs -= (np.bincount(region, rhs, minlength=n_regions) / size)[region]
+    x = np.zeros(rhs.size)
+    if lu is not None:
+        x[keep] = lu.solve(rhs[keep])
+    phi = np.zeros(fluid.shape)
+    phi[fluid] = x - (np.bincount(region, x, minlength=n_regions) / size)[region]
+    return phi
+
+
 class ProjectionSolver:
     """Chorin's projection method on a :class:`~pdekit.problems.mac.MacScene` (module docstring).
 
@@ -262,36 +313,10 @@ class ProjectionSolver:
         self._outlet_regions = self._outlet_count > 0
 
     def _build_poisson(self) -> None:
-        """Graph Laplacian A (positive semi-definite) of the fluid cells coupled through FLUID
-        faces, so that div(G phi) = -A phi; one cell per connected region pinned, the rest
-        LU-factorised."""
-        fluid = self.fluid
-        n = int(fluid.sum())
-        idx = -np.ones(self.shape, dtype=np.int64)
-        idx[fluid] = np.arange(n)
-        rows, cols, vals = [], [], []
-        for mask, axis, h in ((self.fluid_u, 0, self.hx), (self.fluid_v, 1, self.hy)):
-            a = _roll(idx, 1, axis)[mask]  # the cell on the low side of the face
-            b = idx[mask]
-            if (a < 0).any() or (b < 0).any():
-                raise ParameterError("a FLUID face lies next to a solid cell (inconsistent scene)")
-            w = np.full(a.size, 1.0 / h**2)
-            rows += [a, a, b, b]
-            cols += [a, b, a, b]
-            vals += [w, -w, -w, w]
-        A = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-        )
-        A.sum_duplicates()
-        self._n_regions, self._region = csgraph.connected_components(A, directed=False)
-        self._region_size = np.bincount(self._region, minlength=self._n_regions)
-        pinned = np.zeros(n, dtype=bool)
-        pinned[np.unique(self._region, return_index=True)[1]] = True
-        self._keep = np.flatnonzero(~pinned)
-        self._lu = None
-        if self._keep.size:
-            reduced = A[self._keep][:, self._keep].tocsc()
-            self._lu = spla.splu(reduced, permc_spec="MMD_AT_PLUS_A")
+        """:func:`fluid_poisson` of the fluid cells and FLUID faces."""
+        p = fluid_poisson(self.fluid, (self.fluid_u, self.fluid_v), (self.hx, self.hy))
+        self._poisson = p
+        self._n_regions, self._region, self._region_size, self._keep, self._lu = p
 
     def _check_flux(self) -> None:
         """Refuse a scene whose prescribed boundary flux does not balance in some fluid region:
@@ -357,15 +382,7 @@ class ProjectionSolver:
     def _project(self, u: np.ndarray, v: np.ndarray, dt: float):
         """phi with div(u - dt G phi) = 0 on fluid cells; u, v corrected in place on FLUID
         faces. Returns phi (H, W), mean zero over each fluid region, 0 in solids."""
-        rhs = -self._divergence(u, v)[self.fluid] / dt
-        mean = np.bincount(self._region, rhs, minlength=self._n_regions) / self._region_size
-        rhs -= mean[self._region]
-        x = np.zeros(rhs.size)
-        if self._lu is not None:
-            x[self._keep] = self._lu.solve(rhs[self._keep])
-        mean = np.bincount(self._region, x, minlength=self._n_regions) / self._region_size
-        phi = np.zeros(self.shape)
-        phi[self.fluid] = x - mean[self._region]
+        phi = solve_pressure(self._poisson, self.fluid, self._divergence(u, v), dt)
         for comp, axis, mask, h in ((u, 0, self.fluid_u, self.hx), (v, 1, self.fluid_v, self.hy)):
             grad = (phi - _roll(phi, 1, axis)) / h
             comp[mask] -= dt * grad[mask]

@@ -31,9 +31,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.csgraph as csgraph
-import scipy.sparse.linalg as spla
 import torch
 
 from pdekit.errors import ParameterError
@@ -44,6 +41,8 @@ from pdekit.problems.references.projection import (
     FLUX_RTOL,
     _check_scheme,
     _positive,
+    fluid_poisson,
+    solve_pressure,
 )
 
 
@@ -71,6 +70,25 @@ def stable_dt3d(scene: MacScene3d, nu: float, speed: float, cfl: float = 0.5, sc
     if speed > 0:
         limit = min(limit, cfl * float(min(scene.grid.spacing)) / speed)
     return limit
+
+
+def duct_poiseuille(y, z, side: float, force: float, nu: float, terms: int = 200):
+    """Steady flow u(y, z) in the square duct (0, side)^2 driven by the body force ``force``:
+    nu lap u = -force, u = 0 on the walls; the Fourier series (White, "Viscous Fluid Flow",
+    eq. 3-48) on (-a, a)^2, a = side / 2::
+
+        u = 16 a^2 f / (nu pi^3) sum_{i odd} (-1)^((i-1)/2) [1 - cosh(i pi z'/2a) / cosh(i pi/2)]
+            cos(i pi y'/2a) / i^3,   y' = y - a, z' = z - a
+
+    (the cosh ratio written overflow-free): the closed form the solver is checked against."""
+    a = side / 2
+    yp, zp = np.asarray(y) - a, np.asarray(z) - a
+    out = np.zeros(np.broadcast(yp, zp).shape)
+    for i in range(1, 2 * terms, 2):
+        s, t = abs(i * math.pi * zp / (2 * a)), i * math.pi / 2
+        ratio = np.exp(s - t) * (1 + np.exp(-2 * s)) / (1 + math.exp(-2 * t))
+        out += (-1) ** ((i - 1) // 2) * (1 - ratio) * np.cos(i * math.pi * yp / (2 * a)) / i**3
+    return 16 * a**2 * force / (nu * math.pi**3) * out
 
 
 @dataclass
@@ -112,29 +130,9 @@ class ProjectionSolver3d:
         self._history = None
 
     def _build_poisson(self) -> None:
-        n = int(self.fluid.sum())
-        idx = -np.ones(self.shape, dtype=np.int64)
-        idx[self.fluid] = np.arange(n)
-        rows, cols, vals = [], [], []
-        for axis, mask in enumerate(self.masks):
-            a = _roll(idx, 1, axis)[mask]
-            b = idx[mask]
-            w = np.full(a.size, 1.0 / self.h[axis] ** 2)
-            rows += [a, a, b, b]
-            cols += [a, b, a, b]
-            vals += [w, -w, -w, w]
-        A = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-        )
-        A.sum_duplicates()
-        self._n_regions, self._region = csgraph.connected_components(A, directed=False)
-        self._region_size = np.bincount(self._region, minlength=self._n_regions)
-        pinned = np.zeros(n, dtype=bool)
-        pinned[np.unique(self._region, return_index=True)[1]] = True
-        self._keep = np.flatnonzero(~pinned)
-        self._lu = None
-        if self._keep.size:
-            self._lu = spla.splu(A[self._keep][:, self._keep].tocsc(), permc_spec="MMD_AT_PLUS_A")
+        p = fluid_poisson(self.fluid, self.masks, self.h)
+        self._poisson = p
+        self._n_regions, self._region, self._region_size, self._keep, self._lu = p
 
     def _check_flux(self) -> None:
         zero = [np.zeros(self.shape) for _ in range(3)]
@@ -179,15 +177,7 @@ class ProjectionSolver3d:
         return out
 
     def _project(self, vel, dt: float) -> np.ndarray:
-        rhs = -self.divergence(vel)[self.fluid] / dt
-        mean = np.bincount(self._region, rhs, minlength=self._n_regions) / self._region_size
-        rhs -= mean[self._region]
-        x = np.zeros(rhs.size)
-        if self._lu is not None:
-            x[self._keep] = self._lu.solve(rhs[self._keep])
-        mean = np.bincount(self._region, x, minlength=self._n_regions) / self._region_size
-        phi = np.zeros(self.shape)
-        phi[self.fluid] = x - mean[self._region]
+        phi = solve_pressure(self._poisson, self.fluid, self.divergence(vel), dt)
         for k, (comp, mask) in enumerate(zip(vel, self.masks)):
             comp[mask] -= dt * ((phi - _roll(phi, 1, k)) / self.h[k])[mask]
         return phi
