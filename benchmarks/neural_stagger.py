@@ -490,6 +490,8 @@ def main(argv=None) -> dict:
             train_s = rows.get(cfg, {}).get("train_s")
             train_cpu_s = rows.get(cfg, {}).get("train_cpu_s")
             extra = {**EXTRA.get((case, cfg), {}), **a.overrides}
+            if again and "overrides" in rows.get(cfg, {}):  # the training's, not this run's
+                extra = rows[cfg]["overrides"]
             load_before = list(os.getloadavg())
             if a.retime:
                 sol = pdekit.load(path)

@@ -590,6 +590,7 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "neural_stagger": neural_stagger_table,
     "neural_stagger_3d": neural_stagger_table,
     "neural_stagger_3d_300steps": neural_stagger_table,
+    "neural_stagger_3d_life": neural_stagger_table,
     "cylinder": cylinder_table,
 }
 

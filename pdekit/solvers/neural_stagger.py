@@ -208,7 +208,9 @@ class SceneConfig:
     pool: int = 64
     #: scenes advanced per training step (Wandel: 100)
     batch: int = 8
-    #: mean number of times a scene is advanced before it is replaced by a fresh one
+    #: mean number of times a scene is advanced before it is replaced by a fresh one (an
+    #: advance covers s_t steps: with temporal blocks about 400 / s_t keeps the physical life
+    #: of s_t = 1; measured in docs/guide/operators.md, 3D)
     mean_life: float = 400.0
     #: the state a fresh scene (and a rollout) starts from: "rest" (Wandel et al.) or "inflow",
     #: the inflow carried unchanged through the channel, obstacles included
