@@ -419,7 +419,7 @@ def neural_stagger_table(path: str | Path) -> str:
                 f"({r['steps']} steps) "
                 f"| {r.get('speedup_vs_base', float('nan')):.2f}x "
                 f"| {r.get('speedup_vs_projection', float('nan')):.2f}x "
-                f"| {r['train_s'] / 60:.0f} min |"
+                f"| {num(r['train_s'] / 60 if r.get('train_s') else None, '.0f')} min |"
             )
         if proj:
             lines.append(
