@@ -927,8 +927,8 @@ class NeuralStaggerSolver(NetworkSolver):
                     f"{self.name!r} model of {problem.name!r}"
                 )
             return found
-        want = to_dict(config)
-        cells, dt, _ = self.layout(problem, config)
+        cells, dt, grid = self.layout(problem, config)
+        want = _as_stored(config, grid.dim)
         for found in store.list(self.name, problem=problem.name):
             ckpt = store.load(found)
             saved = ckpt.solver_config
@@ -940,7 +940,7 @@ class NeuralStaggerSolver(NetworkSolver):
                 continue
             # compared as configs (keys added since the model was saved take their defaults);
             # the start state too: a model answers from the state it was trained from
-            have = to_dict(stored)
+            have = _as_stored(stored, grid.dim)
             same_start = stored.scenes.start == config.scenes.start
             if same_start and all(have[k] == want[k] for k in STORE_SECTIONS):
                 return found
@@ -974,6 +974,14 @@ class NeuralStaggerSolver(NetworkSolver):
             extras=extras,
             step=ckpt.step,
         )
+
+
+def _as_stored(config: NeuralStaggerConfig, dim: int) -> dict[str, Any]:
+    """``config`` as a dict for matching stored models: the pieces as the layout splits them
+    (on a 3D problem (2, 2) and (2, 2, 2) are the same model)."""
+    out = to_dict(config)
+    out["stagger"]["spatial"] = list(config.stagger.factors(dim))
+    return out
 
 
 def _answer_params(problem: Problem) -> dict[str, Any]:

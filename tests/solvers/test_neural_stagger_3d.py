@@ -111,7 +111,7 @@ def test_the_physics_loss_vanishes_on_the_projection_solvers_duct_flow():
 
 
 OVERRIDES = {
-    "stagger.spatial": (2, 2, 2),
+    "stagger.spatial": (2, 2),
     "network.width": 4,
     "network.depth": 1,
     "scenes.pool": 6,
@@ -163,6 +163,14 @@ def test_training_on_the_duct_lowers_the_loss_and_answers_the_problem(tmp_path):
     assert abs(vals["u"][2]) < 1e-12  # on the wall y = 0 (no slip)
     written = full.to_vtk(tmp_path / "duct.pvd")
     assert written.exists()
+    # the store answers a request naming the same pieces in three axes with the saved model
+    # (a 5-step schedule: trained anew, it would stop at step 5)
+    over = {**OVERRIDES, "retrain": False, "stagger.spatial": (2, 2, 2), "train.steps": 5}
+    again = pdekit.solve(PROBLEM, solver="neural_stagger", verbose=False, t_end=0.2,
+                         overrides=over)  # fmt: skip
+    assert again.step == full.step == 30
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
 
 
 def test_only_the_grid_stepper_is_offered_for_the_immersed_sphere():
