@@ -36,12 +36,12 @@ MAX_SEED = 2**63 - 1
 
 
 def _unsupported(problem: Problem, solver_name: str) -> str | None:
-    """Why the solver cannot solve the problem (the problem's ``only_solvers``, then the
-    solver's own ``supports``), or None."""
+    """Why the solver cannot solve the problem (geometry only in the problem's grid scene,
+    which the solver does not read; then the solver's own ``supports``), or None."""
     solver = solvers.get(solver_name)  # an unknown name is refused with the valid ones first
-    only = getattr(problem, "only_solvers", ())
-    if only and solver_name not in only:
-        return problem.only_solvers_reason or f"only {', '.join(only)} can"
+    why = getattr(problem, "scene_only_geometry", "")
+    if why and not getattr(solver, "reads_mac_scene", False):
+        return why
     return solver.supports(problem)
 
 

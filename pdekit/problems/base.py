@@ -212,11 +212,11 @@ class Problem:
     #: boundary tags the problem's conditions name: a mesh given by the user (a problem's
     #: ``mesh`` parameter, read by :meth:`user_mesh`) must have each of them
     required_tags: ClassVar[tuple[str, ...]] = ()
-    #: when not empty, the only solvers that can solve the problem, and ``only_solvers_reason``
-    #: why (e.g. an obstacle that exists as solid cells of a grid scene, which a pointwise
-    #: solver sampling the domain cannot see)
-    only_solvers: ClassVar[tuple[str, ...]] = ()
-    only_solvers_reason: ClassVar[str] = ""
+    #: when not empty, why the domain alone does not describe the problem: part of its
+    #: geometry (e.g. an immersed obstacle) exists only as solid cells of its grid scene
+    #: (``mac_scene``); solvers that do not read that scene (``Solver.reads_mac_scene``) are
+    #: refused with this reason
+    scene_only_geometry: ClassVar[str] = ""
 
     # -- parameters ----------------------------------------------------------------------------
     def __post_init__(self):

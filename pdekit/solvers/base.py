@@ -43,6 +43,9 @@ class Solver:
     Config: ClassVar[type]
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    #: the solver reads the problem's grid scene (``mac_scene``: solids as cells), so it can
+    #: solve problems whose geometry lives only there (``Problem.scene_only_geometry``)
+    reads_mac_scene: ClassVar[bool] = False
     #: named settings measured to work: ``{preset: {problem name: {dotted key: value}}}``
     #: (``pdekit.solve(..., preset=NAME)``, ``pdekit solve --preset NAME``)
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}

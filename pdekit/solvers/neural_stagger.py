@@ -859,6 +859,7 @@ class NeuralStaggerSolver(NetworkSolver):
     """NeuralStagger on the base solver of Wandel et al. (module docstring)."""
 
     Config = NeuralStaggerConfig
+    reads_mac_scene = True
     description = (
         "physics-constrained neural time stepper on a MAC grid (vector potential, no solution "
         "data), split into coarse interleaved pieces in space and blocks in time (NeuralStagger)"

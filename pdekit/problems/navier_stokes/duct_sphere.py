@@ -78,8 +78,7 @@ class DuctSphere(Problem):
     )
     evaluation_resolution = {"x": 32, "y": 14, "z": 14, "t": 11}
     gauge_fields = ("p",)
-    only_solvers = ("neural_stagger",)
-    only_solvers_reason = (
+    scene_only_geometry = (
         "the sphere is solid cells of the problem's MAC scene, not a boundary of its domain (the "
         "periodic duct): a solver sampling the domain would not see it"
     )

@@ -102,12 +102,17 @@ def _check_scheme(scheme: str) -> None:
         raise ParameterError(f"scheme must be one of {sorted(SCHEMES)}; got {scheme!r}")
 
 
+def _as_float(value) -> float:
+    """``value`` as a float, NaN where it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _positive(name: str, value) -> float:
     """``value`` as a float, which must be finite and > 0 (ParameterError naming ``name``)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = math.nan
+    x = _as_float(value)
     if not (math.isfinite(x) and x > 0):
         raise ParameterError(f"{name} must be a finite number > 0; got {value!r}")
     return x
@@ -575,10 +580,7 @@ class ControlSearch:
 
 def _finite(name: str, value) -> float:
     """``value`` as a finite float (ParameterError naming ``name`` otherwise)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = math.nan
+    x = _as_float(value)
     if not math.isfinite(x):
         raise ParameterError(f"{name} must be a finite real number; got {value!r}")
     return x
@@ -609,10 +611,7 @@ def _final_value(scene: MacScene, nu, dt, t_end, fn, scheme: str, name: str) -> 
     zero = np.zeros(scene.grid.n)
     run = ProjectionSolver(scene, nu, dt, scheme=scheme).run(zero, zero, t_end)
     value = fn(run.u[-1], run.v[-1], run.p[-1])
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        out = math.nan
+    out = _as_float(value)
     if not math.isfinite(out):
         raise ParameterError(f"{name} must return a finite real number; got {value!r}")
     return out
