@@ -21,7 +21,9 @@ For each case and configuration (spatial pieces s_x x s_y, temporal block s_t):
 
 Configurations: ``base`` (1, 1, 1), ``s2x2_t1``, ``s2x2_t2``, ``s4x4_t1``; all U-Nets width 20,
 depth 3, except the cylinder's ``s4x4_t1`` (depth 2: the channel's 224 x 48 layout splits into
-4 x 4 pieces of 56 x 12 cells, which 2**3 does not divide; :data:`EXTRA`).
+4 x 4 pieces of 56 x 12 cells, which 2**3 does not divide; :data:`EXTRA`); longer temporal
+blocks (:data:`MORE_CONFIGS`) when named. ``--life L`` gives every configuration the same replay
+life in time steps (``scenes.mean_life = L / s_t``: an advance covers s_t steps).
 Results: ``benchmarks/results/neural_stagger.json`` (per case under ``runs``: command, steps,
 load averages before and after); models under ``runs/bench_neural_stagger`` (``--rescore``
 scores and times them again without training, ``--retime`` times them only; ``--ship
@@ -29,6 +31,9 @@ CASE:CONFIG`` copies one into the package's model store, weights only, and rewri
 
     python benchmarks/neural_stagger.py --cases cavity_re100 --steps 1500     # ~15 min, 2 cores
     python benchmarks/neural_stagger.py --cases cylinder_re100 --steps 1000   # ~60 min, 2 cores
+    python benchmarks/neural_stagger.py --cases cavity_re100 --steps 3000 --life 400 \
+        --configs base,s2x2_t2,s2x2_t4,s2x2_t8,s2x2_t16 \
+        --out benchmarks/results/neural_stagger_cavity_life.json             # ~70 min
     python benchmarks/neural_stagger.py --quick --out /tmp/ns.json
     python benchmarks/neural_stagger.py --ship cylinder_re100:s2x2_t1
 """
@@ -64,7 +69,7 @@ MODELS = ROOT.parent / "runs" / "bench_neural_stagger"
 #: configuration -> (s_x, s_y, s_t)
 CONFIGS = {"base": (1, 1, 1), "s2x2_t1": (2, 2, 1), "s2x2_t2": (2, 2, 2), "s4x4_t1": (4, 4, 1)}
 #: beyond the issue's three, run only when named (--configs): longer temporal blocks
-MORE_CONFIGS = {"s2x2_t4": (2, 2, 4), "s2x2_t8": (2, 2, 8)}
+MORE_CONFIGS = {"s2x2_t4": (2, 2, 4), "s2x2_t8": (2, 2, 8), "s2x2_t16": (2, 2, 16)}
 #: case -> (problem, parameters)
 CASES = {
     "cavity_re100": ("navier_stokes/cavity_transient", {"re": 100.0, "t_end": 10.0}),
@@ -123,6 +128,14 @@ def _args(argv=None) -> argparse.Namespace:
         default=0,
         help="also time each model's rollout with its pieces spread over this many gloo "
         "processes under torchrun (one thread each; 0: skip)",
+    )
+    p.add_argument(
+        "--life",
+        type=float,
+        default=0.0,
+        help="the replay pool's mean life in time steps: scenes.mean_life = LIFE / s_t for "
+        "each configuration (an advance covers s_t steps; 0: the configuration's default); "
+        "recorded in each row's overrides",
     )
     p.add_argument("--rank-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", type=Path, default=None, help=argparse.SUPPRESS)
@@ -490,6 +503,8 @@ def main(argv=None) -> dict:
             train_s = rows.get(cfg, {}).get("train_s")
             train_cpu_s = rows.get(cfg, {}).get("train_cpu_s")
             extra = {**EXTRA.get((case, cfg), {}), **a.overrides}
+            if a.life:
+                extra["scenes.mean_life"] = a.life / st
             if again and "overrides" in rows.get(cfg, {}):  # the training's, not this run's
                 extra = rows[cfg]["overrides"]
             load_before = list(os.getloadavg())

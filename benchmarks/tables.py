@@ -394,10 +394,10 @@ def neural_stagger_table(path: str | Path) -> str:
         return f"{r.get('steps', d['steps'])} Adam steps per configuration"
 
     lines = [
-        "| case | configuration (s_x, s_y[, s_z], s_t) | velocity rel. L2 "
+        "| case | configuration (s_x, s_y[, s_z], s_t) | velocity rel. L2 | error vs base "
         "| centrelines vs Ghia (u, v) | boundary rms | rollout | vs base | vs projection "
         "| training |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     cylinders = [c for c in d["cases"] if c.startswith("cylinder")]
     for case, rows in d["cases"].items():
@@ -414,7 +414,8 @@ def neural_stagger_table(path: str | Path) -> str:
                 else "-"
             )
             lines.append(
-                f"| {case} | {key} ({pieces}, {r['temporal']}) | {r['rel_l2']:.3f} | {ghia} "
+                f"| {case} | {key} ({pieces}, {r['temporal']}) | {r['rel_l2']:.3f} "
+                f"| {num(r.get('error_ratio_vs_base'), '.2f')}x | {ghia} "
                 f"| {r['boundary_rms']:.3f} | {num(r.get('rollout_s'), '.2f')} s "
                 f"({r['steps']} steps) "
                 f"| {r.get('speedup_vs_base', float('nan')):.2f}x "
@@ -423,7 +424,7 @@ def neural_stagger_table(path: str | Path) -> str:
             )
         if proj:
             lines.append(
-                f"| {case} | projection solver | reference | - | - | {proj['rollout_s']:.2f} s "
+                f"| {case} | projection solver | reference | - | - | - | {proj['rollout_s']:.2f} s "
                 f"({proj['steps']} steps) | - | 1x | - |"
             )
         lines.append("")
@@ -591,6 +592,7 @@ TABLES: dict[str, Callable[[str | Path], str]] = {
     "neural_stagger_3d": neural_stagger_table,
     "neural_stagger_3d_300steps": neural_stagger_table,
     "neural_stagger_3d_life": neural_stagger_table,
+    "neural_stagger_cavity_life": neural_stagger_table,
     "cylinder": cylinder_table,
 }
 

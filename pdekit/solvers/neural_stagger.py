@@ -210,7 +210,7 @@ class SceneConfig:
     batch: int = 8
     #: mean number of times a scene is advanced before it is replaced by a fresh one (an
     #: advance covers s_t steps: with temporal blocks about 400 / s_t keeps the physical life
-    #: of s_t = 1; measured in docs/guide/operators.md, 3D)
+    #: of s_t = 1; measured in docs/guide/operators.md, 3D duct and 2D cavity)
     mean_life: float = 400.0
     #: the state a fresh scene (and a rollout) starts from: "rest" (Wandel et al.) or "inflow",
     #: the inflow carried unchanged through the channel, obstacles included
