@@ -56,6 +56,11 @@ Our choices where both are silent (each is a config key):
   (:func:`~pdekit.problems.mac.inflow_potential`) instead of at rest (Wandel): the flux
   through every column is the jump of ``a`` between the walls, which a U-Net with a receptive
   field of a few dozen cells cannot set along a 224-cell channel in one step;
+* the replay life with temporal blocks: a pooled scene is replaced after 400 **time steps** on
+  average (``scenes.mean_life`` 0, i.e. 400 / s_t advances of s_t steps each; Wandel's 400
+  advances at s_t = 1). Counted in advances, long blocks fill the pool with late states and
+  few start-ups (measured, ``docs/guide/operators.md``: s_t = 8 at 2.2x the base's error on
+  the 2D cavity and 4.9x in 3D, against 1.8x and 1.3x with 400 / s_t);
 * with shared weights each piece also gets its offset (i / s_x, j / s_y) as two constant input
   channels, so one network can tell the interleaved pieces apart;
 * the U-Net is pdekit's :class:`~pdekit.solvers.operators.UNet2d` without normalisation (a
@@ -208,10 +213,13 @@ class SceneConfig:
     pool: int = 64
     #: scenes advanced per training step (Wandel: 100)
     batch: int = 8
-    #: mean number of times a scene is advanced before it is replaced by a fresh one (an
-    #: advance covers s_t steps: with temporal blocks about 400 / s_t keeps the physical life
-    #: of s_t = 1; measured in docs/guide/operators.md, 3D duct and 2D cavity)
-    mean_life: float = 400.0
+    #: mean number of times a scene is advanced before it is replaced by a fresh one; 0 (the
+    #: default): 400 time steps, i.e. 400 / s_t advances (an advance covers s_t steps). For
+    #: s_t = 1 that is Wandel et al.'s 400; for temporal blocks (NeuralStagger is silent) our
+    #: choice, measured in docs/guide/operators.md: a life of 400 advances at s_t = 8 fills the
+    #: pool with late states (velocity error 2.2x the base's on the 2D cavity, 4.9x in 3D;
+    #: 1.8x and 1.3x with 400 / s_t)
+    mean_life: float = 0.0
     #: the state a fresh scene (and a rollout) starts from: "rest" (Wandel et al.) or "inflow",
     #: the inflow carried unchanged through the channel, obstacles included
     #: (:meth:`~pdekit.problems.mac.MacScene.inflow_potential`; rest for scenes without an
@@ -224,8 +232,22 @@ class SceneConfig:
         check(self, "dt", self.dt, low=0.0, high=1e6)
         check(self, "pool", self.pool, low=1, high=100000, kind=int)
         check(self, "batch", self.batch, low=1, high=self.pool, kind=int)
-        check(self, "mean_life", self.mean_life, low=1.0, high=1e9)
+        check(self, "mean_life", self.mean_life, low=0.0, high=1e9)
+        if 0.0 < self.mean_life < 1.0:
+            raise ParameterError(
+                f"SceneConfig.mean_life must be 0 (400 time steps) or in [1, 1e9] advances; got "
+                f"{self.mean_life}"
+            )
         check(self, "start", self.start, choices=START_STATES)
+
+    #: the default life in time steps (Wandel et al.'s 400 advances of one step)
+    DEFAULT_LIFE_STEPS = 400.0
+
+    def life(self, temporal: int) -> float:
+        """The mean number of advances of a pooled scene, for blocks of ``temporal`` steps."""
+        if self.mean_life:
+            return float(self.mean_life)
+        return max(1.0, self.DEFAULT_LIFE_STEPS / temporal)
 
 
 @dataclass
@@ -546,7 +568,8 @@ class StaggerTask:
     ``mac_scene(cells, rng)``), each holding its last ``s_t`` frames. Every step advances a
     batch of them through the network, scores the step by the physics loss, and writes the new
     frames back; each advanced scene is replaced by a fresh one at rest with probability
-    1 / ``mean_life``. Under ``torchrun`` each rank has its own pool (its own generator)."""
+    1 / :meth:`SceneConfig.life`. Under ``torchrun`` each rank has its own pool (its own
+    generator)."""
 
     ddp_find_unused_parameters = False
     average_gradients = False
@@ -615,7 +638,8 @@ class StaggerTask:
         self.a[idx], self.p[idx] = a1, p1
         chosen = idx.cpu().numpy()
         self.uses[chosen] += 1
-        fresh = chosen[self.rng.random(chosen.size) < 1.0 / self.config.scenes.mean_life]
+        life = self.config.scenes.life(self.config.stagger.temporal)
+        fresh = chosen[self.rng.random(chosen.size) < 1.0 / life]
         for i in fresh:
             self.seeds[i] = self.rng.integers(2**62)
             self.scene_list[i] = self._scene(int(self.seeds[i]))

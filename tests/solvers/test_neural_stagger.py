@@ -96,6 +96,33 @@ def test_bad_configs_name_their_key():
         ns.SceneConfig(pool=4, batch=5)
 
 
+def test_replay_life_is_counted_in_time_steps_by_default():
+    """By default a pooled scene lives 400 time steps (Wandel et al.'s 400 advances at s_t = 1,
+    400 / s_t advances for temporal blocks); a given mean_life is in advances. Checked on the
+    replacements of a real pool: 8000 advances at s_t = 4 replace ~8000 / 100 scenes (binomial,
+    p = 1 / 100: 80 +- 8.9; asserted within 4 sigma), where a life of 400 advances would
+    replace ~20 (seeded)."""
+    assert ns.SceneConfig().life(1) == 400.0
+    assert ns.SceneConfig().life(8) == 50.0
+    assert ns.SceneConfig(mean_life=30.0).life(8) == 30.0
+    with pytest.raises(ParameterError, match="mean_life"):
+        ns.SceneConfig(mean_life=0.5)
+    problem = pdekit.problems.get(PROBLEM)
+    cfg = small_config(temporal=4)
+    solver = ns.NeuralStaggerSolver()
+    model = solver.build_model(problem, cfg)
+    task = solver.build_task(problem, cfg, model, np.random.default_rng(3), torch.device("cpu"))
+    replaced = 0
+    for step in range(2000):  # 4 scenes per step: 8000 advances
+        task.next_batch(step)
+        idx = task.idx
+        a, p = task.a[idx] + 1.0, task.p[idx]  # every advanced scene leaves rest
+        task._pending = (idx, a, p)
+        task.after_step(step, {})
+        replaced += int((task.a[idx] == 0).all(dim=tuple(range(1, task.a.ndim))).sum())
+    assert abs(replaced - 80) <= 4 * 8.9, replaced
+
+
 def test_unsupported_problems_say_why():
     why = ns.NeuralStaggerSolver().supports(pdekit.problems.get("porous_medium/heat"))
     assert why is not None and "MAC" in why
