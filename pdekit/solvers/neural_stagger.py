@@ -1003,9 +1003,11 @@ class NeuralStaggerSolver(NetworkSolver):
 
 def _as_stored(config: NeuralStaggerConfig, dim: int) -> dict[str, Any]:
     """``config`` as a dict for matching stored models: the pieces as the layout splits them
-    (on a 3D problem (2, 2) and (2, 2, 2) are the same model)."""
+    (on a 3D problem (2, 2) and (2, 2, 2) are the same model) and the replay life as the pool
+    used it (a model saved with ``mean_life`` 400 at s_t = 1 is the default's)."""
     out = to_dict(config)
     out["stagger"]["spatial"] = list(config.stagger.factors(dim))
+    out["scenes"]["mean_life"] = config.scenes.life(config.stagger.temporal)
     return out
 
 

@@ -107,6 +107,13 @@ def test_replay_life_is_counted_in_time_steps_by_default():
     assert ns.SceneConfig(mean_life=30.0).life(8) == 30.0
     with pytest.raises(ParameterError, match="mean_life"):
         ns.SceneConfig(mean_life=0.5)
+    # the model store compares the life the pool used: 400 advances at s_t = 1 is the default
+    old, new = small_config(temporal=1), small_config(temporal=1)
+    old.scenes.mean_life = 400.0
+    assert ns._as_stored(old, 2) == ns._as_stored(new, 2)
+    long = small_config(temporal=4)
+    long.scenes.mean_life = 400.0
+    assert ns._as_stored(long, 2) != ns._as_stored(small_config(temporal=4), 2)
     problem = pdekit.problems.get(PROBLEM)
     cfg = small_config(temporal=4)
     solver = ns.NeuralStaggerSolver()
