@@ -67,6 +67,12 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--modes", type=int, default=12)
     p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument(
+        "--loss",
+        choices=("mse", "rel_l2"),
+        default="mse",
+        help="fno training loss (FNOConfig.loss; rel_l2: the FNO paper's code)",
+    )
     p.add_argument("--trainer-samples", type=int, default=200, help="samples, trainer section")
     p.add_argument("--trainer-epochs", type=int, default=3, help="epochs per timing, trainer")
     p.add_argument("--trainer-rounds", type=int, default=2)
@@ -211,6 +217,7 @@ def section_fno(a) -> tuple[dict, object]:
         "train.schedule": "cosine",
         "train.time_budget_s": a.budget_s,
         "train.log_every": 100,
+        "loss": a.loss,
     }
     t0 = time.perf_counter()
     sol = train_family(FAMILY, overrides=overrides, verbose=False, command=_command(a))

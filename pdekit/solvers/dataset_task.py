@@ -68,6 +68,13 @@ def rel_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(diff, dim=1) / torch.linalg.vector_norm(ref, dim=1)
 
 
+def mean_rel_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The relative (Bochner) L2 loss: per sample ||pred - y|| / ||y|| over all its entries
+    (space and time: the true relative error, not divided by sqrt(n_t)), averaged over the
+    batch."""
+    return rel_l2(pred, target).mean()
+
+
 @dataclass
 class DatasetConfig:
     """How a dataset task draws batches and validates."""

@@ -67,7 +67,7 @@ from pdekit.metrics import rel_l2 as _rel_l2
 from pdekit.problems.datasets import Dataset
 from pdekit.problems.grid import grid_fields
 from pdekit.solvers.config import check
-from pdekit.solvers.dataset_task import rel_l2
+from pdekit.solvers.dataset_task import PairFn, mean_rel_l2
 from pdekit.solvers.fno import FNODatasetConfig, FNOSolver
 from pdekit.solvers.operator_solution import OperatorSolution, simulate_instance
 from pdekit.solvers.operators import _keep, _place
@@ -574,12 +574,6 @@ class Windows:
         return x, y
 
 
-def mean_rel_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The relative Bochner L2 loss: per sample ||pred - y|| / ||y|| over space and time (the
-    true relative error, not divided by sqrt(n_t)), averaged over the batch."""
-    return rel_l2(pred, target).mean()
-
-
 # -- the solver ---------------------------------------------------------------------------------
 @dataclass
 class SFNODatasetConfig(FNODatasetConfig):
@@ -702,7 +696,9 @@ class SpectralFNOSolver(FNOSolver):
         model.check_resolution(grid.n)
         return model
 
-    loss_fn = staticmethod(mean_rel_l2)
+    def loss_fn(self, config) -> PairFn:
+        """The paper's relative Bochner L2 loss (:func:`mean_rel_l2`)."""
+        return mean_rel_l2
 
     def training_data(self, data: Dataset, model, config: SFNOConfig):
         d = config.dataset

@@ -317,3 +317,23 @@ def test_damaged_model_file(trained, tmp_path, capsys):
     config = {**CONFIG, "pretrained": str(bad)}
     with pytest.raises(CheckpointError, match="corrupt"):
         pdekit.solve(PROBLEM, solver="fno", t_end=1.0, config=config, verbose=False)
+
+
+# -- the training loss --------------------------------------------------------------------------
+def test_training_loss_is_chosen_by_config_and_rel_l2_is_the_relative_error():
+    from pdekit.solvers import registry
+    from pdekit.solvers.dataset_task import mean_rel_l2, mse
+    from pdekit.solvers.fno import FNOConfig
+
+    solver = registry.get("fno")
+    assert solver.loss_fn(FNOConfig()) is mse
+    assert solver.loss_fn(FNOConfig(loss="rel_l2")) is mean_rel_l2
+    # the relative L2 loss against numpy: each sample's ||pred - y|| / ||y|| over all its
+    # entries, averaged over the batch
+    g = np.random.default_rng(3)
+    pred, y = g.normal(size=(5, 4, 6, 6, 1)), g.normal(size=(5, 4, 6, 6, 1))
+    want = np.mean([np.linalg.norm(pred[i] - y[i]) / np.linalg.norm(y[i]) for i in range(len(y))])
+    got = mean_rel_l2(torch.as_tensor(pred), torch.as_tensor(y)).item()
+    assert got == pytest.approx(want, rel=1e-13)
+    with pytest.raises(ParameterError, match=r"FNOConfig.loss must be one of \['mse', 'rel_l2'\]"):
+        FNOConfig(loss="l1")
