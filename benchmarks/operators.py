@@ -46,7 +46,7 @@ from pdekit._version import __version__
 from pdekit.problems.datasets import Dataset
 from pdekit.problems.family import families
 from pdekit.solvers.dataset_task import DatasetConfig, DatasetTask
-from pdekit.solvers.fno import FNONetworkConfig, NeuralopFNO, train_family
+from pdekit.solvers.fno import LOSS_NAMES, FNONetworkConfig, NeuralopFNO, train_family
 from pdekit.solvers.operator_solution import predict
 from pdekit.solvers.training import TrainConfig, Trainer
 
@@ -69,7 +69,7 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument(
         "--loss",
-        choices=("mse", "rel_l2"),
+        choices=LOSS_NAMES,
         default="mse",
         help="fno training loss (FNOConfig.loss; rel_l2: the FNO paper's code)",
     )
@@ -286,7 +286,7 @@ def section_inference(a, sol, test: Dataset) -> tuple[dict, dict]:
         "lean_vs_neuralop_forward_max_abs": lean_vs_own,
         "infer_note": "infer_s: predict() with the model's lean evaluation (NeuralopFNO.answer: "
         "truncated DFTs and matrix products, the same function); *_neuralop_forward: "
-        "neuraloperator's own forward on the same inputs; best of repeated timings",
+        "neuraloperator's own forward on the same inputs; median of repeated timings",
     }
     spectral = {
         "s_per_trajectory": solver_s,

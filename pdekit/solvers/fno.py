@@ -32,6 +32,7 @@ one-line note; one that names a family (``nu``) selects the family instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import weakref
@@ -60,7 +61,8 @@ from pdekit.solvers.registry import register_solver
 from pdekit.solvers.training import TrainConfig
 
 #: the training losses ``FNOConfig.loss`` names
-LOSSES = {"mse": mse, "rel_l2": mean_rel_l2}
+LOSS_NAMES = ("mse", "rel_l2")
+LOSSES = dict(zip(LOSS_NAMES, (mse, mean_rel_l2), strict=True))
 
 
 @dataclass
@@ -147,7 +149,7 @@ class FNOConfig:
     def __post_init__(self):
         if not isinstance(self.retrain, bool):
             raise ParameterError(f"FNOConfig.retrain must be true or false; got {self.retrain!r}")
-        check(self, "loss", self.loss, choices=tuple(LOSSES))
+        check(self, "loss", self.loss, choices=LOSS_NAMES)
 
 
 class NeuralopFNO(nn.Module):
@@ -184,6 +186,31 @@ class NeuralopFNO(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._evaluate(x, self.net)
+
+    def answer(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s output for ``x`` when no gradient is asked for (answering, not
+        training): evaluated by :func:`lean_fno_forward` where it covers the network
+        (:func:`lean_supported`: 2D, neuraloperator's defaults, every model this solver builds)
+        and the grid (even cells, at least the kept modes per axis: the grids
+        :meth:`check_resolution` admits), else by neuraloperator's forward. The same function
+        of the same weights: equal to :meth:`forward` to float32 round-off (tested on the CPU;
+        in a float64 model too, where neuraloperator's SpectralConv rounds its modes to
+        complex64 and the lean evaluation does not; on CUDA, where cuDNN's 1x1 convolutions
+        default to TF32, to TF32's rounding); faster at small batches, where neuraloperator's
+        forward spends its time on full FFTs, per-mode copies and im2col-based 1x1
+        convolutions. Weights edited in place through ``.data`` are not seen by its cache of
+        the per-mode mixing blocks (:func:`clear_answer_cache`)."""
+        if torch.is_grad_enabled() or not lean_supported(self.net):
+            return self(x)
+        cells = x.shape[2:-1]
+        mx, my = self.net.fno_blocks.convs[0].weight.tensor.shape[2:]
+        if len(cells) != 2 or any(n % 2 for n in cells) or cells[0] < mx or cells[1] // 2 + 1 < my:
+            return self(x)  # neuraloperator's own treatment (or message) of such grids
+        return self._evaluate(x, functools.partial(lean_fno_forward, self.net))
+
+    def _evaluate(self, x: torch.Tensor, net) -> torch.Tensor:
+        """``net`` (channels first) on pdekit's layout ``(B, in_steps, *space, fields)``."""
         b, k, f = x.shape[0], x.shape[1], x.shape[-1]
         space = x.shape[2:-1]
         if k != self.in_steps or f != self.n_fields or len(space) != self.dim:
@@ -192,26 +219,7 @@ class NeuralopFNO(nn.Module):
                 f"{self.n_fields} fields); got input of shape {tuple(x.shape)}"
             )
         h = x.movedim(-1, 2).reshape(b, k * f, *space)
-        y = self.net(h).reshape(b, self.out_steps, f, *space)
-        return y.movedim(2, -1)
-
-    def answer(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward`'s output for ``x`` when no gradient is asked for (answering, not
-        training): evaluated by :func:`lean_fno_forward` where the network has the layout it
-        covers (2D, neuraloperator's defaults: every model this solver builds), else by
-        neuraloperator's forward. The same function of the same weights: equal to
-        :meth:`forward` to float32 round-off (tested; in a float64 model too, where
-        neuraloperator's SpectralConv rounds its modes to complex64 and the lean evaluation
-        does not); faster at small batches, where neuraloperator's forward spends its time on
-        full FFTs, per-mode copies and im2col-based 1x1 convolutions."""
-        if torch.is_grad_enabled() or not lean_supported(self.net):
-            return self(x)
-        b, k, f = x.shape[0], x.shape[1], x.shape[-1]
-        space = x.shape[2:-1]
-        if k != self.in_steps or f != self.n_fields or len(space) != self.dim:
-            return self(x)  # forward's message
-        h = x.movedim(-1, 2).reshape(b, k * f, *space)
-        y = lean_fno_forward(self.net, h).reshape(b, self.out_steps, f, *space)
+        y = net(h).reshape(b, self.out_steps, f, *space)
         return y.movedim(2, -1)
 
     def state_dict(self, *args, **kwargs):
@@ -226,7 +234,7 @@ def lean_supported(net: nn.Module) -> bool:
     """Whether :func:`lean_fno_forward` covers ``net`` (a ``neuralop.models.FNO``): 2D, real
     data, no domain padding, normalisation, pre-activation, stabiliser or dropout, full
     precision, dense untruncated spectral weights with the "forward" FFT norm, linear FNO skips,
-    soft-gating channel-MLP skips without bias, GELU, the grid embedding on [0, 1]^2 (or none)."""
+    soft-gating channel-MLP skips without bias, GELU, the grid embedding (or none)."""
     from neuralop.layers.channel_mlp import ChannelMLP
     from neuralop.layers.embeddings import GridEmbeddingND
     from neuralop.layers.skip_connections import Flattened1dConv, SoftGating
@@ -236,9 +244,7 @@ def lean_supported(net: nn.Module) -> bool:
     emb = getattr(net, "positional_embedding", None)
     if blocks is None or getattr(net, "n_dim", None) != 2 or net.domain_padding is not None:
         return False
-    if emb is not None and not (
-        type(emb) is GridEmbeddingND and [list(b) for b in emb.grid_boundaries] == [[0, 1]] * 2
-    ):
+    if emb is not None and type(emb) is not GridEmbeddingND:
         return False
     if (
         blocks.norm is not None
@@ -299,7 +305,8 @@ def _mlp(mlp: nn.Module, h: torch.Tensor) -> torch.Tensor:
 
 
 def _complex_block(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
-    """The real matrix [[re, -im], [im, re]]: a complex product in real arithmetic."""
+    """The real matrix [[re, -im], [im, re]] (blocks along the first two axes): a complex
+    product in real arithmetic."""
     return torch.cat([torch.cat([re, -im], dim=1), torch.cat([im, re], dim=1)], dim=0)
 
 
@@ -337,24 +344,31 @@ def _dft(nx: int, ny: int, mx: int, my: int, dtype: torch.dtype, device) -> tupl
     return _DFT_CACHE[key]
 
 
-#: per spectral convolution: (its weight's data pointer and version, the real mixing blocks)
+#: per spectral convolution: (its weight tensor, version and dtype; the real mixing blocks)
 _MIXING_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def clear_answer_cache() -> None:
+    """Forget the lean evaluation's cached DFT matrices and mixing blocks (needed only after
+    editing spectral weights in place through ``.data``, which leaves their version as it
+    was)."""
+    _DFT_CACHE.clear()
+    _MIXING_CACHE.clear()
 
 
 def _mixing(conv: nn.Module, dtype: torch.dtype) -> torch.Tensor:
     """The per-mode channel mixing of ``conv`` as real blocks (mx my, 2 C, 2 O): row [Re, Im]
-    of the input times the block gives [Re, Im] of the output (cached until the weight
-    changes)."""
+    of the input times the block gives [Re, Im] of the output (cached until the weight tensor
+    is replaced or changed in place)."""
     w = conv.weight.tensor  # (C, O, mx, my), complex
-    key = (w.data_ptr(), w._version, dtype)
     hit = _MIXING_CACHE.get(conv)
-    if hit is None or hit[0] != key:
-        re, im = w.real.to(dtype), w.imag.to(dtype)
-        block = torch.cat([torch.cat([re, im], dim=1), torch.cat([-im, re], dim=1)], dim=0)
+    if hit is None or hit[0]() is not w or hit[1] != (w._version, dtype):
+        block = _complex_block(w.real.to(dtype), -w.imag.to(dtype))  # (2C, 2O, mx, my)
         mx, my = w.shape[2], w.shape[3]
-        hit = (key, block.permute(2, 3, 0, 1).reshape(mx * my, *block.shape[:2]).contiguous())
+        blocks = block.permute(2, 3, 0, 1).reshape(mx * my, *block.shape[:2]).contiguous()
+        hit = (weakref.ref(w), (w._version, dtype), blocks)
         _MIXING_CACHE[conv] = hit
-    return hit[1]
+    return hit[2]
 
 
 def _spectral(conv: nn.Module, h: torch.Tensor) -> torch.Tensor:

@@ -382,6 +382,24 @@ def test_lean_answer_falls_back_where_it_does_not_apply():
     assert not lean_supported(model.net)
     with torch.no_grad():
         assert torch.equal(model.answer(x), model(x))
+    # grids the lean evaluation does not cover (odd, or fewer cells than modes): forward
+    model = _random_fno(modes=8, width=8, layers=2)
+    for cells in ((15, 16), (16, 9), (6, 16), (16, 6)):
+        xs = torch.randn(1, 3, *cells, 2)
+        with torch.no_grad():
+            assert torch.equal(model.answer(xs), model(xs)), cells
+    # new weights (an optimiser step, load_state_dict) are seen; in-place edits through .data
+    # only after clear_answer_cache
+    from pdekit.solvers.fno import clear_answer_cache
+
+    with torch.no_grad():
+        model.answer(x)
+        state = {k: v + 0.1 for k, v in model.state_dict().items()}
+        model.load_state_dict(state)
+        assert (model.answer(x) - model(x)).abs().max() < 1e-5 * model(x).abs().max()
+        model.net.fno_blocks.convs[0].weight.tensor.data.mul_(3.0)
+        clear_answer_cache()
+        assert (model.answer(x) - model(x)).abs().max() < 1e-5 * model(x).abs().max()
     # predict answers by answer, to float round-off of forward
     model = _random_fno(modes=8, width=8, layers=2)
     with torch.no_grad():
