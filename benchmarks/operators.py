@@ -259,12 +259,6 @@ def section_inference(a, sol, test: Dataset) -> tuple[dict, dict]:
     batch = traj[: min(20, len(traj)), START:known]
     infer_1 = _seconds(lambda: predict(sol.model, x1), 5)
     infer_b = _seconds(lambda: predict(sol.model, batch, batch=len(batch)), 3) / len(batch)
-    # the same answers by neuraloperator's own forward (predict uses the model's lean
-    # evaluation of the same function, NeuralopFNO.answer): both are reported
-    net = Forward(sol.model)
-    own_1 = _seconds(lambda: predict(net, x1), 5)
-    own_b = _seconds(lambda: predict(net, batch, batch=len(batch)), 3) / len(batch)
-    lean_vs_own = float(np.abs(predict(net, batch) - predict(sol.model, batch)).max())
 
     grid = fam.make_grid(None)
     state = problem.state[0]
@@ -278,16 +272,7 @@ def section_inference(a, sol, test: Dataset) -> tuple[dict, dict]:
     solver_s = _seconds(run, 2)
     ref = traj[0, known - 1 :, ..., 0]
     diff = float(np.linalg.norm(out["traj"][0] - ref) / np.linalg.norm(ref))
-    fno = {
-        "infer_s": infer_1,
-        "infer_s_batched_per_trajectory": infer_b,
-        "infer_s_neuralop_forward": own_1,
-        "infer_s_batched_neuralop_forward": own_b,
-        "lean_vs_neuralop_forward_max_abs": lean_vs_own,
-        "infer_note": "infer_s: predict() with the model's lean evaluation (NeuralopFNO.answer: "
-        "truncated DFTs and matrix products, the same function); *_neuralop_forward: "
-        "neuraloperator's own forward on the same inputs; median of repeated timings",
-    }
+    fno = {"infer_s": infer_1, "infer_s_batched_per_trajectory": infer_b}
     spectral = {
         "s_per_trajectory": solver_s,
         "grid": list(grid.n),
@@ -297,18 +282,6 @@ def section_inference(a, sol, test: Dataset) -> tuple[dict, dict]:
     }
     print(f"inference: fno {fno}, solver {spectral}", flush=True)
     return fno, spectral
-
-
-class Forward(torch.nn.Module):
-    """A model seen through its ``forward`` only (no ``answer``): neuraloperator's own
-    evaluation, for the inference comparison."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x)
 
 
 def ship(path: Path) -> Path:
