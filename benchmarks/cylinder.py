@@ -4,9 +4,10 @@ Cases (issue 30):
 
 * ``dfg_2d1`` (Re = 20, steady, ``navier_stokes/cylinder_steady``): the Taylor-Hood reference
   on the shipped mesh refined 0, 1 and 2 times (c_D, c_L, dp, unknowns, seconds: the
-  convergence study), against John & Matthies' values; then ``pinn`` and ``deepxde`` for the
-  same wall-clock budget each (c_D, c_L, dp from :meth:`Problem.quantities`, field rel. L2
-  against the reference, seconds, steps);
+  convergence study), against John & Matthies' values; then ``pinn``, ``pinn_exact`` (pinn
+  with the Dirichlet conditions built into the network, ``exact_dirichlet``) and ``deepxde``
+  for the same wall-clock budget each (c_D, c_L, dp from :meth:`Problem.quantities`, field
+  rel. L2 against the reference, seconds, steps);
 * ``dfg_2d2`` (Re = 100, periodic shedding): the Taylor-Hood flow time-stepped by BDF2 from rest
   on the shipped mesh (``--dt``, ``--t-end``), its maximum c_D and c_L over the last periods
   and its Strouhal number, against Schafer & Turek's intervals;
@@ -22,8 +23,8 @@ Cases (issue 30):
 
 Writes ``benchmarks/results/cylinder.json`` (``--out``):
 ``{"device", "budget_s", "cases": {"dfg_2d1": {"reference": {...}, "levels": [...], "pinn":
-{...}, "deepxde": {...}}, "dfg_2d2": {"reference": {"cd_max", "cl_max", "st", ...}},
-"beltrami_mesh": {"pinn": {...}}}}``.
+{...}, "pinn_exact": {...}, "deepxde": {...}}, "dfg_2d2": {"reference": {"cd_max", "cl_max",
+"st", ...}}, "beltrami_mesh": {"pinn": {...}}}}``.
 """
 
 from __future__ import annotations
@@ -56,8 +57,24 @@ PINN_CYLINDER = {
     "network": {"width": 64, "depth": 4},
     "sampling": {"n_interior": 2048, "n_boundary": 512},
 }
+#: pinn with the channel's Dirichlet conditions built into the network (``exact_dirichlet``);
+#: its boundary points all go to the outlet's traction condition, as many as the plain pinn
+#: spends there (a quarter of its 512)
+PINN_EXACT_CYLINDER = {
+    "network": {"width": 64, "depth": 4},
+    "sampling": {"n_interior": 2048, "n_boundary": 128},
+    "exact_dirichlet": True,
+}
 DEEPXDE_CYLINDER = {
     "network": {"width": 64, "depth": 4},
+}
+
+
+#: the 2D-1 rows: name -> (solver, configuration)
+SOLVER_ROWS = {
+    "pinn": ("pinn", PINN_CYLINDER),
+    "pinn_exact": ("pinn", PINN_EXACT_CYLINDER),
+    "deepxde": ("deepxde", DEEPXDE_CYLINDER),
 }
 
 
@@ -147,7 +164,12 @@ def dfg_2d2(dt: float, t_end: float, level: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default="dfg_2d1,dfg_2d2,beltrami_mesh")
-    p.add_argument("--solvers", default="pinn,deepxde")
+    p.add_argument(
+        "--solvers",
+        default=None,
+        help=f"dfg_2d1's rows (of {', '.join(SOLVER_ROWS)}; default all) or dfg_2d2_solvers' "
+        "solvers (default pinn,causal_pinn,deepxde)",
+    )
     p.add_argument("--budget", type=float, default=600.0, help="seconds per solver run")
     p.add_argument("--levels", default="0,1,2", help="refinements of the 2D-1 reference study")
     p.add_argument("--dt", type=float, default=0.005, help="time step of the 2D-2 reference")
@@ -160,7 +182,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cylinder.json"))
     args = p.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
-    solvers = [s for s in args.solvers.split(",") if s]
+
+    def chosen(default: str) -> list[str]:
+        return [s for s in (args.solvers or default).split(",") if s]
+
     out_path = Path(args.out)
     result = {
         "device": _device(),
@@ -192,14 +217,15 @@ def main(argv: list[str] | None = None) -> None:
             },
         }
         previous = result["cases"].get("dfg_2d1", {})
-        case.update({k: v for k, v in previous.items() if k in ("pinn", "deepxde")})
+        case.update({k: v for k, v in previous.items() if k in SOLVER_ROWS})
         result["cases"]["dfg_2d1"] = case
         save()
-        configs = {"pinn": PINN_CYLINDER, "deepxde": DEEPXDE_CYLINDER}
-        for solver in solvers:
-            case[solver] = solver_row(
-                "navier_stokes/cylinder_steady", solver, configs[solver], args.budget, args.seed
+        for row in chosen(",".join(SOLVER_ROWS)):
+            solver, config = SOLVER_ROWS[row]
+            case[row] = solver_row(
+                "navier_stokes/cylinder_steady", solver, config, args.budget, args.seed
             )
+            case[row]["config"] = config
             save()
     if "dfg_2d2" in cases:
         result["cases"]["dfg_2d2"] = {"reference": dfg_2d2(args.dt, args.t_end, args.level_2d2)}
@@ -208,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         case = result["cases"].setdefault("dfg_2d2_solvers", {})
         case["t_end"], case["reference"] = args.pinn_t_end, "MAC projection (the problem's)"
         case["budget_s"] = args.budget
-        for solver in solvers:
+        for solver in chosen("pinn,causal_pinn,deepxde"):
             config = {"pinn": PINN_CYLINDER, "deepxde": DEEPXDE_CYLINDER}.get(solver, {})
             config = {**config, "sampling": {**config.get("sampling", {}), "n_initial": 512}}
             case[solver] = solver_row(

@@ -80,8 +80,21 @@ def _softplus(z):
     return F.softplus(z), d1, d2
 
 
+def _reciprocal(z):
+    r = 1.0 / z
+    r2 = r * r
+    return r, -r2, 2.0 * r2 * r
+
+
 #: elementwise functions with their exact first and second derivatives: name -> z -> (s, s', s'')
-ELEMENTWISE = {"tanh": _tanh, "sin": _sin, "cos": _cos, "gelu": _gelu, "softplus": _softplus}
+ELEMENTWISE = {
+    "tanh": _tanh,
+    "sin": _sin,
+    "cos": _cos,
+    "gelu": _gelu,
+    "softplus": _softplus,
+    "reciprocal": _reciprocal,
+}
 
 
 class Jet:
@@ -210,12 +223,21 @@ class Jet:
         off = None if self.offset is None else self.offset.narrow(-1, start, length)
         return self.like(self.data.narrow(-1, start, length), off)
 
-    def __add__(self, other: Jet) -> Jet:
+    def __add__(self, other: Jet | float) -> Jet:
+        if not isinstance(other, Jet):
+            return self.add_constant(other)
         return self.like(self.data + other.data, _add(self.offset, other.offset))
 
-    def __sub__(self, other: Jet) -> Jet:
+    __radd__ = __add__
+
+    def __sub__(self, other: Jet | float) -> Jet:
+        if not isinstance(other, Jet):
+            return self.add_constant(-other)
         neg = None if other.offset is None else -other.offset
         return self.like(self.data - other.data, _add(self.offset, neg))
+
+    def __rsub__(self, other: float) -> Jet:
+        return (-self).add_constant(other)
 
     def __neg__(self) -> Jet:
         return self.like(-self.data, None if self.offset is None else -self.offset)
@@ -242,7 +264,8 @@ class Jet:
         return len(self.pairs) + (1 if self.lap else 0)
 
     def apply(self, name: str) -> Jet:
-        """Elementwise function ``name`` (tanh, sin, cos, gelu, softplus) by the chain rule."""
+        """Elementwise function ``name`` (tanh, sin, cos, gelu, softplus, reciprocal) by the
+        chain rule."""
         try:
             fn = ELEMENTWISE[name]
         except KeyError:
@@ -254,8 +277,34 @@ class Jet:
             out.append(torch.addcmul(s1 * s, s2, self._pair_products(g, g)))
         return self.like(torch.cat(out))
 
-    def __mul__(self, other: Jet) -> Jet:
-        """Elementwise product by the Leibniz rule."""
+    def reciprocal(self) -> Jet:
+        """``1 / x`` elementwise (the value must not vanish)."""
+        return self.apply("reciprocal")
+
+    def __truediv__(self, other: Jet | float) -> Jet:
+        if not isinstance(other, Jet):
+            return self.affine(1.0 / other)
+        return self * other.reciprocal()
+
+    def __rtruediv__(self, other: float) -> Jet:
+        return self.reciprocal().affine(other)
+
+    def __rmul__(self, other: float) -> Jet:
+        return self.affine(other)
+
+    def __pow__(self, exponent: int) -> Jet:
+        """``x ** n`` for a whole n >= 1 (repeated products)."""
+        if not isinstance(exponent, int) or isinstance(exponent, bool) or exponent < 1:
+            raise ParameterError(f"a jet's power must be a whole number >= 1; got {exponent!r}")
+        out = self
+        for _ in range(exponent - 1):
+            out = out * self
+        return out
+
+    def __mul__(self, other: Jet | float) -> Jet:
+        """Elementwise product by the Leibniz rule (a number scales)."""
+        if not isinstance(other, Jet):
+            return self.affine(other)
         va, ga, sa = self.parts()
         vb, gb, sb = other.parts()
         out = [(va * vb)[None], ga * vb + va * gb]

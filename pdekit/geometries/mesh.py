@@ -338,11 +338,21 @@ class MeshGeometry:
     def contains(self, x: np.ndarray) -> np.ndarray:
         return self.locate(x) >= 0
 
-    def sample_interior(self, n: int, rng=None, method: str = "sobol") -> np.ndarray:
-        """``n`` points uniform in the domain: simplices ∝ volume, then uniform in each."""
+    #: the interior point densities :meth:`sample_interior` offers
+    densities = ("uniform", "mesh")
+
+    def sample_interior(
+        self, n: int, rng=None, method: str = "sobol", density: str = "uniform"
+    ) -> np.ndarray:
+        """``n`` points in the domain: a simplex of the cells picked with probability ∝ its
+        volume (``density="uniform"``: uniform in the domain) or with equal probability
+        (``"mesh"``: as dense as the mesh, finer where it was refined), then uniform in it."""
         _check_count(n)
+        if density not in self.densities:
+            raise UnknownNameError("interior point density", density, self.densities)
         u = unit_samples(n, self.dim + 1, method, rng)
-        which = simplex.pick_weighted(u[:, 0], self.simplex_volume)
+        weights = self.simplex_volume if density == "uniform" else np.ones(len(self.simplices))
+        which = simplex.pick_weighted(u[:, 0], weights)
         bary = simplex.uniform_barycentric(u[:, 1:])
         return np.einsum("ij,ijk->ik", bary, self.points[self.simplices[which]])
 

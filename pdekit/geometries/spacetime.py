@@ -68,9 +68,17 @@ class SpaceTime:
         u = unit_samples(n, 1, method, rng)[:, 0]
         return self.time.t0 + (self.time.t1 - self.time.t0) * u
 
-    def sample_interior(self, n: int, rng=None, method: str = "sobol") -> np.ndarray:
+    @property
+    def densities(self) -> tuple[str, ...]:
+        """The interior point densities of the spatial domain (times are always uniform)."""
+        return getattr(self.space, "densities", ("uniform",))
+
+    def sample_interior(
+        self, n: int, rng=None, method: str = "sobol", density: str = "uniform"
+    ) -> np.ndarray:
         rng = np.random.default_rng(rng)
-        xs = self.space.sample_interior(n, rng, method)
+        extra = {} if density == "uniform" else {"density": density}
+        xs = self.space.sample_interior(n, rng, method, **extra)
         # Space and time come from two separate draws. Two scrambled Sobol (or Halton)
         # sequences taken in the same order are strongly correlated: paired as drawn, the
         # points fall on a few lines of the (x, t) plane (in 1D, 229 of 256 cells of a 16 x 16

@@ -152,6 +152,32 @@ class BC:
         return out[0], out[1]
 
 
+@dataclass(frozen=True)
+class ExactDirichlet:
+    """A problem's Dirichlet conditions in a form a network satisfies by construction
+    (Lagaris, Likas & Fotiadis 1998; Sukumar & Srivastava 2022, "Exact imposition of boundary
+    conditions with distance functions in physics-informed deep neural networks"): a field
+    ``f`` with a form ``(lift, distance)`` is ``lift + distance * N_f`` for the network's raw
+    output ``N_f``, where ``lift`` takes the prescribed values on the boundary parts ``tags``
+    and ``distance`` vanishes exactly there and nowhere else in the domain.
+
+    tags:
+        The boundary parts (the ``tag`` of :class:`BC`) whose Dirichlet conditions the forms
+        impose, for every field they name; a solver using the forms drops those terms from its
+        loss.
+    forms:
+        ``{field: (lift, distance)}``; fields not named are the network's output unchanged.
+        Both functions take the coordinate columns ``(x, y, ...)`` as separate arguments, each
+        a tensor (n, 1) or a one-feature :class:`~pdekit.core.taylor.Jet`, and return one
+        column built from them with ``+ - * /``, whole powers and numbers only (so the same
+        function serves both engines of the core). ``distance`` should carry the field's
+        scale, so the network's output stays of order one.
+    """
+
+    tags: tuple[str, ...]
+    forms: Mapping[str, tuple[Callable, Callable]]
+
+
 class Reference:
     """A reference solution: called on points (n, len(coordinates)), returns ``{field: (n,)}``.
 
@@ -296,6 +322,11 @@ class Problem:
     def residual(self, f: Fields) -> dict[str, torch.Tensor]:
         """The PDE residuals, one named tensor (n,) per equation."""
         raise NotImplementedError
+
+    def exact_dirichlet(self) -> ExactDirichlet | None:
+        """The Dirichlet conditions as a lift and a distance function a network can satisfy
+        exactly (:class:`ExactDirichlet`), where the problem offers them; None otherwise."""
+        return None
 
     def flux(self, f: Fields) -> tuple[torch.Tensor, ...] | None:
         """Conservation form ``u_t + div F = s``: the spatial flux components of F (or None)."""

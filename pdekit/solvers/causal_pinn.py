@@ -220,6 +220,12 @@ class CausalPINNConfig:
                 "chunk by chunk in time, evenly, for its causal weights (Wang, Sankaran & "
                 "Perdikaris 2022, eq. 12); residual-based sampling would move them between chunks"
             )
+        if self.sampling.density != "uniform":
+            raise ParameterError(
+                f"CausalPINNConfig.sampling.density must be 'uniform' (got "
+                f"{self.sampling.density!r}): the causal PINN draws its own points chunk by "
+                "chunk in time (pinn offers 'mesh')"
+            )
         n, c = self.sampling.n_interior, self.causal.chunks
         if n % c or n < c:
             raise ParameterError(

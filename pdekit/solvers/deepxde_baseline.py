@@ -126,6 +126,11 @@ class DeepXDEConfig:
                     f"network.{name} = {value!r}: the deepxde baseline builds DeepXDE's plain "
                     f"FNN; allowed: {plain!r} (pinn and causal_pinn offer the other networks)"
                 )
+        if self.sampling.density != "uniform":
+            raise ParameterError(
+                f"sampling.density = {self.sampling.density!r}: the deepxde baseline draws "
+                "its points uniformly; allowed: 'uniform' (pinn offers 'mesh')"
+            )
         if self.sampling.adaptive.enabled:
             raise ParameterError(
                 f"sampling.adaptive.method = {self.sampling.adaptive.method!r}: the deepxde "

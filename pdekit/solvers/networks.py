@@ -318,3 +318,55 @@ def build_mlp(
         emb = FourierFeatures(emb, config.fourier_features, config.fourier_scale)
     cls = {"mlp": MLP, "modified_mlp": ModifiedMLP}[config.kind]
     return cls(emb, out_dim, config.width, config.depth, config.activation, config.factorize)
+
+
+class ExactDirichletNetwork(nn.Module):
+    """A network whose outputs satisfy a problem's Dirichlet conditions by construction::
+
+        f(x) = lift_f(x) + distance_f(x) N_f(x)
+
+    for every field ``f`` with a form in ``exact`` (a :class:`pdekit.problems.base.
+    ExactDirichlet`); the other outputs are ``N``'s unchanged. ``N`` is the wrapped network.
+    The forms are written with arithmetic only, so the same functions give the values here and
+    their derivatives in :meth:`forward_taylor` (Taylor mode through the products and
+    quotients of the coordinates' jets).
+    """
+
+    def __init__(self, net: nn.Module, exact, fields: Sequence[str]):
+        super().__init__()
+        unknown = sorted(set(exact.forms) - set(fields))
+        if unknown:
+            raise UnknownNameError("field of the exact Dirichlet forms", unknown[0], fields)
+        self.net = net
+        self.exact = exact
+        self.fields = tuple(fields)
+        self.taylor_supported = getattr(net, "taylor_supported", True) and callable(
+            getattr(net, "forward_taylor", None)
+        )
+
+    def _combine(self, coords, raw, column, join):
+        out = []
+        for j, name in enumerate(self.fields):
+            n = column(raw, j)
+            form = self.exact.forms.get(name)
+            if form is None:
+                out.append(n)
+            else:
+                lift, distance = form
+                out.append(lift(*coords) + distance(*coords) * n)
+        return join(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        coords = [x[:, i : i + 1] for i in range(x.shape[1])]
+        return self._combine(
+            coords,
+            self.net(x),
+            lambda t, j: t[:, j : j + 1],
+            lambda cols: torch.cat(cols, dim=1),
+        )
+
+    def forward_taylor(self, jet: Jet) -> Jet:
+        coords = [jet.select([i]) for i in range(jet.width)]
+        return self._combine(
+            coords, self.net.forward_taylor(jet), lambda t, j: t.select([j]), concat
+        )

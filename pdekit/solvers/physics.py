@@ -21,7 +21,7 @@ from pdekit.core.taylor import TaylorFields
 from pdekit.errors import ParameterError
 from pdekit.geometries.sampling import METHODS
 from pdekit.geometries.spacetime import SpaceTime
-from pdekit.problems.base import Problem
+from pdekit.problems.base import ExactDirichlet, Problem
 from pdekit.solvers.config import check
 
 ENGINES = ("auto", "taylor", "taylor_compiled", "autograd")
@@ -29,6 +29,8 @@ ENGINES = ("auto", "taylor", "taylor_compiled", "autograd")
 
 #: adaptive interior sampling: "none" or "rad" (see :class:`AdaptiveSampling`)
 ADAPTIVE_METHODS = ("none", "rad")
+#: densities of interior points (:attr:`SamplingConfig.density`)
+DENSITIES = ("uniform", "mesh")
 
 
 @dataclass
@@ -87,6 +89,10 @@ class SamplingConfig:
     n_initial: int = 256
     #: sobol, halton, lhs or uniform
     method: str = "sobol"
+    #: density of the interior points on a mesh: "uniform" (by volume) or "mesh" (each simplex
+    #: of the mesh equally likely: as dense as the mesh, finer where it was refined; the mean
+    #: square residual is then weighted by the mesh's density). Ours, not a paper's
+    density: str = "uniform"
     #: draw new points every this many steps (0: keep the first draw for the whole run, or,
     #: with adaptive sampling, until the next pool)
     resample_every: int = 1
@@ -98,6 +104,7 @@ class SamplingConfig:
         check(self, "n_boundary", self.n_boundary, low=0, high=10**8, kind=int)
         check(self, "n_initial", self.n_initial, low=0, high=10**8, kind=int)
         check(self, "method", self.method, choices=METHODS)
+        check(self, "density", self.density, choices=DENSITIES)
         check(self, "resample_every", self.resample_every, low=0, kind=int)
         if self.adaptive.enabled and self.adaptive.pool < self.n_interior:
             raise ParameterError(
@@ -237,8 +244,11 @@ class AdaptivePool:
     #: largest number of pool points whose error is evaluated in one call
     CHUNK = 8192
 
-    def __init__(self, config: AdaptiveSampling, method: str, to_tensor):
+    def __init__(self, config: AdaptiveSampling, method: str, to_tensor, density=None):
         self.config, self.method, self.to_tensor = config, method, to_tensor
+        #: keyword arguments of the domain's ``sample_interior`` for a density other than
+        #: uniform (empty for uniform: every domain samples that way)
+        self.density = dict(density or {})
         self.points: torch.Tensor | None = None
         self.prob: np.ndarray | None = None
 
@@ -250,7 +260,9 @@ class AdaptivePool:
         """Draw a new pool from ``domain`` and weigh it by ``error_fn(points) -> (n,)``, called
         on at most ``CHUNK`` points at a time (its graph is freed after each), so the memory
         needed does not grow with the pool."""
-        points = self.to_tensor(domain.sample_interior(self.config.pool, rng, self.method))
+        points = self.to_tensor(
+            domain.sample_interior(self.config.pool, rng, self.method, **self.density)
+        )
         with torch.enable_grad():
             eps = torch.cat([error_fn(part).detach() for part in points.split(self.CHUNK)])
         self.points = points
@@ -287,6 +299,9 @@ class PhysicsLoss:
     engine: derivative engine (see :func:`make_fields`; ``"taylor_compiled"`` compiles).
     auto: ``engine`` is what "auto" resolved to for the bare network: a model passed later
         without ``forward_taylor`` (a DistributedDataParallel wrapper) falls back to "auto".
+    exact: the problem's :class:`~pdekit.problems.base.ExactDirichlet` forms when the network
+        satisfies them by construction: the Dirichlet conditions they impose leave the loss
+        (and take no boundary points).
     retain_graph: the loss's graph is walked backward more than once per step (the causal
         PINN's gradient-norm balancing). ``"taylor_compiled"`` then runs as ``"taylor"``, with
         a warning: torch.compile's backward donates its saved tensors and refuses a second walk
@@ -306,6 +321,7 @@ class PhysicsLoss:
         engine: str = "auto",
         auto: bool = False,
         retain_graph: bool = False,
+        exact: ExactDirichlet | None = None,
     ):
         self.problem = problem
         self.sampling = sampling
@@ -324,14 +340,33 @@ class PhysicsLoss:
             )
             self.engine = "taylor"
         self._compiled: tuple[torch.nn.Module, object] | None = None
+        self.domain = problem.domain()
+        offered = getattr(self.domain, "densities", ("uniform",))
+        if sampling.density not in offered:
+            raise ParameterError(
+                f"sampling.density={sampling.density!r} needs a domain that is a mesh; "
+                f"{problem.name}'s domain offers {list(offered)}"
+            )
+        #: ``sample_interior``'s keyword arguments for the density (none for uniform)
+        self.density = {} if sampling.density == "uniform" else {"density": sampling.density}
         #: the adaptive pool (None unless ``sampling.adaptive`` is on)
         self.adaptive = (
-            AdaptivePool(sampling.adaptive, sampling.method, self._t)
+            AdaptivePool(sampling.adaptive, sampling.method, self._t, self.density)
             if sampling.adaptive.enabled
             else None
         )
-        self.domain = problem.domain()
-        self.bcs = problem.boundary_conditions()
+        #: the boundary conditions left to the loss: all of the problem's, less the Dirichlet
+        #: ones the network satisfies exactly (``exact``: its tags, for fields it has forms of)
+        self.bcs = [
+            bc
+            for bc in problem.boundary_conditions()
+            if exact is None
+            or not (
+                bc.kind == "dirichlet"
+                and bc.tag in exact.tags
+                and all(k in exact.forms for k in bc.fields)
+            )
+        ]
         self.periodic_axes = (
             [i for i, p in enumerate(self.domain.periodic) if p] if periodic_by_loss else []
         )
@@ -347,7 +382,7 @@ class PhysicsLoss:
         if self.adaptive is not None and self.adaptive.points is not None:
             interior = self.adaptive.draw(s.n_interior, rng)
         else:
-            interior = self._t(dom.sample_interior(s.n_interior, rng, s.method))
+            interior = self._t(dom.sample_interior(s.n_interior, rng, s.method, **self.density))
         initial = None
         if self.problem.time_dependent and s.n_initial > 0:
             initial = self._t(dom.sample_initial(s.n_initial, rng, s.method))

@@ -9,6 +9,10 @@ on collocation points redrawn every step. The residual R is the problem's own, e
 core's fields engine. Periodic axes are exact through the periodic embedding of the network
 (Dong & Ni 2021) unless ``network.periodic_harmonics = 0``, in which case a periodicity loss
 on values and first derivatives is added.
+
+With ``exact_dirichlet`` (an option beyond Raissi et al.'s method, off by default) the
+problem's Dirichlet conditions are built into the network, f = lift + distance * N (Lagaris,
+Likas & Fotiadis 1998; Sukumar & Srivastava 2022), and leave the loss.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pdekit.problems.base import Problem
+from pdekit.errors import ParameterError
+from pdekit.problems.base import ExactDirichlet, Problem
+from pdekit.problems.registry import get_class
+from pdekit.problems.registry import names as problem_names
 from pdekit.solvers.base import NetworkSolver
 from pdekit.solvers.config import check
-from pdekit.solvers.networks import NetworkConfig, build_mlp
+from pdekit.solvers.networks import ExactDirichletNetwork, NetworkConfig, build_mlp
 from pdekit.solvers.physics import (
     ENGINES,
     AdaptiveSamplingTask,
@@ -48,9 +55,33 @@ class PINNConfig:
     #: autograd), taylor, taylor_compiled (Taylor under torch.compile: a compile of seconds on
     #: the first step, faster steps after), or autograd
     engine: str = "auto"
+    #: satisfy the problem's Dirichlet conditions exactly, by the network's form
+    #: f = lift + distance * N (Lagaris et al. 1998; Sukumar & Srivastava 2022) with the lift
+    #: and distance the problem offers (:meth:`~pdekit.problems.base.Problem.exact_dirichlet`);
+    #: those conditions leave the loss. Not in Raissi et al.'s PINN: an option, off by default
+    exact_dirichlet: bool = False
 
     def __post_init__(self):
         check(self, "engine", self.engine, choices=ENGINES)
+        if not isinstance(self.exact_dirichlet, bool):
+            raise ParameterError(
+                f"exact_dirichlet must be true or false; got {self.exact_dirichlet!r}"
+            )
+
+
+def exact_forms(problem: Problem, wanted: bool) -> ExactDirichlet | None:
+    """The problem's exact Dirichlet forms when ``wanted`` (None when not); a clear refusal
+    naming the problems that offer them when it has none."""
+    if not wanted:
+        return None
+    exact = problem.exact_dirichlet()
+    if exact is None:
+        offering = [n for n in problem_names() if get_class(n)().exact_dirichlet() is not None]
+        raise ParameterError(
+            f"exact_dirichlet=true: {problem.name} offers no exact form of its Dirichlet "
+            f"conditions; problems that do: {offering}"
+        )
+    return exact
 
 
 class PINNTask(AdaptiveSamplingTask, SampledTask):
@@ -69,6 +100,7 @@ class PINNTask(AdaptiveSamplingTask, SampledTask):
                 config.engine, problem, model, config.train.steps, config.train.time_budget_s
             ),
             auto=config.engine == "auto",
+            exact=exact_forms(problem, getattr(config, "exact_dirichlet", False)),
         )
 
     def draw_batch(self):
@@ -119,7 +151,9 @@ class PINN(NetworkSolver):
 
     def build_model(self, problem: Problem, config: PINNConfig) -> torch.nn.Module:
         dom = problem.domain()
-        return build_mlp(config.network, dom.bounds, dom.periodic, len(problem.fields))
+        net = build_mlp(config.network, dom.bounds, dom.periodic, len(problem.fields))
+        exact = exact_forms(problem, config.exact_dirichlet)
+        return net if exact is None else ExactDirichletNetwork(net, exact, problem.fields)
 
     def build_task(self, problem, config, model, rng, device) -> PINNTask:
         return PINNTask(problem, config, model, rng, device)

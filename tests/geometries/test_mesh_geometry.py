@@ -134,6 +134,34 @@ def test_interior_density_uniform_by_cell(mesh, method, oracles):
     assert stat < chi2.ppf(0.999, dof), (stat, dof)
 
 
+@pytest.mark.parametrize("method", ["sobol", "uniform"])
+def test_mesh_density_puts_equal_counts_in_every_simplex(mesh, method, oracles):
+    """``density="mesh"``: every simplex equally likely (Pearson chi-square of the counts per
+    simplex, located by the independent oracle, against equal expected counts; 0.1 %), so the
+    density follows the mesh (the channel's is finer near the cylinder)."""
+    x = mesh.sample_interior(N, rng=2, method=method, density="mesh")
+    index, _ = oracles.brute_force_barycentric(x, mesh.points, mesh.simplices)
+    assert np.all(index >= 0)
+    counts = np.bincount(index, minlength=len(mesh.simplices))
+    expected = N / len(mesh.simplices)
+    dof = len(mesh.simplices) - 1
+    assert np.sum((counts - expected) ** 2 / expected) < chi2.ppf(0.999, dof)
+    vol = mesh.simplex_volume
+    if vol.max() < 2 * vol.min():
+        return  # cells of nearly one size: the two densities are close
+    uniform = mesh.sample_interior(N, rng=2, method=method)  # differs where cells differ
+    counts_u = np.bincount(
+        oracles.brute_force_barycentric(uniform, mesh.points, mesh.simplices)[0],
+        minlength=len(mesh.simplices),
+    )
+    assert np.sum((counts_u - expected) ** 2 / expected) > chi2.ppf(0.999, dof)
+
+
+def test_an_unknown_density_is_refused(channel):
+    with pytest.raises(UnknownNameError, match="density 'fine'.*mesh, uniform"):
+        channel.sample_interior(10, rng=0, density="fine")
+
+
 @pytest.mark.parametrize("bias", ["cells_not_by_volume", "nonuniform_in_cell"])
 def test_chi_square_detects_biased_samplers(mesh, bias, oracles):
     """The statistic above has the power to reject samplers that are wrong in either way."""

@@ -13,7 +13,7 @@ from pdekit.errors import ParameterError
 from pdekit.geometries import Rectangle, SpaceTime, TimeDomain
 from pdekit.geometries.csg import Disk
 from pdekit.problems import mac
-from pdekit.problems.base import BC, Problem, param
+from pdekit.problems.base import BC, ExactDirichlet, Problem, param
 from pdekit.problems.mac_forces import (
     box_momentum,
     control_volume_force,
@@ -22,7 +22,7 @@ from pdekit.problems.mac_forces import (
     strouhal,
     upward_crossings,
 )
-from pdekit.problems.navier_stokes.cylinder_steady import dfg_geometry
+from pdekit.problems.navier_stokes.cylinder_steady import channel_dirichlet, dfg_geometry
 from pdekit.problems.navier_stokes.equations import UNSTEADY_DERIVATIVES, navier_stokes_2d
 from pdekit.problems.references import GridReference, load_or_compute
 from pdekit.problems.references.projection import ProjectionSolver, stable_dt
@@ -137,6 +137,12 @@ class Cylinder(Problem):
 
     def residual(self, f):
         return navier_stokes_2d(f, self.nu, unsteady=True)
+
+    def exact_dirichlet(self) -> ExactDirichlet:
+        """The inflow, the walls and the cylinder satisfied exactly, at every time
+        (:func:`~pdekit.problems.navier_stokes.cylinder_steady.channel_dirichlet`); the outlet
+        and the rest state at t = 0 stay loss terms."""
+        return channel_dirichlet(inflow, U_MAX)
 
     # -- the MAC scene and the benchmark's quantities -----------------------------------------
     def mac_scene(self, cells: int, rng: np.random.Generator | None = None) -> mac.MacScene:

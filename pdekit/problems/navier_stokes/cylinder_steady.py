@@ -12,7 +12,7 @@ import torch
 from pdekit.errors import ParameterError
 from pdekit.geometries.mesh import MeshGeometry
 from pdekit.meshes import mesh_path
-from pdekit.problems.base import BC, Problem, Reference, _as_points, param
+from pdekit.problems.base import BC, ExactDirichlet, Problem, Reference, _as_points, param
 from pdekit.problems.navier_stokes.equations import STEADY_DERIVATIVES, navier_stokes_2d
 from pdekit.problems.references import fem_ns, load_or_compute
 from pdekit.problems.registry import register
@@ -20,6 +20,7 @@ from pdekit.problems.registry import register
 #: the channel, the cylinder and the fluid of the DFG benchmark (Schafer & Turek 1996)
 LENGTH, HEIGHT = 2.2, 0.41
 CENTRE, DIAMETER = (0.2, 0.2), 0.1
+RADIUS = DIAMETER / 2
 NU = 1e-3
 #: the tags of the shipped mesh the problem needs
 TAGS = ("inlet", "outlet", "walls", "cylinder")
@@ -69,6 +70,40 @@ def dfg_flow_solver(level: int, u_max: float, nu: float = NU) -> fem_ns.TaylorHo
         boundary_parts(),
         nu,
         {"inlet": inflow, "walls": zero, "cylinder": zero},
+    )
+
+
+def channel_dirichlet(inflow, scale: float) -> ExactDirichlet:
+    """Lift and distance of the DFG channel's Dirichlet conditions (u = (``inflow(y)``, 0) at
+    the inlet, u = 0 on the walls and the cylinder) for :class:`ExactDirichlet`, velocity
+    ``scale`` (the peak inflow):
+
+        c(x, y) = (r^2 - R^2) / (r^2 + R^2),   r = |(x, y) - centre|, R = D / 2
+        lift_u  = inflow(y) c(x, y) / c(0, y),  lift_v = 0
+        distance = scale (x / 2.2) (4 y (0.41 - y) / 0.41^2) c(x, y)
+
+    c vanishes on the cylinder, is close to (r - R) / R beside it and tends to 1 away from it;
+    ``inflow`` vanishes on the walls, so the lift meets every Dirichlet value; the distance
+    is the product of one factor per part (Lagaris et al. 1998), each scaled to at most 1.
+    The pressure is the network's. The forms take (x, y) and ignore a time column (t), so the
+    unsteady channel uses them too."""
+
+    def cylinder(x, y, *_):
+        r2 = (x - CENTRE[0]) ** 2 + (y - CENTRE[1]) ** 2
+        return (r2 - RADIUS**2) / (r2 + RADIUS**2)
+
+    def lift_u(x, y, *_):
+        return inflow(y) * cylinder(x, y) / cylinder(0.0 * x, y)
+
+    def lift_v(x, y, *_):
+        return 0.0 * x
+
+    def distance(x, y, *_):
+        return scale * (x / LENGTH) * (4.0 / HEIGHT**2) * (y * (HEIGHT - y)) * cylinder(x, y)
+
+    return ExactDirichlet(
+        tags=("inlet", "walls", "cylinder"),
+        forms={"u": (lift_u, distance), "v": (lift_v, distance)},
     )
 
 
@@ -161,6 +196,11 @@ class CylinderSteady(Problem):
 
     def residual(self, f):
         return navier_stokes_2d(f, NU, unsteady=False)
+
+    def exact_dirichlet(self) -> ExactDirichlet:
+        """The inflow, the walls and the cylinder satisfied exactly (the outlet stays a loss
+        term): :func:`channel_dirichlet` with this flow's inflow."""
+        return channel_dirichlet(self.inflow, 1.5 * self.u_mean)
 
     # -- the finite-element reference -----------------------------------------------------------
     def reference_settings(self, level: int = REFERENCE_LEVEL) -> dict:
