@@ -225,19 +225,19 @@ class Jet:
 
     def __add__(self, other: Jet | float) -> Jet:
         if not isinstance(other, Jet):
-            return self.add_constant(other)
+            return self.add_constant(_number(other))
         return self.like(self.data + other.data, _add(self.offset, other.offset))
 
     __radd__ = __add__
 
     def __sub__(self, other: Jet | float) -> Jet:
         if not isinstance(other, Jet):
-            return self.add_constant(-other)
+            return self.add_constant(-_number(other))
         neg = None if other.offset is None else -other.offset
         return self.like(self.data - other.data, _add(self.offset, neg))
 
     def __rsub__(self, other: float) -> Jet:
-        return (-self).add_constant(other)
+        return (-self).add_constant(_number(other))
 
     def __neg__(self) -> Jet:
         return self.like(-self.data, None if self.offset is None else -self.offset)
@@ -283,14 +283,14 @@ class Jet:
 
     def __truediv__(self, other: Jet | float) -> Jet:
         if not isinstance(other, Jet):
-            return self.affine(1.0 / other)
+            return self.affine(1.0 / _number(other))
         return self * other.reciprocal()
 
     def __rtruediv__(self, other: float) -> Jet:
-        return self.reciprocal().affine(other)
+        return self.reciprocal().affine(_number(other))
 
     def __rmul__(self, other: float) -> Jet:
-        return self.affine(other)
+        return self.affine(_number(other))
 
     def __pow__(self, exponent: int) -> Jet:
         """``x ** n`` for a whole n >= 1 (repeated products)."""
@@ -304,7 +304,7 @@ class Jet:
     def __mul__(self, other: Jet | float) -> Jet:
         """Elementwise product by the Leibniz rule (a number scales)."""
         if not isinstance(other, Jet):
-            return self.affine(other)
+            return self.affine(_number(other))
         va, ga, sa = self.parts()
         vb, gb, sb = other.parts()
         out = [(va * vb)[None], ga * vb + va * gb]
@@ -316,6 +316,16 @@ class Jet:
             cross = cross + (cross if symmetric else self._pair_products(gb, ga))
             out.append(sa * vb + va * sb + cross)
         return self.like(torch.cat(out))
+
+
+def _number(value) -> float:
+    """``value`` as a float, for arithmetic of a jet with a constant: only plain numbers (a
+    tensor would be taken as a constant and its own derivatives lost)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParameterError(
+            f"a jet combines with jets and plain numbers only; got {type(value).__name__}"
+        )
+    return float(value)
 
 
 def _products(

@@ -80,6 +80,23 @@ def test_the_forms_give_the_value_where_the_distance_vanishes():
     assert model(pts)[0, 2] == model.net(pts)[0, 2]
 
 
+def test_a_jet_takes_numbers_not_tensors():
+    """A tensor in a form would enter a jet as a constant, its derivatives lost: refused."""
+    from pdekit.core.taylor import Jet
+
+    jet = Jet.input(torch.rand(4, 2, dtype=torch.float64), (0, 1), ((0, 0),))
+    x = jet.select([0])
+    for bad in (lambda: x * torch.ones(4, 1), lambda: x + torch.ones(4, 1), lambda: x**0):
+        with pytest.raises(ParameterError):
+            bad()
+    # numbers on either side: the value, first and second derivatives of 2 / (1 + x) - 3 x
+    y = 2.0 / (1.0 + x) - 3 * x
+    v = jet.data[0, :, 0]
+    assert torch.allclose(y.parts()[0][:, 0], 2 / (1 + v) - 3 * v)
+    assert torch.allclose(y.parts()[1][0, :, 0], -2 / (1 + v) ** 2 - 3)
+    assert torch.allclose(y.parts()[2][0, :, 0], 4 / (1 + v) ** 3)
+
+
 def test_a_form_of_an_unknown_field_is_refused():
     forms = ExactDirichlet(tags=("left",), forms={"w": toy_forms().forms["u"]})
     with pytest.raises(UnknownNameError, match="Dirichlet forms 'w'; valid: p, u, v"):

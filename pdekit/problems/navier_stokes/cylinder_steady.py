@@ -76,7 +76,7 @@ def dfg_flow_solver(level: int, u_max: float, nu: float = NU) -> fem_ns.TaylorHo
 def channel_dirichlet(inflow, scale: float) -> ExactDirichlet:
     """Lift and distance of the DFG channel's Dirichlet conditions (u = (``inflow(y)``, 0) at
     the inlet, u = 0 on the walls and the cylinder) for :class:`ExactDirichlet`, velocity
-    ``scale`` (the peak inflow):
+    ``scale`` (the peak inflow)::
 
         c(x, y) = (r^2 - R^2) / (r^2 + R^2),   r = |(x, y) - centre|, R = D / 2
         lift_u  = inflow(y) c(x, y) / c(0, y),  lift_v = 0
