@@ -187,9 +187,19 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
 
-    def chosen(default: str) -> list[str]:
-        return [s for s in (args.solvers or default).split(",") if s]
+    def chosen(default: str, valid) -> list[str]:
+        names = [s for s in (args.solvers or default).split(",") if s]
+        unknown = [s for s in names if s not in valid]
+        if unknown:
+            p.error(f"--solvers {','.join(unknown)}: not valid here; valid: {', '.join(valid)}")
+        return names
 
+    rows_2d1 = chosen(",".join(SOLVER_ROWS), SOLVER_ROWS) if "dfg_2d1" in cases else []
+    solvers_2d2 = (
+        chosen("pinn,causal_pinn,deepxde", ("pinn", "causal_pinn", "deepxde"))
+        if "dfg_2d2_solvers" in cases
+        else []
+    )
     out_path = Path(args.out)
     result = {
         "device": _device(),
@@ -224,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         case.update({k: v for k, v in previous.items() if k in SOLVER_ROWS})
         result["cases"]["dfg_2d1"] = case
         save()
-        for row in chosen(",".join(SOLVER_ROWS)):
+        for row in rows_2d1:
             solver, config = SOLVER_ROWS[row]
             case[row] = solver_row(
                 "navier_stokes/cylinder_steady", solver, config, args.budget, args.seed
@@ -238,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         case = result["cases"].setdefault("dfg_2d2_solvers", {})
         case["t_end"], case["reference"] = args.pinn_t_end, "MAC projection (the problem's)"
         case["budget_s"] = args.budget
-        for solver in chosen("pinn,causal_pinn,deepxde"):
+        for solver in solvers_2d2:
             config = {"pinn": PINN_CYLINDER, "deepxde": DEEPXDE_CYLINDER}.get(solver, {})
             config = {**config, "sampling": {**config.get("sampling", {}), "n_initial": 512}}
             case[solver] = solver_row(

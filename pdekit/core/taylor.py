@@ -243,8 +243,11 @@ class Jet:
         return self.like(-self.data, None if self.offset is None else -self.offset)
 
     def add_constant(self, c) -> Jet:
-        """``x + c``: the value shifts, derivatives do not."""
-        return self.like(self.data, _add(self.offset, torch.as_tensor(c, dtype=self.data.dtype)))
+        """``x + c`` for a number ``c``: the value shifts, derivatives do not (the shift is kept
+        as a feature vector on the data's device, like a bias, so ``select`` and ``narrow``
+        take it along)."""
+        shift = torch.full((self.width,), float(c), dtype=self.data.dtype, device=self.data.device)
+        return self.like(self.data, _add(self.offset, shift))
 
     # -- nonlinear operations ----------------------------------------------------------------
     def _pair_products(self, g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

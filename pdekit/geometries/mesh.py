@@ -346,7 +346,8 @@ class MeshGeometry:
     ) -> np.ndarray:
         """``n`` points in the domain: a simplex of the cells picked with probability ∝ its
         volume (``density="uniform"``: uniform in the domain) or with equal probability
-        (``"mesh"``: as dense as the mesh, finer where it was refined), then uniform in it."""
+        (``"mesh"``: as dense as the mesh's simplices, finer where it was refined; a quad
+        counts as its two triangles, a hexahedron as its tetrahedra), then uniform in it."""
         _check_count(n)
         if density not in self.densities:
             raise UnknownNameError("interior point density", density, self.densities)

@@ -325,8 +325,9 @@ class ExactDirichletNetwork(nn.Module):
 
         f(x) = lift_f(x) + distance_f(x) N_f(x)
 
-    for every field ``f`` with a form in ``exact`` (a :class:`pdekit.problems.base.
-    ExactDirichlet`); the other outputs are ``N``'s unchanged. ``N`` is the wrapped network.
+    for every field ``f`` with a form in ``exact`` (a
+    :class:`~pdekit.problems.base.ExactDirichlet`); the other outputs are ``N``'s unchanged.
+    ``N`` is the wrapped network.
     The forms are written with arithmetic only, so the same functions give the values here and
     their derivatives in :meth:`forward_taylor` (Taylor mode through the products and
     quotients of the coordinates' jets).

@@ -90,8 +90,9 @@ class SamplingConfig:
     #: sobol, halton, lhs or uniform
     method: str = "sobol"
     #: density of the interior points on a mesh: "uniform" (by volume) or "mesh" (each simplex
-    #: of the mesh equally likely: as dense as the mesh, finer where it was refined; the mean
-    #: square residual is then weighted by the mesh's density). Ours, not a paper's
+    #: of the mesh's cells equally likely, a quad counting as two triangles: as dense as the
+    #: mesh, finer where it was refined; the mean square residual is then weighted by that
+    #: density). Initial and boundary points stay uniform. Ours, not a paper's
     density: str = "uniform"
     #: draw new points every this many steps (0: keep the first draw for the whole run, or,
     #: with adaptive sampling, until the next pool)
@@ -356,10 +357,11 @@ class PhysicsLoss:
             else None
         )
         #: the boundary conditions left to the loss: all of the problem's, less the Dirichlet
-        #: ones the network satisfies exactly (``exact``: its tags, for fields it has forms of)
-        self.bcs = [
-            bc
-            for bc in problem.boundary_conditions()
+        #: ones the network satisfies exactly (``exact``: its tags, for fields it has forms of);
+        #: ``bc_numbers`` their places in the problem's list, which name the loss terms
+        kept = [
+            (i, bc)
+            for i, bc in enumerate(problem.boundary_conditions())
             if exact is None
             or not (
                 bc.kind == "dirichlet"
@@ -367,6 +369,8 @@ class PhysicsLoss:
                 and all(k in exact.forms for k in bc.fields)
             )
         ]
+        self.bc_numbers = [i for i, _ in kept]
+        self.bcs = [bc for _, bc in kept]
         self.periodic_axes = (
             [i for i, p in enumerate(self.domain.periodic) if p] if periodic_by_loss else []
         )
@@ -475,7 +479,7 @@ class PhysicsLoss:
         (traction), n the outward normal."""
         out: dict[str, torch.Tensor] = {}
         coords = self.problem.coordinates
-        for i, (bc, (pts, normals)) in enumerate(zip(self.bcs, batch.boundary)):
+        for i, bc, (pts, normals) in zip(self.bc_numbers, self.bcs, batch.boundary):
             target = bc.value(pts)
             tag = bc.tag or "all"
             if bc.kind == "dirichlet":

@@ -76,7 +76,11 @@ def exact_forms(problem: Problem, wanted: bool) -> ExactDirichlet | None:
         return None
     exact = problem.exact_dirichlet()
     if exact is None:
-        offering = [n for n in problem_names() if get_class(n)().exact_dirichlet() is not None]
+        offering = [
+            n
+            for n in problem_names()
+            if get_class(n).exact_dirichlet is not Problem.exact_dirichlet  # overridden
+        ]
         raise ParameterError(
             f"exact_dirichlet=true: {problem.name} offers no exact form of its Dirichlet "
             f"conditions; problems that do: {offering}"

@@ -141,7 +141,10 @@ class Cylinder(Problem):
     def exact_dirichlet(self) -> ExactDirichlet:
         """The inflow, the walls and the cylinder satisfied exactly, at every time
         (:func:`~pdekit.problems.navier_stokes.cylinder_steady.channel_dirichlet`); the outlet
-        and the rest state at t = 0 stay loss terms."""
+        and the rest state at t = 0 stay loss terms. The flow starts impulsively (at rest, the
+        full inflow at the inlet), so at t = 0 the lift and the initial condition disagree
+        near the inlet: the network's output must cancel the lift there, growing like
+        1 / x toward the inlet; the initial term can only be met approximately."""
         return channel_dirichlet(inflow, U_MAX)
 
     # -- the MAC scene and the benchmark's quantities -----------------------------------------
