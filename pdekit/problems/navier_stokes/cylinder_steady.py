@@ -85,11 +85,13 @@ def channel_dirichlet(inflow, scale: float) -> ExactDirichlet:
     c vanishes on the cylinder, is close to (r - R) / R beside it and tends to 1 away from it;
     ``inflow`` vanishes on the walls, so the lift meets every Dirichlet value; the distance
     is the product of one factor per part (Lagaris et al. 1998), each scaled to at most 1.
-    The pressure is the network's. Weak spot, not yet measured otherwise: the product is small
-    near the cylinder (the inlet factor x / 2.2 is 0.09 there, c is small beside it), so the
-    network's output must be larger there than elsewhere; an inlet factor that levels off
-    (x / (x + a)) or Sukumar & Srivastava's R-function joins are the next forms to try. The
-    forms take (x, y) and ignore a time column (t), so the unsteady channel uses them too."""
+    The pressure is the network's. Weak spot: the product is small near the cylinder (the
+    inlet factor x / 2.2 is 0.09 there, c is small beside it), so the network's output must be
+    larger there than elsewhere. An inlet factor that levels off did better in one scratch run
+    (x / (x + 0.05); pinn, Adam alone, 600 s, 2 threads, seed 0: c_D 2.80 against 2.06, field
+    rel. L2 0.096 against 0.120); not adopted yet, since the benchmark's rows were measured with
+    these forms. The forms take (x, y) and ignore a time column (t), so the unsteady channel
+    uses them too."""
 
     def cylinder(x, y, *_):
         r2 = (x - CENTRE[0]) ** 2 + (y - CENTRE[1]) ** 2
