@@ -28,7 +28,7 @@ from pdekit.core.locate import SimplexLocator, interpolate_barycentric, row_keys
 from pdekit.errors import MeshError, ParameterError, UnknownNameError
 from pdekit.geometries import simplex
 from pdekit.geometries.mesh_read import convert, read_meshio
-from pdekit.geometries.sampling import unit_samples
+from pdekit.geometries.sampling import DENSITIES, unit_samples
 
 #: name of the tag holding the boundary facets that no tag in the file names
 UNTAGGED = "untagged"
@@ -339,7 +339,7 @@ class MeshGeometry:
         return self.locate(x) >= 0
 
     #: the interior point densities :meth:`sample_interior` offers
-    densities = ("uniform", "mesh")
+    densities = DENSITIES
 
     def sample_interior(
         self, n: int, rng=None, method: str = "sobol", density: str = "uniform"

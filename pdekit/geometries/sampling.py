@@ -14,6 +14,15 @@ from scipy.stats import qmc
 from pdekit.errors import UnknownNameError
 
 METHODS = ("sobol", "halton", "lhs", "uniform")
+#: densities of interior points: uniform in the domain, or as dense as a mesh's simplices
+#: (:meth:`~pdekit.geometries.mesh.MeshGeometry.sample_interior`)
+DENSITIES = ("uniform", "mesh")
+
+
+def density_options(density: str) -> dict:
+    """Keyword arguments of ``sample_interior`` for ``density``: none for ``"uniform"`` (what
+    every geometry does), else ``{"density": density}`` (for the geometries that offer it)."""
+    return {} if density == "uniform" else {"density": density}
 
 
 def unit_samples(n: int, dim: int, method: str = "sobol", rng=None) -> np.ndarray:

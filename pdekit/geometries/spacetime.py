@@ -6,7 +6,7 @@ import numpy as np
 
 from pdekit.errors import ParameterError
 from pdekit.geometries.base import Geometry
-from pdekit.geometries.sampling import unit_samples
+from pdekit.geometries.sampling import density_options, unit_samples
 
 #: shortest time interval, absolute and relative to ``|t|``: networks scale time by 1/(t1 - t0),
 #: so a time derivative grows as 1/(t1 - t0) and its square overflows float32 long before the
@@ -77,8 +77,7 @@ class SpaceTime:
         self, n: int, rng=None, method: str = "sobol", density: str = "uniform"
     ) -> np.ndarray:
         rng = np.random.default_rng(rng)
-        extra = {} if density == "uniform" else {"density": density}
-        xs = self.space.sample_interior(n, rng, method, **extra)
+        xs = self.space.sample_interior(n, rng, method, **density_options(density))
         # Space and time come from two separate draws. Two scrambled Sobol (or Halton)
         # sequences taken in the same order are strongly correlated: paired as drawn, the
         # points fall on a few lines of the (x, t) plane (in 1D, 229 of 256 cells of a 16 x 16

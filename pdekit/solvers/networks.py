@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pdekit.core.taylor import Jet, concat
+from pdekit.core.taylor import supports as taylor_supports
 from pdekit.errors import UnknownNameError
 
 ACTIVATIONS = {
@@ -341,12 +342,17 @@ class ExactDirichletNetwork(nn.Module):
         self.net = net
         self.exact = exact
         self.fields = tuple(fields)
-        self.taylor_supported = getattr(net, "taylor_supported", True) and callable(
-            getattr(net, "forward_taylor", None)
-        )
+        self.taylor_supported = taylor_supports(net)
 
     def _combine(self, coords, raw, column, join):
         out = []
+        values: dict = {}  # each form function evaluated once per call (fields share them)
+
+        def value(fn):
+            if fn not in values:
+                values[fn] = fn(*coords)
+            return values[fn]
+
         for j, name in enumerate(self.fields):
             n = column(raw, j)
             form = self.exact.forms.get(name)
@@ -354,7 +360,7 @@ class ExactDirichletNetwork(nn.Module):
                 out.append(n)
             else:
                 lift, distance = form
-                out.append(lift(*coords) + distance(*coords) * n)
+                out.append(value(lift) + value(distance) * n)
         return join(out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 from pdekit.core.fields import AutogradFields, Fields, parse_spec
 from pdekit.core.taylor import TaylorFields
 from pdekit.errors import ParameterError
-from pdekit.geometries.sampling import METHODS
+from pdekit.geometries.sampling import DENSITIES, METHODS, density_options
 from pdekit.geometries.spacetime import SpaceTime
 from pdekit.problems.base import ExactDirichlet, Problem
 from pdekit.solvers.config import check
@@ -29,8 +29,6 @@ ENGINES = ("auto", "taylor", "taylor_compiled", "autograd")
 
 #: adaptive interior sampling: "none" or "rad" (see :class:`AdaptiveSampling`)
 ADAPTIVE_METHODS = ("none", "rad")
-#: densities of interior points (:attr:`SamplingConfig.density`)
-DENSITIES = ("uniform", "mesh")
 
 
 @dataclass
@@ -349,7 +347,7 @@ class PhysicsLoss:
                 f"{problem.name}'s domain offers {list(offered)}"
             )
         #: ``sample_interior``'s keyword arguments for the density (none for uniform)
-        self.density = {} if sampling.density == "uniform" else {"density": sampling.density}
+        self.density = density_options(sampling.density)
         #: the adaptive pool (None unless ``sampling.adaptive`` is on)
         self.adaptive = (
             AdaptivePool(sampling.adaptive, sampling.method, self._t, self.density)
