@@ -51,8 +51,11 @@ def simulate_instance(fam: Family, problem: Problem, grid: Grid, times: np.ndarr
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, inputs: np.ndarray | torch.Tensor, batch: int = 16):
-    """The model's outputs for inputs ``(n, k, *space, fields)``, as float64 numpy, in batches."""
+    """The model's outputs for inputs ``(n, k, *space, fields)``, as float64 numpy, in batches
+    (by the model's ``answer`` where it has one: the same function evaluated for answering,
+    :meth:`~pdekit.solvers.fno.NeuralopFNO.answer`)."""
     param = next(model.parameters())
+    run = getattr(model, "answer", model)
     x = torch.as_tensor(np.asarray(inputs))
     was_training = model.training
     model.eval()
@@ -61,7 +64,7 @@ def predict(model: torch.nn.Module, inputs: np.ndarray | torch.Tensor, batch: in
         # inference_mode: a hard-constrained model's LM takes derivatives of its residual inside
         with torch.no_grad():
             outs = [
-                model(x[i : i + batch].to(param.device, param.dtype)).cpu().double().numpy()
+                run(x[i : i + batch].to(param.device, param.dtype)).cpu().double().numpy()
                 for i in range(0, len(x), batch)
             ]
     finally:

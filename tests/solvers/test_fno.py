@@ -337,3 +337,93 @@ def test_training_loss_is_chosen_by_config_and_rel_l2_is_the_relative_error():
     assert got == pytest.approx(want, rel=1e-13)
     with pytest.raises(ParameterError, match=r"FNOConfig.loss must be one of \['mse', 'rel_l2'\]"):
         FNOConfig(loss="l1")
+
+
+# -- answering: neuraloperator's FNO evaluated lean -------------------------------------------
+def _random_fno(dtype=torch.float32, **net):
+    from pdekit.solvers.fno import FNONetworkConfig, NeuralopFNO
+
+    torch.manual_seed(0)
+    model = NeuralopFNO(3, 5, 2, 2, FNONetworkConfig(**net)).eval()
+    cplx = torch.complex128 if dtype == torch.float64 else torch.complex64
+    model._apply(lambda t: t.to(cplx) if t.is_complex() else t.to(dtype))
+    with torch.no_grad():  # every weight and bias away from its initial value (zero biases)
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.float64, 1e-7)])
+@pytest.mark.parametrize("shape", [(1, 64, 64), (3, 32, 48), (2, 12, 12), (1, 16, 40)])
+def test_lean_answer_equals_neuraloperators_forward(dtype, tol, shape):
+    # 12 x 12 with 12 modes keeps the Nyquist column of the real FFT (weight 1 in the c2r sum).
+    # float64 agrees to float32 round-off only: neuraloperator's SpectralConv writes its modes
+    # into a complex64 buffer whatever the model's dtype (measured: 5e-9 here)
+    model = _random_fno(dtype, modes=12, width=8, layers=3)
+    x = torch.randn(shape[0], 3, *shape[1:], 2, dtype=dtype)
+    with torch.no_grad():
+        want, got = model(x), model.answer(x)
+    assert got.shape == want.shape
+    assert float((got - want).abs().max() / want.abs().max()) < tol
+
+
+@pytest.mark.parametrize("modes", [7, 5])
+def test_lean_answer_equals_forward_with_odd_mode_counts(modes):
+    # an odd count centres the kept x modes differently (k = -(m // 2) .. m - m // 2 - 1)
+    model = _random_fno(modes=modes, width=8, layers=2)
+    x = torch.randn(2, 3, 16, 20, 2)
+    with torch.no_grad():
+        want, got = model(x), model.answer(x)
+    assert float((got - want).abs().max() / want.abs().max()) < 2e-6
+
+
+def test_lean_answer_falls_back_where_it_does_not_apply(monkeypatch):
+    from pdekit.solvers.fno import lean_supported
+
+    model = _random_fno(modes=8, width=8, layers=2)
+    x = torch.randn(2, 3, 16, 16, 2)
+    assert lean_supported(model.net)
+    # with a gradient asked for, answer is forward itself (bit-identical, differentiable)
+    assert torch.equal(model.answer(x), model(x))
+    # a layout the lean evaluation does not cover (a norm inside the blocks): forward
+    model.net.fno_blocks.norm = torch.nn.ModuleList(
+        [torch.nn.GroupNorm(1, 8) for _ in range(2 * 2)]
+    )
+    assert not lean_supported(model.net)
+    with torch.no_grad():
+        assert torch.equal(model.answer(x), model(x))
+    # a batch of many members: lean too (the lean function is the one called), equal
+    import pdekit.solvers.fno as fno_module
+
+    calls = []
+    lean = fno_module.lean_fno_forward
+    monkeypatch.setattr(fno_module, "lean_fno_forward", lambda *a: calls.append(1) or lean(*a))
+    model = _random_fno(modes=8, width=8, layers=2)
+    xb = torch.randn(17, 3, 16, 16, 2)
+    with torch.no_grad():
+        want = model(xb)
+        assert (model.answer(xb) - want).abs().max() < 2e-6 * want.abs().max()
+    assert calls == [1]
+    monkeypatch.undo()
+    # grids the lean evaluation does not cover (odd, or fewer cells than modes): forward
+    for cells in ((15, 16), (16, 9), (6, 16), (16, 6)):
+        xs = torch.randn(1, 3, *cells, 2)
+        with torch.no_grad():
+            assert torch.equal(model.answer(xs), model(xs)), cells
+    # new weights (an optimiser step, load_state_dict) are seen; in-place edits through .data
+    # only after clear_answer_cache
+    from pdekit.solvers.fno import clear_answer_cache
+
+    with torch.no_grad():
+        model.answer(x)
+        state = {k: v + 0.1 for k, v in model.state_dict().items()}
+        model.load_state_dict(state)
+        assert (model.answer(x) - model(x)).abs().max() < 1e-5 * model(x).abs().max()
+        model.net.fno_blocks.convs[0].weight.tensor.data.mul_(3.0)
+        clear_answer_cache()
+        assert (model.answer(x) - model(x)).abs().max() < 1e-5 * model(x).abs().max()
+    # predict answers by answer, to float round-off of forward
+    model = _random_fno(modes=8, width=8, layers=2)
+    with torch.no_grad():
+        want = model(x).double().numpy()
+    assert np.abs(predict(model, x.numpy()) - want).max() < 1e-5 * np.abs(want).max()
