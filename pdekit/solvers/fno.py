@@ -191,23 +191,27 @@ class NeuralopFNO(nn.Module):
     def answer(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`forward`'s output for ``x`` when no gradient is asked for (answering, not
         training): evaluated by :func:`lean_fno_forward` where it covers the network
-        (:func:`lean_supported`: 2D, neuraloperator's defaults, every model this solver builds),
-        the grid (even cells, at least the kept modes per axis: the grids
-        :meth:`check_resolution` admits) and the device (the CPU), else by neuraloperator's
+        (:func:`lean_supported`: 2D, neuraloperator's defaults: the models this solver builds
+        for 2D families), the grid (even cells, at least the kept modes per axis: the grids
+        :meth:`check_resolution` admits), the dtype (float32 or float64 input, spectral weights
+        complex64 or complex128 to match) and the device (the CPU), else by neuraloperator's
         forward. The same function of the same weights: equal to :meth:`forward` to float32
         round-off (tested; in a float64 model too, where neuraloperator's SpectralConv rounds
         its modes to complex64 and the lean evaluation does not). Measured on the 2-core CPU
-        with the shipped Kolmogorov model (64^2, width 32, 12 modes; medians per trajectory):
-        4.9 against 11.3 ms for one trajectory, 4.7-5.6 against 8.6-11.0 ms in batches of 2 to
-        32, 9.6 against 14.3 ms in batches of 64; neuraloperator's forward spends the
-        difference on Python-level tensor bookkeeping, per-mode copies and im2col-based 1x1
-        convolutions. Not measured on CUDA, so not used there. Weights edited in place through
-        ``.data`` are not seen by its cache of the per-mode mixing blocks
-        (:func:`clear_answer_cache`)."""
+        with the shipped Kolmogorov model through :func:`predict`
+        (``benchmarks/results/operators_inference.json``, medians per trajectory): 5.7 against
+        12.1 ms for one trajectory, 4.7 against 6.4 ms in batches of 20. In a profile of the
+        forward at batch 1, oneDNN's 1x1 convolutions took a third of its time and it made
+        about 350 small tensor copies per call. Not measured on CUDA, so not used there.
+        Weights edited through ``.data`` (in place or assigned) are not seen by its cache of
+        the per-mode mixing blocks (:func:`clear_answer_cache`)."""
         if torch.is_grad_enabled() or x.device.type != "cpu" or not lean_supported(self.net):
             return self(x)
+        weight = self.net.fno_blocks.convs[0].weight.tensor
+        if _LEAN_DTYPES.get(x.dtype) != weight.dtype:
+            return self(x)  # half precision, or input and weights of different precisions
         cells = x.shape[2:-1]
-        mx, my = self.net.fno_blocks.convs[0].weight.tensor.shape[2:]
+        mx, my = weight.shape[2:]
         if len(cells) != 2 or any(n % 2 for n in cells) or cells[0] < mx or cells[1] // 2 + 1 < my:
             return self(x)  # neuraloperator's own treatment (or message) of such grids
         return self._evaluate(x, functools.partial(lean_fno_forward, self.net))
@@ -233,6 +237,10 @@ class NeuralopFNO(nn.Module):
 
 
 # -- neuraloperator's FNO, evaluated lean ---------------------------------------------------------
+#: the input dtypes the lean evaluation takes, with the spectral weights' dtype each needs
+_LEAN_DTYPES = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
 def lean_supported(net: nn.Module) -> bool:
     """Whether :func:`lean_fno_forward` covers ``net`` (a ``neuralop.models.FNO``): 2D, real
     data, no domain padding, normalisation, pre-activation, stabiliser or dropout, full

@@ -353,9 +353,20 @@ def _random_fno(dtype=torch.float32, **net):
     return model
 
 
+@pytest.fixture
+def lean_calls(monkeypatch):
+    """The calls of the lean evaluation (so a test knows the lean path ran, not the fallback)."""
+    import pdekit.solvers.fno as fno_module
+
+    calls = []
+    lean = fno_module.lean_fno_forward
+    monkeypatch.setattr(fno_module, "lean_fno_forward", lambda *a: calls.append(1) or lean(*a))
+    return calls
+
+
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.float64, 1e-7)])
 @pytest.mark.parametrize("shape", [(1, 64, 64), (3, 32, 48), (2, 12, 12), (1, 16, 40)])
-def test_lean_answer_equals_neuraloperators_forward(dtype, tol, shape):
+def test_lean_answer_equals_neuraloperators_forward(dtype, tol, shape, lean_calls):
     # 12 x 12 with 12 modes keeps the Nyquist column of the real FFT (weight 1 in the c2r sum).
     # float64 agrees to float32 round-off only: neuraloperator's SpectralConv writes its modes
     # into a complex64 buffer whatever the model's dtype (measured: 5e-9 here)
@@ -363,21 +374,23 @@ def test_lean_answer_equals_neuraloperators_forward(dtype, tol, shape):
     x = torch.randn(shape[0], 3, *shape[1:], 2, dtype=dtype)
     with torch.no_grad():
         want, got = model(x), model.answer(x)
+    assert lean_calls == [1]
     assert got.shape == want.shape
     assert float((got - want).abs().max() / want.abs().max()) < tol
 
 
 @pytest.mark.parametrize("modes", [7, 5])
-def test_lean_answer_equals_forward_with_odd_mode_counts(modes):
+def test_lean_answer_equals_forward_with_odd_mode_counts(modes, lean_calls):
     # an odd count centres the kept x modes differently (k = -(m // 2) .. m - m // 2 - 1)
     model = _random_fno(modes=modes, width=8, layers=2)
     x = torch.randn(2, 3, 16, 20, 2)
     with torch.no_grad():
         want, got = model(x), model.answer(x)
+    assert lean_calls == [1]
     assert float((got - want).abs().max() / want.abs().max()) < 2e-6
 
 
-def test_lean_answer_falls_back_where_it_does_not_apply(monkeypatch):
+def test_lean_answer_falls_back_where_it_does_not_apply(lean_calls):
     from pdekit.solvers.fno import lean_supported
 
     model = _random_fno(modes=8, width=8, layers=2)
@@ -392,19 +405,18 @@ def test_lean_answer_falls_back_where_it_does_not_apply(monkeypatch):
     assert not lean_supported(model.net)
     with torch.no_grad():
         assert torch.equal(model.answer(x), model(x))
-    # a batch of many members: lean too (the lean function is the one called), equal
-    import pdekit.solvers.fno as fno_module
-
-    calls = []
-    lean = fno_module.lean_fno_forward
-    monkeypatch.setattr(fno_module, "lean_fno_forward", lambda *a: calls.append(1) or lean(*a))
+    # a batch of many members: lean too, equal
     model = _random_fno(modes=8, width=8, layers=2)
     xb = torch.randn(17, 3, 16, 16, 2)
     with torch.no_grad():
         want = model(xb)
         assert (model.answer(xb) - want).abs().max() < 2e-6 * want.abs().max()
-    assert calls == [1]
-    monkeypatch.undo()
+    assert lean_calls == [1]
+    # input and weights of different precisions: forward, which refuses them (the lean products
+    # would compute in a precision nobody asked for)
+    with torch.no_grad(), pytest.raises(RuntimeError):
+        model.answer(xb[:2].double())
+    assert lean_calls == [1]
     # grids the lean evaluation does not cover (odd, or fewer cells than modes): forward
     for cells in ((15, 16), (16, 9), (6, 16), (16, 6)):
         xs = torch.randn(1, 3, *cells, 2)
