@@ -21,6 +21,9 @@ from pdekit.problems.registry import register
 LENGTH, HEIGHT = 2.2, 0.41
 CENTRE, DIAMETER = (0.2, 0.2), 0.1
 RADIUS = DIAMETER / 2
+#: the inlet factor of :func:`channel_dirichlet`'s distance, x / (x + INLET_LEVEL): half way up
+#: at x = INLET_LEVEL, 0.75-0.83 beside the cylinder
+INLET_LEVEL = 0.05
 NU = 1e-3
 #: the tags of the shipped mesh the problem needs
 TAGS = ("inlet", "outlet", "walls", "cylinder")
@@ -80,18 +83,17 @@ def channel_dirichlet(inflow, scale: float) -> ExactDirichlet:
 
         c(x, y) = (r^2 - R^2) / (r^2 + R^2),   r = |(x, y) - centre|, R = D / 2
         lift_u  = inflow(y) c(x, y) / c(0, y),  lift_v = 0
-        distance = scale (x / 2.2) (4 y (0.41 - y) / 0.41^2) c(x, y)
+        distance = scale (x / (x + a)) (4 y (0.41 - y) / 0.41^2) c(x, y),   a = 0.05
 
     c vanishes on the cylinder, is close to (r - R) / R beside it and tends to 1 away from it;
     ``inflow`` vanishes on the walls, so the lift meets every Dirichlet value; the distance
-    is the product of one factor per part (Lagaris et al. 1998), each scaled to at most 1.
-    The pressure is the network's. Weak spot: the product is small near the cylinder (the
-    inlet factor x / 2.2 is 0.09 there, c is small beside it), so the network's output must be
-    larger there than elsewhere. An inlet factor that levels off did better in one scratch run
-    (x / (x + 0.05); pinn, Adam alone, 600 s, 2 threads, seed 0: c_D 2.80 against 2.06, field
-    rel. L2 0.096 against 0.120); not adopted yet, since the benchmark's rows were measured with
-    these forms. The forms take (x, y) and ignore a time column (t), so the unsteady channel
-    uses them too."""
+    is the product of one factor per part (Lagaris et al. 1998), each at most 1. The pressure
+    is the network's. The inlet factor levels off (a = :data:`INLET_LEVEL`): the first form,
+    x / 2.2, was 0.07-0.11 beside the cylinder, where c is small too, so the network's output had
+    to be largest exactly where the flow is hardest (measured, pinn 600 s, 2 threads, seed 0,
+    Adam alone: c_D 2.06 with x / 2.2, 2.80 with x / (x + 0.05), field rel. L2 0.120 and 0.096;
+    with L-BFGS: docs/guide/training.md). The forms take (x, y) and ignore a time column (t),
+    so the unsteady channel uses them too."""
 
     def cylinder(x, y, *_):
         r2 = (x - CENTRE[0]) ** 2 + (y - CENTRE[1]) ** 2
@@ -104,7 +106,8 @@ def channel_dirichlet(inflow, scale: float) -> ExactDirichlet:
         return 0.0 * x
 
     def distance(x, y, *_):
-        return scale * (x / LENGTH) * (4.0 / HEIGHT**2) * (y * (HEIGHT - y)) * cylinder(x, y)
+        inlet = x / (x + INLET_LEVEL)
+        return scale * inlet * (4.0 / HEIGHT**2) * (y * (HEIGHT - y)) * cylinder(x, y)
 
     return ExactDirichlet(
         tags=("inlet", "walls", "cylinder"),
