@@ -229,3 +229,31 @@ def test_an_exact_pinn_trains_saves_and_loads(tmp_path, cylinder):
         np.testing.assert_array_equal(a[f], b[f])
     np.testing.assert_allclose(a["u"], cylinder.inflow(y), rtol=0, atol=1e-6)
     np.testing.assert_allclose(a["v"], 0.0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_short_pinn_run_moves_the_drag_and_dp_toward_the_reference():
+    """The issue's check on DFG 2D-1 (reference: the problem's Taylor-Hood flow, c_D 5.5795,
+    dp 0.11752): pinn with the channel's exact Dirichlet forms, 64 x 4, 3000 Adam steps and 300
+    L-BFGS iterations, against the same network after one Adam step (the lift plus the distance
+    times a freshly initialised network). About 70 s on 2 cores, hence slow. Measured for seeds
+    0, 1, 2 (session 37): c_D 0.70 -> 1.52, 1.11 -> 1.19, 1.04 -> 1.87; dp -0.006 -> 0.030,
+    0.003 -> 0.019, 0.004 -> 0.045. At the default suite's sizes (32 x 3, 512 points, 1000 +
+    100 steps) the drag moved away from the reference for two seeds of three, so this check
+    cannot be made faster."""
+
+    def quantities(steps: int, lbfgs: int) -> dict:
+        config = {
+            "network": {"width": 64, "depth": 4},
+            "sampling": {"n_interior": 2048, "n_boundary": 128},
+            "exact_dirichlet": True,
+            "train": {"steps": steps, "lbfgs_steps": lbfgs},
+        }
+        sol = pdekit.solve(
+            "navier_stokes/cylinder_steady", solver="pinn", config=config, seed=0, verbose=False
+        )
+        return sol.quantities()
+
+    before, after = quantities(1, 0), quantities(3000, 300)
+    for name in ("c_d", "dp"):
+        assert after[name]["rel_error"] < before[name]["rel_error"], (name, before, after)
