@@ -131,6 +131,12 @@ class DeepXDEConfig:
                 f"sampling.density = {self.sampling.density!r}: the deepxde baseline draws "
                 "its points uniformly; allowed: 'uniform' (pinn offers 'mesh')"
             )
+        if self.sampling.lbfgs_n_interior:
+            raise ParameterError(
+                f"sampling.lbfgs_n_interior = {self.sampling.lbfgs_n_interior!r}: DeepXDE's "
+                "L-BFGS trains on the points it drew for Adam; allowed: 0 (pinn and "
+                "lagrangian_pinn offer it)"
+            )
         if self.sampling.adaptive.enabled:
             raise ParameterError(
                 f"sampling.adaptive.method = {self.sampling.adaptive.method!r}: the deepxde "

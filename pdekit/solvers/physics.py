@@ -11,7 +11,7 @@ Pointwise terms are returned unreduced (one value per point), so a solver can we
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -97,9 +97,15 @@ class SamplingConfig:
     resample_every: int = 1
     #: residual-based adaptive sampling of the interior points (off by default)
     adaptive: AdaptiveSampling = field(default_factory=AdaptiveSampling)
+    #: interior points of the one batch full-batch L-BFGS trains on after Adam (with
+    #: ``train.lbfgs_steps`` > 0; 0: n_interior, as many as each Adam step). L-BFGS fits its
+    #: batch for the rest of the run, so a batch larger than Adam's keeps it from fitting the
+    #: residual at a few points only. Ours, not a paper's
+    lbfgs_n_interior: int = 0
 
     def __post_init__(self):
         check(self, "n_interior", self.n_interior, low=1, high=10**8, kind=int)
+        check(self, "lbfgs_n_interior", self.lbfgs_n_interior, low=0, high=10**8, kind=int)
         check(self, "n_boundary", self.n_boundary, low=0, high=10**8, kind=int)
         check(self, "n_initial", self.n_initial, low=0, high=10**8, kind=int)
         check(self, "method", self.method, choices=METHODS)
@@ -110,6 +116,12 @@ class SamplingConfig:
                 f"SamplingConfig.adaptive.pool must be in [{self.n_interior} (n_interior), "
                 f"{10**8}]: each step draws n_interior distinct points from the pool; "
                 f"got {self.adaptive.pool!r}"
+            )
+        if self.adaptive.enabled and self.adaptive.pool < self.lbfgs_n_interior:
+            raise ParameterError(
+                f"SamplingConfig.lbfgs_n_interior must be in [0, {self.adaptive.pool} "
+                f"(adaptive.pool)]: the L-BFGS batch is drawn from the adaptive pool; "
+                f"got {self.lbfgs_n_interior!r}"
             )
 
 
@@ -535,13 +547,27 @@ class AdaptiveSamplingTask:
         self.physics.refresh_pool(self.pointwise_error)
         return True
 
+    _lbfgs_batch = False  # whether the batch in use is L-BFGS's (sampling.lbfgs_n_interior)
+
+    def begin_lbfgs(self) -> None:
+        """The trainer's hook before full-batch L-BFGS draws its one batch: from here on
+        batches have ``sampling.lbfgs_n_interior`` interior points (when set)."""
+        n = self.physics.sampling.lbfgs_n_interior
+        if n and not self._lbfgs_batch:
+            self.physics.sampling = replace(self.physics.sampling, n_interior=n)
+            self.batch = None  # drawn anew at the new size, whatever resample_every says
+            self._lbfgs_batch = True
+
     def state_dict(self) -> dict:
         state = super().state_dict()
         if self.physics.adaptive is not None:
             state["adaptive"] = self.physics.adaptive.state_dict()
+        state["lbfgs_batch"] = self._lbfgs_batch
         return state
 
     def load_state_dict(self, state: dict) -> None:
         if self.physics.adaptive is not None:  # before the batch in use is re-drawn from it
             self.physics.adaptive.load_state_dict(state.get("adaptive", {}))
+        if state.get("lbfgs_batch"):  # the batch in use was L-BFGS's: re-drawn at its size
+            self.begin_lbfgs()
         super().load_state_dict(state)

@@ -245,7 +245,9 @@ class TrainingTask(Protocol):
     then not wrapped and the Trainer averages the gradients over the processes after every
     backward pass (:meth:`~pdekit.solvers.distributed.Distributed.average_gradients`).
     ``after_step`` receives the loss terms averaged over all processes, so decisions taken
-    from them agree on every rank.
+    from them agree on every rank. A task may define ``begin_lbfgs()``: called once before
+    full-batch L-BFGS draws its one batch (the PINN tasks draw it at
+    ``sampling.lbfgs_n_interior`` points).
     """
 
     model: torch.nn.Module
@@ -829,6 +831,9 @@ class Trainer:
 
     def _lbfgs_step(self):
         if self.lbfgs is None:
+            begin = getattr(self.task, "begin_lbfgs", None)
+            if begin is not None:  # a task may draw L-BFGS's batch differently (its size)
+                begin()
             self.task.next_batch(self.step)  # one batch, then full-batch L-BFGS on it
             self._make_lbfgs()
         last: dict = {}
