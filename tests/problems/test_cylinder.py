@@ -280,3 +280,42 @@ def test_pointwise_solvers_run_in_time_on_the_mesh(solver):
     assert sol.step == 5
     errors = sol.errors()
     assert np.isfinite(errors["rel_l2"])
+
+
+def test_fe_reference_forces_are_cached_and_validated(tmp_path, monkeypatch):
+    """The finite-element run of test case 2D-2 (three BDF2 steps here): computed once, then
+    read back from the checksummed cache without stepping again; the force series is the
+    stepper's, in coefficients; bad settings refused by name."""
+    from pdekit.problems.navier_stokes.cylinder_steady import dfg_flow_solver
+    from pdekit.problems.references import fem_ns
+
+    monkeypatch.setenv("PDEKIT_CACHE_DIR", str(tmp_path))
+    problem = cylinder.Cylinder()
+    first = problem.fe_reference_forces(dt=0.01, t_end=0.03, level=0)
+    np.testing.assert_allclose(first["t"], [0.01, 0.02, 0.03])
+    assert first["unknowns"] > 10_000 and first["seconds"] > 0
+    assert math.isnan(first["strouhal"])  # no shedding in three steps
+    assert len(list(tmp_path.glob("navier_stokes__cylinder-*.h5"))) == 1
+    # c = 2 F / (U^2 D) = 20 F (U = 1, D = 0.1) of the stepper's force on the cylinder
+    direct = dfg_flow_solver(0, 1.5, 1e-3).run_unsteady(0.01, 0.03, "cylinder")
+    np.testing.assert_allclose(first["c_d"], 20 * direct["f_x"], rtol=1e-12)
+    np.testing.assert_allclose(first["c_l"], 20 * direct["f_y"], rtol=1e-12, atol=1e-14)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("stepped again instead of reading the cache")
+
+    monkeypatch.setattr(fem_ns.TaylorHood, "run_unsteady", forbidden)
+    again = problem.fe_reference_forces(dt=0.01, t_end=0.03, level=0)
+    for key in ("t", "c_d", "c_l"):
+        np.testing.assert_array_equal(again[key], first[key])
+    assert again["seconds"] == first["seconds"]
+    for kwargs, name in (
+        ({"dt": 0.0}, "dt"),
+        ({"dt": 0.1}, "dt"),
+        ({"t_end": -1.0}, "t_end"),
+        ({"t_end": "1"}, "t_end"),
+        ({"level": 4}, "level"),
+        ({"level": 1.0}, "level"),
+    ):
+        with pytest.raises(ParameterError, match=f"^{name} must"):
+            problem.fe_reference_forces(**kwargs)

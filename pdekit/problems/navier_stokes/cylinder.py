@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,12 @@ from pdekit.problems.mac_forces import (
     strouhal,
     upward_crossings,
 )
-from pdekit.problems.navier_stokes.cylinder_steady import channel_dirichlet, dfg_geometry
+from pdekit.problems.navier_stokes.cylinder_steady import (
+    channel_dirichlet,
+    dfg_flow_solver,
+    dfg_geometry,
+    mesh_settings,
+)
 from pdekit.problems.navier_stokes.equations import UNSTEADY_DERIVATIVES, navier_stokes_2d
 from pdekit.problems.references import GridReference, load_or_compute
 from pdekit.problems.references.projection import ProjectionSolver, stable_dt
@@ -40,6 +46,9 @@ TRAINING_INFLOW_RANGE = (0.5, 1.5)
 _CLEARANCE = 0.05
 #: periods of the shedding over which :meth:`Cylinder.trajectory_quantities` takes maxima and St
 PERIODS = 5
+#: the finite-element run of :meth:`Cylinder.fe_reference_forces`: time step, final time (the
+#: maxima and St are taken over the last PERIODS periods of the second half, t >= 8)
+FE_DT, FE_T_END = 0.005, 16.0
 
 
 def inflow(y, scale: float = 1.0):
@@ -236,6 +245,69 @@ class Cylinder(Problem):
         out.update(periodic_summary(t, out["c_d"], out["c_l"]))
         out["c_d_staircase"], out["c_l_staircase"] = arrays["c_d_stair"], arrays["c_l_stair"]
         return out
+
+    # -- the finite-element reference of the forces (test case 2D-2 as published) -----------
+    def fe_reference_settings(self, dt: float = FE_DT, t_end: float = FE_T_END, level: int = 0):
+        """The finite-element run (part of its cache key): Taylor-Hood P2/P1, BDF2, on the
+        shipped mesh refined ``level`` times; ``dt`` in (0, 0.05], ``t_end`` in (0, 100],
+        ``level`` 0-3, each refused by name outside."""
+        for name, value, low, high in (("dt", dt, 0.0, 0.05), ("t_end", t_end, 0.0, 100.0)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ParameterError(f"{name} must be a number in ({low}, {high}]; got {value!r}")
+            if not low < value <= high:
+                raise ParameterError(f"{name} must be in ({low}, {high}]; got {value!r}")
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
+            raise ParameterError(f"level must be an integer in [0, 3]; got {level!r}")
+        return {
+            "solver": "taylor_hood_p2p1_bdf2",
+            "version": 1,
+            **mesh_settings(level),
+            "dt": float(dt),
+            "t_end": float(t_end),
+        }
+
+    def fe_reference_forces(
+        self, dt: float = FE_DT, t_end: float = FE_T_END, level: int = 0
+    ) -> dict:
+        """Drag and lift of the published test case 2D-2 by our finite-element solver: the
+        flow time-stepped from rest (impulsive start) to ``t_end`` by
+        :meth:`~pdekit.problems.references.fem_ns.TaylorHood.run_unsteady` (BDF2, step
+        ``dt``) on the shipped mesh refined ``level`` times, with the benchmark's do-nothing
+        outlet (not the zero-gradient outlet of this problem's boundary conditions and its MAC
+        reference), nu of this problem's ``re``. Cached as checksummed HDF5 like the other
+        computed references (:func:`~pdekit.problems.references.load_or_compute`: the force at
+        every step, the unknowns and the seconds the computation took); about 12-25 minutes on
+        2 CPU cores at the defaults, a few milliseconds from the cache.
+
+        Returns ``{"t", "c_d", "c_l"}`` (every step, c = 2 F / (U^2 D)), :func:`periodic_summary`
+        of them (``"c_d_max"``, ``"c_l_max"``, ``"strouhal"``), and ``"unknowns"``,
+        ``"seconds"``, ``"dt"``, ``"t_end"``, ``"level"``."""
+        settings = self.fe_reference_settings(dt, t_end, level)
+
+        def compute() -> dict[str, np.ndarray]:
+            solver = dfg_flow_solver(level, U_MAX, self.nu)
+            t0 = time.perf_counter()
+            out = solver.run_unsteady(dt, t_end, "cylinder")
+            return {
+                **out,
+                "unknowns": np.int64(solver.nu_dofs + solver.np_dofs),
+                "seconds": np.float64(time.perf_counter() - t0),
+            }
+
+        arrays = load_or_compute(self.name, {"re": float(self.re)}, settings, compute)
+        t = np.asarray(arrays["t"], dtype=np.float64)
+        c_d, c_l = force_coefficients(arrays["f_x"], arrays["f_y"], U_MEAN, DIAMETER)
+        return {
+            "t": t,
+            "c_d": c_d,
+            "c_l": c_l,
+            **periodic_summary(t, c_d, c_l),
+            "unknowns": int(arrays["unknowns"]),
+            "seconds": float(arrays["seconds"]),
+            "dt": float(dt),
+            "t_end": float(t_end),
+            "level": int(level),
+        }
 
 
 def periodic_summary(times, c_d, c_l, periods: int = PERIODS) -> dict:

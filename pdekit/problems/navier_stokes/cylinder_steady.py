@@ -50,6 +50,12 @@ def _mesh_digest() -> str:
     return hashlib.sha256(mesh_path(MESH).read_bytes()).hexdigest()[:16]
 
 
+def mesh_settings(level: int) -> dict:
+    """The mesh of a Taylor-Hood run (part of its cache key): the shipped mesh, its digest,
+    ``level`` refinements, the cylinder curved (:func:`dfg_flow_solver`)."""
+    return {"mesh": MESH, "mesh_sha256": _mesh_digest(), "refinements": int(level), "curved": True}
+
+
 def dfg_flow_solver(level: int, u_max: float, nu: float = NU) -> fem_ns.TaylorHood:
     """A Taylor-Hood solver on the shipped DFG mesh refined ``level`` times, the cylinder
     curved (isoparametric): parabolic inflow of peak ``u_max`` at ``inlet``, no slip on
@@ -215,10 +221,7 @@ class CylinderSteady(Problem):
         return {
             "solver": "taylor_hood_p2p1_newton",
             "version": 1,
-            "mesh": MESH,
-            "mesh_sha256": _mesh_digest(),
-            "refinements": int(level),
-            "curved": True,
+            **mesh_settings(level),
         }
 
     def flow_solver(self, level: int = REFERENCE_LEVEL) -> fem_ns.TaylorHood:
