@@ -148,6 +148,7 @@ def dfg_2d2(dt: float, t_end: float, level: int) -> dict:
         "level": level,
         "unknowns": summary["unknowns"],
         "seconds": summary["seconds"],
+        # read from the cache when the call took far less than the stored computation
         "from_cache": bool(call < 0.5 * summary["seconds"]),
         "published": {
             "cd_max": PUBLISHED_2D2["c_d_max"],

@@ -247,7 +247,9 @@ class Cylinder(Problem):
         return out
 
     # -- the finite-element reference of the forces (test case 2D-2 as published) -----------
-    def fe_reference_settings(self, dt: float = FE_DT, t_end: float = FE_T_END, level: int = 0):
+    def fe_reference_settings(
+        self, dt: float = FE_DT, t_end: float = FE_T_END, level: int = 0
+    ) -> dict:
         """The finite-element run (part of its cache key): Taylor-Hood P2/P1, BDF2, on the
         shipped mesh refined ``level`` times; ``dt`` in (0, 0.05], ``t_end`` in (0, 100],
         ``level`` 0-3, each refused by name outside."""

@@ -295,11 +295,13 @@ class TaylorHood:
 
         The start is first projected (``project``): replaced by the discretely
         divergence-free velocity with the Dirichlet data nearest to it in L2, the state of
-        the semi-discrete flow at t = 0+ (an impulsive start is not divergence-free next to
-        the boundary; unprojected, it enters the second step's history and extrapolated
-        convecting velocity as an O(1) error and the run is first order in ``dt``:
-        measured on a cavity at nu = 0.01, ratios 1.9 per halving of ``dt`` against 4.0
-        projected). A start that is divergence-free already is left as it is.
+        the semi-discrete flow at t = 0+. An impulsive start is not divergence-free next to
+        the boundary; unprojected, its non-solenoidal part in the second step's history is
+        taken up by the pressure, but the extrapolated convecting velocity 2 u^1 - u^0 of that
+        step carries it as an O(1) error, and the run is first order in ``dt`` (measured on a
+        cavity at nu = 0.01: ratios 2.3 and 1.9 per halving of ``dt``, 4.18 and 4.08
+        projected; ``tests/problems/test_cylinder_steady.py``). A start that is
+        divergence-free already is left as it is.
 
         The number of steps is ``t_end / dt`` rounded to the nearest integer (the last time is
         that many steps of ``dt``). Returns ``{"t", "f_x", "f_y"}``: the force on ``part`` at
