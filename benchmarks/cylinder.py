@@ -58,7 +58,7 @@ PINN_CYLINDER = {
 #: its boundary points all go to the outlet's traction condition, as many as the plain pinn
 #: spends there, a quarter of its 512), Adam then L-BFGS for the last LBFGS_SHARE of the
 #: budget on one batch of LBFGS_POINTS interior points (measured: docs/guide/training.md)
-LBFGS_SHARE = 0.5
+LBFGS_SHARE = 0.85
 LBFGS_POINTS = 8192
 PINN_EXACT_CYLINDER = {
     "network": {"width": 64, "depth": 4},
