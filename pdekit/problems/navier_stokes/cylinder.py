@@ -278,8 +278,9 @@ class Cylinder(Problem):
         outlet (not the zero-gradient outlet of this problem's boundary conditions and its MAC
         reference), nu of this problem's ``re``. Cached as checksummed HDF5 like the other
         computed references (:func:`~pdekit.problems.references.load_or_compute`: the force at
-        every step, the unknowns and the seconds the computation took); about 12-25 minutes on
-        2 CPU cores at the defaults, a few milliseconds from the cache.
+        every step, the unknowns and the seconds the computation took); at the defaults 690 s
+        on 2 CPU cores with nothing else running (24 minutes beside two other jobs), 3-4 ms
+        from the cache (measured).
 
         Returns ``{"t", "c_d", "c_l"}`` (every step, c = 2 F / (U^2 D)), :func:`periodic_summary`
         of them (``"c_d_max"``, ``"c_l_max"``, ``"strouhal"``), and ``"unknowns"``,
